@@ -1,0 +1,1 @@
+"""pytest plugin: options, fixtures and hooks (filled in by the walking-skeleton work)."""
