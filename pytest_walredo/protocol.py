@@ -26,7 +26,7 @@ import enum
 import struct
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar, Union
+from typing import ClassVar, TypeAlias
 
 from .lsn import MAX_LSN, format_lsn
 
@@ -192,7 +192,7 @@ class Ping:
         return "H Ping"
 
 
-Message = Union[BeginRedoForBlock, PushPage, ApplyRecord, GetPage, Ping]
+Message: TypeAlias = BeginRedoForBlock | PushPage | ApplyRecord | GetPage | Ping
 ANSWERED = (GetPage, Ping)
 """Message types the process answers with one page each."""
 
@@ -404,7 +404,7 @@ class RedoRequest:
         BufferTag(self.rel, self.blknum)  # validates blknum
         if self.base_image is not None and len(self.base_image) != BLCKSZ:
             raise ValueError(f"base image is {len(self.base_image)} bytes, expected {BLCKSZ}")
-        object.__setattr__(self, "records", tuple((int(l), bytes(r)) for l, r in self.records))
+        object.__setattr__(self, "records", tuple((int(lsn), bytes(r)) for lsn, r in self.records))
         for lsn, _ in self.records:
             if not 0 <= lsn <= MAX_LSN:
                 raise ValueError(f"record LSN {lsn} does not fit in a u64")
