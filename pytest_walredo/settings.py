@@ -1,0 +1,160 @@
+"""Plugin settings: every option has a command-line flag, an environment variable and an ini key.
+
+Precedence, highest first: command line, environment, ini file, built-in default. A bad value is
+reported as one sentence naming where it came from (flag, variable or ini key) and the value.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .pg.version import DEFAULT_VERSION, SUPPORTED_VERSIONS, Flavour
+
+__all__ = ["OPTIONS", "Option", "SettingError", "WalredoSettings", "resolve_settings"]
+
+
+class SettingError(ValueError):
+    """A setting has a value we cannot use; the message names its source."""
+
+
+def _version(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"is not a PostgreSQL major version (one of {SUPPORTED_VERSIONS})") from None
+    if value not in SUPPORTED_VERSIONS:
+        raise ValueError(f"is not a supported PostgreSQL major version (one of {SUPPORTED_VERSIONS})")
+    return value
+
+
+def _flavour(text: str) -> Flavour:
+    try:
+        return Flavour(text.strip().lower())
+    except ValueError:
+        raise ValueError("is not a WAL flavour (neon or vanilla)") from None
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError("is not a number of seconds") from None
+    if not value > 0:
+        raise ValueError("must be a positive number of seconds")
+    return value
+
+
+def _path(text: str) -> Path:
+    if not text.strip():
+        raise ValueError("is empty")
+    return Path(text).expanduser()
+
+
+def _bool(text: str) -> bool:
+    low = text.strip().lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("is not a boolean (true/false)")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: ``--flag``, ``$ENV`` and ini ``key`` (the dest name)."""
+
+    key: str
+    flag: str
+    env: str
+    help: str
+    parse: Callable[[str], Any]
+    default: Any = None
+    metavar: str | None = None
+    is_flag: bool = False
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("walredo_bin", "--walredo-bin", "WALREDO_BIN",
+           "walredo binary to test (postgres built with Neon's walredo); "
+           "default: the embedded reference walredo", _path, None, "PATH"),
+    Option("walredo_lib_dir", "--walredo-lib-dir", "WALREDO_LIB_DIR",
+           "LD_LIBRARY_PATH for the walredo process; default: <bin dir>/../lib", _path, None, "DIR"),
+    Option("walredo_pg_version", "--walredo-pg-version", "WALREDO_PG_VERSION",
+           "PostgreSQL major version of the WAL to generate (14-17)", _version, DEFAULT_VERSION, "N"),
+    Option("walredo_flavour", "--walredo-flavour", "WALREDO_FLAVOUR",
+           "WAL flavour: neon (Neon's heap record format) or vanilla", _flavour, Flavour.NEON,
+           "{neon,vanilla}"),
+    Option("walredo_timeout", "--walredo-timeout", "WALREDO_TIMEOUT",
+           "seconds a single walredo request may take before the process is killed", _seconds,
+           10.0, "SECONDS"),
+    Option("walredo_dump_dir", "--walredo-dump-dir", "WALREDO_DUMP_DIR",
+           "where failing inputs are saved as .walredo files; default: <basetemp>/walredo-dumps",
+           _path, None, "DIR"),
+    Option("walredo_hypothesis_profile", "--walredo-hypothesis-profile", "WALREDO_HYPOTHESIS_PROFILE",
+           "Hypothesis profile for walredo properties: dev, ci or thorough; default: ci when "
+           "$CI is set, else dev", str, None, "NAME"),
+    Option("walredo_require_seccomp", "--walredo-require-seccomp", "WALREDO_REQUIRE_SECCOMP",
+           "fail (instead of skip) the seccomp check when the binary runs without seccomp",
+           _bool, False, None, True),
+)
+
+
+@dataclass(frozen=True)
+class WalredoSettings:
+    """The resolved plugin settings."""
+
+    bin: Path | None
+    lib_dir: Path | None
+    pg_version: int
+    flavour: Flavour
+    timeout: float
+    dump_dir: Path | None
+    hypothesis_profile: str | None
+    require_seccomp: bool
+
+
+def resolve_settings(
+    cli: Callable[[str], Any],
+    ini: Callable[[str], Any],
+    environ: dict[str, str] | None = None,
+) -> WalredoSettings:
+    """Resolve every option from ``cli(key)``, the environment and ``ini(key)``.
+
+    ``cli`` and ``ini`` return ``None`` (or an empty string for ini) when the setting is absent.
+    """
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for opt in OPTIONS:
+        raw: Any = cli(opt.key)
+        source = f"{opt.flag}"
+        if raw is None or (raw is False and opt.is_flag):
+            raw = env.get(opt.env) or None
+            source = f"${opt.env}"
+        if raw is None:
+            ini_value = ini(opt.key)
+            raw = ini_value if ini_value not in (None, "", []) else None
+            source = f"ini option {opt.key}"
+        if raw is None:
+            values[opt.key] = opt.default
+            continue
+        if isinstance(raw, bool):
+            values[opt.key] = raw
+            continue
+        try:
+            values[opt.key] = opt.parse(str(raw))
+        except ValueError as exc:
+            raise SettingError(f"{source} value {str(raw)!r} {exc}") from None
+    return WalredoSettings(
+        bin=values["walredo_bin"],
+        lib_dir=values["walredo_lib_dir"],
+        pg_version=values["walredo_pg_version"],
+        flavour=values["walredo_flavour"],
+        timeout=values["walredo_timeout"],
+        dump_dir=values["walredo_dump_dir"],
+        hypothesis_profile=values["walredo_hypothesis_profile"],
+        require_seccomp=values["walredo_require_seccomp"],
+    )

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs everything pytest-walredo's tests need on a fresh Debian machine, idempotently:
+# system packages (PostgreSQL 15 for pg_waldump/initdb, a C compiler for the benchmark stub) and
+# the package itself with its test extras. Safe to run again: it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
+
+apt_missing=()
+[ -x /usr/lib/postgresql/15/bin/pg_waldump ] || apt_missing+=(postgresql-15)
+command -v cc >/dev/null 2>&1 || apt_missing+=(gcc libc6-dev)
+if [ ${#apt_missing[@]} -gt 0 ]; then
+  if command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing ${apt_missing[*]} with apt-get"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${apt_missing[@]}"
+  else
+    echo "setup: cannot install ${apt_missing[*]}: no apt-get; tests that need them will skip" >&2
+  fi
+fi
+
+python3 -m pip install --quiet --disable-pip-version-check -e '.[dev]'
