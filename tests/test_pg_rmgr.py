@@ -1,0 +1,372 @@
+"""Typed rmgr records: round trips for every kind, version and flavour; descriptions; errors.
+
+The private generators here (``_record_case``) are also used by ``test_pg_waldump.py``.
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pytest_walredo.pg.rmgr import (
+    BtreeInsert,
+    BtreeMetadata,
+    BtreeNewroot,
+    FreezePlan,
+    FreezeTuple,
+    Heap2FreezePage,
+    Heap2MultiInsert,
+    Heap2Prune,
+    Heap2PruneFreeze,
+    Heap2Vacuum,
+    Heap2Visible,
+    HeapConfirm,
+    HeapDelete,
+    HeapInplace,
+    HeapInsert,
+    HeapLock,
+    HeapUpdate,
+    MultiInsertTuple,
+    RmgrDecodeError,
+    RmgrRecord,
+    UnsupportedRecord,
+    XlogFpi,
+    XlTuple,
+    build,
+    describe_record,
+    parse,
+)
+from pytest_walredo.pg.version import SUPPORTED_VERSIONS, Flavour
+from pytest_walredo.pg.xlogrecord import (
+    BLCKSZ,
+    BlockRef,
+    ImageRef,
+    decode_record,
+    make_block,
+    make_record,
+)
+from pytest_walredo.protocol import RedoRequest
+
+# --------------------------------------------------------------------------------------------
+# Private generators
+# --------------------------------------------------------------------------------------------
+
+_RELS = [(1663, 5, 16384), (1663, 5, 16385), (1664, 0, 1262), (1663, 13010, 1259)]
+_u32 = st.integers(0, 2**32 - 1)
+_u16 = st.integers(0, 2**16 - 1)
+_off = st.integers(1, 400)
+_small_bytes = st.binary(max_size=40)
+
+
+@st.composite
+def _page(draw: st.DrawFn) -> bytes:
+    """A page with a plausible pd_lower/pd_upper and zeros between them."""
+    lower = draw(st.integers(24, BLCKSZ))
+    upper = draw(st.integers(lower, BLCKSZ))
+    seed = draw(st.integers(0, 2**32))
+    kind = draw(st.sampled_from(["random", "repeat", "sparse"]))
+    rng = random.Random(seed)
+    if kind == "random":
+        body = bytearray(rng.randbytes(BLCKSZ))
+    elif kind == "repeat":
+        unit = rng.randbytes(rng.randint(1, 40))
+        body = bytearray((unit * (BLCKSZ // len(unit) + 1))[:BLCKSZ])
+    else:
+        body = bytearray(BLCKSZ)
+        for _ in range(rng.randint(0, 50)):
+            body[rng.randrange(BLCKSZ)] = rng.randrange(256)
+    struct.pack_into("<HH", body, 12, lower, upper)
+    body[lower:upper] = bytes(upper - lower)
+    return bytes(body)
+
+
+def _image(pg_version: int) -> st.SearchStrategy[ImageRef]:
+    methods = ["none", "pglz"] + (["lz4", "zstd"] if pg_version >= 15 else [])
+    return st.builds(
+        lambda page, apply, method, hole: ImageRef.from_page(
+            page, pg_version, apply=apply, compression=method, hole=hole
+        ),
+        _page(),
+        st.booleans(),
+        st.sampled_from(methods),
+        st.booleans(),
+    )
+
+
+@st.composite
+def _block(
+    draw: st.DrawFn, block_id: int, pg_version: int, *, forknum: int | None = 0, image: bool | None = None,
+    will_init: bool = False,
+) -> BlockRef:
+    want_image = draw(st.booleans()) if image is None else image
+    return make_block(
+        block_id,
+        draw(st.sampled_from(_RELS)),
+        draw(st.integers(0, 2**32 - 2)),
+        forknum=draw(st.integers(0, 3)) if forknum is None else forknum,
+        image=draw(_image(pg_version)) if want_image else None,
+        will_init=will_init,
+    )
+
+
+def _cid(pg_version: int, flavour: Flavour) -> st.SearchStrategy[int | None]:
+    """A record-level t_cid that fits the flavour (None = vanilla layout)."""
+    if flavour is Flavour.VANILLA:
+        return st.none()
+    if pg_version <= 15:
+        return _u32
+    return st.none() | _u32
+
+
+def _tuple(cid: int | None) -> st.SearchStrategy[XlTuple]:
+    return st.builds(XlTuple, _u16, _u16, st.integers(0, 255), _small_bytes, st.just(cid))
+
+
+@st.composite
+def _record_case(draw: st.DrawFn, pg_version: int, flavour: Flavour) -> tuple[RmgrRecord, list[BlockRef]]:
+    """One typed record of any kind that exists in (pg_version, flavour) plus its blocks."""
+    v = pg_version
+    kinds = ["fpi", "insert", "delete", "update", "lock", "inplace", "confirm", "multi", "visible",
+             "btree_insert", "newroot"]
+    kinds += ["prune", "vacuum", "freeze"] if v <= 16 else ["prune17"]
+    kind = draw(st.sampled_from(kinds))
+    if kind == "fpi":
+        n = draw(st.integers(1, 3))
+        ids = sorted(draw(st.sets(st.integers(0, 32), min_size=n, max_size=n)))
+        return XlogFpi(draw(st.booleans())), [draw(_block(i, v, forknum=None, image=True)) for i in ids]
+    if kind == "insert":
+        cid = draw(_cid(v, flavour))
+        init = draw(st.booleans())
+        tup = draw(st.none() | _tuple(cid))
+        body: RmgrRecord = HeapInsert(
+            draw(_off), draw(st.integers(0, 0x3F)), tup, init, cid if tup is not None or cid is None else 0
+        )
+        return body, [draw(_block(0, v, will_init=init))]
+    if kind == "delete":
+        cid = draw(_cid(v, flavour))
+        flags = draw(st.integers(0, 0x1F))
+        old = draw(_tuple(cid)) if flags & 0x06 else None
+        body = HeapDelete(draw(_u32), draw(_off), draw(st.integers(0, 0x1F)), flags, cid, old)
+        return body, [draw(_block(0, v))]
+    if kind == "update":
+        cid = draw(_cid(v, flavour))
+        flags = draw(st.integers(0, 0x7F))
+        new = draw(st.none() | _tuple(cid))
+        init = draw(st.booleans())
+        body = HeapUpdate(
+            draw(_u32), draw(_off), draw(_u32), draw(_off), draw(st.integers(0, 0x1F)), flags,
+            draw(st.booleans()), init, cid, new,
+            draw(_u16) if new is not None and flags & 0x20 else 0,
+            draw(_u16) if new is not None and flags & 0x40 else 0,
+            draw(_tuple(cid)) if flags & 0x0C else None,
+        )
+        blocks = [draw(_block(0, v, will_init=init))]
+        if draw(st.booleans()):
+            blocks.append(draw(_block(1, v)))
+        return body, blocks
+    if kind == "lock":
+        body = HeapLock(draw(_u32), draw(_off), draw(st.integers(0, 0x1F)), draw(st.integers(0, 1)),
+                        draw(_cid(v, flavour)))
+        return body, [draw(_block(0, v))]
+    if kind == "inplace":
+        return HeapInplace(draw(_off), draw(_small_bytes)), [draw(_block(0, v))]
+    if kind == "confirm":
+        return HeapConfirm(draw(_off)), [draw(_block(0, v))]
+    if kind == "multi":
+        n = draw(st.integers(1, 5))
+        init = draw(st.booleans())
+        per_tuple = flavour is Flavour.NEON and v <= 15
+        top = draw(st.none() | _u32) if flavour is Flavour.NEON and v >= 16 else None
+        with_tuples = draw(st.booleans())
+        tuples = tuple(
+            draw(st.builds(MultiInsertTuple, _u16, _u16, st.integers(0, 255), _small_bytes,
+                           _u32 if per_tuple else st.none()))
+            for _ in range(n)
+        ) if with_tuples else ()
+        offs = () if init else tuple(draw(st.lists(_off, min_size=n, max_size=n)))
+        body = Heap2MultiInsert(draw(st.integers(0, 0x3F)), n, offs, tuples, init, top)
+        return body, [draw(_block(0, v, will_init=init, image=None if with_tuples else True))]
+    if kind == "visible":
+        body = Heap2Visible(draw(_u32), draw(st.integers(0, 3)))
+        return body, [draw(_block(0, v, forknum=2)), draw(_block(1, v))]
+    if kind == "prune":
+        logged = draw(st.booleans())
+        red = tuple(draw(st.lists(st.tuples(_off, _off), max_size=4)))
+        dead = tuple(draw(st.lists(_off, max_size=4)))
+        unused = tuple(draw(st.lists(_off, max_size=4)))
+        if not logged and (red or dead):
+            body = Heap2Prune(draw(_u32), len(red), len(dead), is_catalog_rel=v >= 16 and draw(st.booleans()),
+                              offsets_logged=False)
+            return body, [draw(_block(0, v, image=True))]
+        body = Heap2Prune(draw(_u32), len(red), len(dead), red, dead, unused,
+                          is_catalog_rel=v >= 16 and draw(st.booleans()))
+        return body, [draw(_block(0, v))]
+    if kind == "vacuum":
+        unused = tuple(draw(st.lists(_off, max_size=6)))
+        return Heap2Vacuum(len(unused), unused), [draw(_block(0, v))]
+    if kind == "freeze":
+        if v >= 16:
+            plans = tuple(draw(st.lists(st.builds(FreezePlan, _u32, _u16, _u16, st.integers(0, 6),
+                                                  st.lists(_off, min_size=1, max_size=3).map(tuple)),
+                                        max_size=3)))
+            body = Heap2FreezePage(draw(_u32), len(plans), plans=plans, is_catalog_rel=draw(st.booleans()))
+        else:
+            tuples = tuple(draw(st.lists(st.builds(FreezeTuple, _u32, _off, _u16, _u16, st.integers(0, 6)),
+                                         max_size=4)))
+            body = Heap2FreezePage(draw(_u32), len(tuples), tuples=tuples)
+        return body, [draw(_block(0, v))]
+    if kind == "prune17":
+        plans = tuple(draw(st.lists(st.builds(FreezePlan, _u32, _u16, _u16, st.integers(0, 6),
+                                              st.lists(_off, min_size=1, max_size=3).map(tuple)), max_size=2)))
+        red = tuple(draw(st.lists(st.tuples(_off, _off), max_size=3)))
+        dead = tuple(draw(st.lists(_off, max_size=3)))
+        unused = tuple(draw(st.lists(_off, max_size=3)))
+        conflict = draw(st.none() | _u32)
+        op = draw(st.sampled_from([0x10, 0x20, 0x30]))
+        body = Heap2PruneFreeze(op, op // 0x10 - 1, 0, conflict, plans, red, dead, unused)
+        flags = body.content_flags() | draw(st.sampled_from([0, 2, 4, 6])) | (8 if conflict is not None else 0)
+        body = Heap2PruneFreeze(op, op // 0x10 - 1, flags, conflict, plans, red, dead, unused)
+        return body, [draw(_block(0, v))]
+    if kind == "btree_insert":
+        op = draw(st.sampled_from([0x00, 0x10, 0x20]))
+        meta = draw(st.none() | st.builds(BtreeMetadata, _u32, _u32, _u32, _u32, _u32, _u32, st.booleans())) \
+            if op == 0x20 else None
+        body = BtreeInsert(draw(_off), draw(st.binary(min_size=8, max_size=40)), op, meta)
+        blocks = [draw(_block(0, v))]
+        if op != 0x00:
+            blocks.append(draw(_block(1, v)))
+        if op == 0x20:
+            blocks.append(draw(_block(2, v)))
+        return body, blocks
+    assert kind == "newroot"
+    level = draw(st.integers(0, 3))
+    body = BtreeNewroot(draw(_u32), level, draw(st.binary(min_size=8, max_size=40)) if level else b"",
+                        draw(st.builds(BtreeMetadata, _u32, _u32, _u32, _u32, _u32, _u32, st.booleans())))
+    blocks = [draw(_block(0, v, will_init=True, image=False))]
+    if level:
+        blocks.append(draw(_block(1, v)))
+    blocks.append(draw(_block(2, v, will_init=True, image=False)))
+    return body, blocks
+
+
+_versions_flavours = st.sampled_from([(v, f) for v in SUPPORTED_VERSIONS for f in Flavour])
+
+
+@st.composite
+def _case_any(draw: st.DrawFn) -> tuple[int, Flavour, RmgrRecord, list[BlockRef]]:
+    v, fl = draw(_versions_flavours)
+    body, blocks = draw(_record_case(v, fl))
+    return v, fl, body, blocks
+
+
+# --------------------------------------------------------------------------------------------
+# Properties
+# --------------------------------------------------------------------------------------------
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_case_any(), _u32, st.integers(0, 2**40))
+def test_typed_round_trip(case: tuple[int, Flavour, RmgrRecord, list[BlockRef]], xid: int, prev: int) -> None:
+    v, fl, body, blocks = case
+    rec = build(body, blocks, pg_version=v, flavour=fl, xid=xid, prev=prev)
+    raw = rec.encode()
+    decoded = decode_record(raw, v)
+    assert decoded == rec
+    assert decoded.crc_ok()
+    parsed = parse(decoded, v, fl)
+    assert parsed == body
+    # Rebuilding from the parsed body gives the same bytes.
+    assert build(parsed, decoded.blocks, pg_version=v, flavour=fl, xid=xid, prev=prev).encode() == raw
+    desc = describe_record(decoded, v, fl)
+    assert desc.name == body.identify(v, fl)
+    assert desc.rmgr == ("neon" if decoded.rmid == 134 else body.RMGR)
+
+
+@pytest.mark.parametrize("version", SUPPORTED_VERSIONS)
+def test_neon_layouts_differ_from_vanilla(version: int) -> None:
+    body_v = HeapDelete(7, 3, 0, 0)
+    body_n = HeapDelete(7, 3, 0, 0, t_cid=5)
+    rel = make_block(0, _RELS[0], 1)
+    rv = build(body_v, [rel], pg_version=version, flavour=Flavour.VANILLA)
+    rn = build(body_n, [rel], pg_version=version, flavour=Flavour.NEON)
+    assert len(rv.main_data) == 8
+    assert len(rn.main_data) == (14 if version <= 15 else 12)
+    assert rn.rmid == (10 if version <= 15 else 134)
+    assert struct.unpack_from("<I", rn.main_data, 8)[0] == 5  # t_cid sits at offset 8 in both Neon layouts
+
+
+def test_neon_lock_pg16_field_order() -> None:
+    rec = build(HeapLock(100, 4, 0x02, 1, t_cid=9), [make_block(0, _RELS[0], 0)], pg_version=16,
+                flavour=Flavour.NEON)
+    assert (rec.rmid, rec.info) == (134, 0x40)
+    assert rec.main_data == struct.pack("<IIHBB", 100, 9, 4, 0x02, 1)
+
+
+def test_descriptions_pg15_and_pg16() -> None:
+    rel = [make_block(0, _RELS[0], 0)]
+    cases = [
+        (HeapInsert(3, 0, XlTuple(2, 0x800, 24, b"x")), "off 3 flags 0x00", "off: 3, flags: 0x00"),
+        (HeapDelete(5, 3, 0x03, 0), "off 3 flags 0x00 IS_MULTI LOCK_ONLY ",
+         "xmax: 5, off: 3, infobits: [IS_MULTI, LOCK_ONLY], flags: 0x00"),
+        (HeapLock(9, 2, 0, 1), "off 2: xid 9: flags 0x01 ", "xmax: 9, off: 2, infobits: [], flags: 0x01"),
+        (Heap2Visible(10, 3), "cutoff xid 10 flags 0x03", "snapshotConflictHorizon: 10, flags: 0x03"),
+        (BtreeInsert(7, b"12345678"), "off 7", "off: 7"),
+    ]
+    for body, d15, d16 in cases:
+        for v, want in ((15, d15), (16, d16)):
+            blocks = rel + ([make_block(1, _RELS[0], 1)] if isinstance(body, Heap2Visible) else [])
+            rec = build(body, blocks, pg_version=v)
+            assert describe_record(rec, v).desc == want
+
+
+@pytest.mark.needs_vectors
+def test_vectors_parse_as_neon_v14(vectors_dir: Path) -> None:
+    req = RedoRequest.decode((vectors_dir / "bench_medium_v14.walredo").read_bytes())
+    bodies = [parse(decode_record(raw, 14), 14, Flavour.NEON) for _, raw in req.records]
+    assert isinstance(bodies[0], HeapInsert) and bodies[0].init_page
+    assert bodies[0].tuple is not None
+    assert (bodies[0].tuple.t_infomask2, bodies[0].tuple.t_infomask, bodies[0].tuple.t_cid,
+            bodies[0].tuple.t_hoff) == (1, 0x0800, 1, 24)
+    assert sum(isinstance(b, HeapInsert) and not b.init_page for b in bodies) == 225
+    assert isinstance(bodies[-1], Heap2Visible)
+    # The same bytes are not valid vanilla PG14 records: xl_heap_header would be misread.
+    vanilla = parse(decode_record(req.records[0][1], 14), 14, Flavour.VANILLA)
+    assert isinstance(vanilla, HeapInsert) and vanilla.tuple is not None and vanilla.tuple.t_hoff != 24
+
+
+# --------------------------------------------------------------------------------------------
+# Errors
+# --------------------------------------------------------------------------------------------
+
+
+def test_unsupported_names_rmgr_and_info() -> None:
+    rec = make_record(rmid=1, info=0x00, main_data=b"\0" * 8)
+    with pytest.raises(UnsupportedRecord, match=r"rmgr Transaction \(id 1\) info 0x00"):
+        parse(rec, 15)
+    trunc = make_record(rmid=10, info=0x30, main_data=b"\0" * 12)
+    with pytest.raises(UnsupportedRecord, match=r"rmgr Heap info TRUNCATE \(0x30\)"):
+        parse(trunc, 15)
+    with pytest.raises(UnsupportedRecord, match=r"rmgr Heap2 info NEW_CID \(0x70\)"):
+        parse(make_record(rmid=9, info=0x70, main_data=b"\0" * 34), 15)
+    with pytest.raises(UnsupportedRecord, match=r"neon \(134\).*Neon PostgreSQL 16/17"):
+        parse(make_record(rmid=134, info=0x00, main_data=b"\0" * 3), 15, Flavour.NEON)
+    with pytest.raises(UnsupportedRecord, match=r"PRUNE does not exist in PostgreSQL 17"):
+        build(Heap2Prune(1, 0, 0), [make_block(0, _RELS[0], 0)], pg_version=17)
+
+
+def test_short_main_data_is_a_decode_error() -> None:
+    rec = make_record(rmid=10, info=0x10, main_data=b"\0" * 5, blocks=[make_block(0, _RELS[0], 0)])
+    with pytest.raises(RmgrDecodeError, match="heap DELETE"):
+        parse(rec, 15)
+
+
+def test_flavour_mismatch_is_refused() -> None:
+    with pytest.raises(ValueError, match="vanilla PostgreSQL 15 records carry no t_cid"):
+        build(HeapDelete(1, 1, t_cid=3), [make_block(0, _RELS[0], 0)], pg_version=15)
+    with pytest.raises(ValueError, match="Neon PostgreSQL 14 heap records need a t_cid"):
+        build(HeapDelete(1, 1), [make_block(0, _RELS[0], 0)], pg_version=14, flavour=Flavour.NEON)
