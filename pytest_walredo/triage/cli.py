@@ -1,0 +1,222 @@
+"""The ``pytest-walredo`` command line: ``inspect``, ``replay``, ``shrink``, ``diff``.
+
+Exit statuses (documented in ``--help``):
+
+* 0: success (inspect/diff: pages identical; replay: the answer matches; shrink: a smaller
+  reproducer was written).
+* 1: a finding (diff: pages differ; replay: the process failed or its answer differs;
+  shrink: the input does not show the requested failure, so there is nothing to shrink).
+* 2: a usage or input error: ONE line on stderr naming the file, flag or value at fault.
+
+``main`` never lets an exception escape as a traceback for user errors: argparse errors are
+turned into one line (argparse's own ``error()`` prints the whole usage first, so the parser
+subclass below raises instead), and :class:`~pytest_walredo.triage.TriageError` is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
+
+from pytest_walredo.pg.version import DEFAULT_VERSION, SUPPORTED_VERSIONS, Flavour
+from pytest_walredo.triage import TriageError
+
+__all__ = ["build_parser", "main"]
+
+PROG = "pytest-walredo"
+EXIT_OK, EXIT_FINDING, EXIT_ERROR = 0, 1, 2
+
+
+class _UsageError(Exception):
+    """An argparse error, carried to :func:`main` to be printed on one line."""
+
+    def __init__(self, prog: str, message: str):
+        super().__init__(f"{prog}: {message}")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but errors are raised (one line) rather than printed with the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(self.prog, message)
+
+
+def _pg_version(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; expected one of "
+                                         f"{', '.join(map(str, SUPPORTED_VERSIONS))}") from None
+    if value not in SUPPORTED_VERSIONS:
+        raise argparse.ArgumentTypeError(f"{value} is not supported; expected one of "
+                                         f"{', '.join(map(str, SUPPORTED_VERSIONS))}")
+    return value
+
+
+def _flavour(text: str) -> Flavour:
+    try:
+        return Flavour.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be more than 0 seconds")
+    return value
+
+
+def _add_pg_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pg-version", type=_pg_version, default=DEFAULT_VERSION, metavar="N",
+                   help=f"PostgreSQL major version that wrote the WAL ({', '.join(map(str, SUPPORTED_VERSIONS))}; "
+                        f"default {DEFAULT_VERSION}; nothing is guessed)")
+    p.add_argument("--flavour", type=_flavour, default=Flavour.NEON, metavar="F",
+                   help="WAL flavour: neon (Neon's heap records with t_cid) or vanilla (default neon)")
+
+
+def _add_binary_options(p: argparse.ArgumentParser, timeout: float, timeout_help: str) -> None:
+    p.add_argument("--walredo-bin", type=Path, metavar="PATH",
+                   help="walredo executable to run (default: the embedded reference walredo)")
+    p.add_argument("--lib-dir", type=Path, metavar="DIR",
+                   help="library directory for --walredo-bin (LD_LIBRARY_PATH of the process)")
+    p.add_argument("--ref-fault", action="append", default=[], metavar="SPEC",
+                   help="a --fault=SPEC for the reference walredo (repeatable; e.g. crash-after:1, no-lsn, "
+                        "corrupt-byte:100); only without --walredo-bin")
+    p.add_argument("--timeout", type=_positive_float, default=timeout, metavar="SECONDS",
+                   help=f"{timeout_help} (default {timeout:g})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``pytest-walredo`` (subcommands inspect/replay/shrink/diff)."""
+    parser = _Parser(
+        prog=PROG,
+        description="Triage failing walredo inputs: decode, replay, shrink and diff .walredo files and pages.",
+        epilog="Exit status: 0 ok, 1 a finding (differs / fails / nothing to shrink), 2 bad input or usage.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("inspect", help="decode a .walredo stream or summarize a page file",
+                       description="Decode every message of a .walredo stream: for A messages the WAL record "
+                                   "like pg_waldump (rmgr, record name, xid, LSN, length, block references, "
+                                   "full-page images, description); for P messages and 8192-byte page files a "
+                                   "page summary (header fields, line pointers, tuples).")
+    p.add_argument("file", type=Path, metavar="FILE", help="a .walredo stream or an 8192-byte page file")
+    p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    _add_pg_options(p)
+
+    p = sub.add_parser("replay", help="run a .walredo request through a walredo process",
+                       description="Send the request in FILE to a walredo process (the reference walredo unless "
+                                   "--walredo-bin) and show the answer: page summary, the difference from "
+                                   "--expect or from the redo model's prediction, stderr and exit status.")
+    p.add_argument("file", type=Path, metavar="FILE", help="a .walredo file holding one B [P] A* G request")
+    p.add_argument("--expect", type=Path, metavar="PAGE", help="8192-byte page the answer must equal")
+    p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    _add_pg_options(p)
+    _add_binary_options(p, 10.0, "how long to wait for the page")
+
+    p = sub.add_parser("shrink", help="delta-debug a failing .walredo request down to a minimal one",
+                       description="Remove records, the base image and tuple data from the request in FILE "
+                                   "for as long as the walredo process still fails the same way (--until), "
+                                   "then write the minimal request and list what was removed.")
+    p.add_argument("file", type=Path, metavar="FILE", help="a .walredo file holding one B [P] A* G request")
+    p.add_argument("--until", required=True, choices=("crash", "timeout", "differs"),
+                   help="the failure to keep: the process dies, does not answer within --timeout, or "
+                        "answers a page that differs from the redo model's prediction")
+    p.add_argument("-o", "--output", type=Path, metavar="OUT",
+                   help="where to write the minimal request (default: FILE with .min.walredo)")
+    p.add_argument("--max-runs", type=int, default=2000, metavar="N",
+                   help="give up after N process runs (default 2000)")
+    _add_pg_options(p)
+    _add_binary_options(p, 2.0, "how long to wait for each page before calling it a timeout")
+
+    p = sub.add_parser("diff", help="structured difference of two pages",
+                       description="Compare two 8192-byte pages field by field: header fields, line pointers, "
+                                   "tuple headers and data, special space, then any other differing bytes.")
+    p.add_argument("a", type=Path, metavar="A", help="first page file (8192 bytes)")
+    p.add_argument("b", type=Path, metavar="B", help="second page file (8192 bytes)")
+    p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    return parser
+
+
+def _print_json(doc: Any, out: TextIO) -> None:
+    json.dump(doc, out, indent=2, sort_keys=False)
+    out.write("\n")
+
+
+def _cmd_inspect(args: argparse.Namespace, out: TextIO) -> int:
+    from pytest_walredo.triage.inspect import inspect_file, render_report
+
+    report = inspect_file(args.file, args.pg_version, args.flavour)
+    if args.json:
+        _print_json(report, out)
+    else:
+        out.write(render_report(report))
+    return EXIT_OK
+
+
+def _cmd_diff(args: argparse.Namespace, out: TextIO) -> int:
+    from pytest_walredo.triage.inspect import load_page
+    from pytest_walredo.triage.pagediff import diff_as_json, diff_pages, render_diff, summarize_diff
+
+    a = load_page(args.a, "page A")
+    b = load_page(args.b, "page B")
+    diffs = diff_pages(a, b)
+    if args.json:
+        _print_json({"a": str(args.a), "b": str(args.b), "identical": not diffs, "summary": summarize_diff(diffs),
+                     "differences": diff_as_json(diffs)}, out)
+    else:
+        out.write(render_diff(diffs, str(args.a), str(args.b)))
+    return EXIT_FINDING if diffs else EXIT_OK
+
+
+def _cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
+    from pytest_walredo.triage.replay import run_replay_command
+
+    return run_replay_command(args, out)
+
+
+def _cmd_shrink(args: argparse.Namespace, out: TextIO) -> int:
+    from pytest_walredo.triage.shrink import run_shrink_command
+
+    return run_shrink_command(args, out)
+
+
+_COMMANDS = {"inspect": _cmd_inspect, "diff": _cmd_diff, "replay": _cmd_replay, "shrink": _cmd_shrink}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``pytest-walredo`` with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    out, err = sys.stdout, sys.stderr
+    parser = build_parser()
+    try:
+        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    except _UsageError as exc:
+        err.write(f"{exc}\n")
+        return EXIT_ERROR
+    except SystemExit as exc:  # --help (status 0)
+        return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_ERROR
+    if args.command is None:
+        err.write(f"{PROG}: a command is required: {', '.join(_COMMANDS)} (see {PROG} --help)\n")
+        return EXIT_ERROR
+    try:
+        return _COMMANDS[args.command](args, out)
+    except TriageError as exc:
+        err.write(f"{PROG} {args.command}: {exc}\n")
+        return EXIT_ERROR
+    except BrokenPipeError:  # `pytest-walredo inspect big.walredo | head`
+        return EXIT_OK
+    except KeyboardInterrupt:
+        err.write(f"{PROG} {args.command}: interrupted\n")
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
