@@ -21,10 +21,23 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 
 from ..protocol import BLCKSZ, BeginRedoForBlock, Decoder, GetPage, Ping, ProtocolError, PushPage
+from .sandbox import LaunchConfig
 
 ZERO_PAGE = bytes(BLCKSZ)
+
+
+def fake_config(workdir: Path | None, *args: str, **kw: object) -> LaunchConfig:
+    """A :class:`LaunchConfig` running this fake with ``args`` under the current interpreter."""
+    return LaunchConfig(
+        binary=Path(sys.executable),
+        prefix_args=("-m", "pytest_walredo.process.fake"),
+        args=args,
+        workdir=workdir,
+        **kw,  # type: ignore[arg-type]
+    )
 
 
 def _write(fd: int, data: bytes) -> None:

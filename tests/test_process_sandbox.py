@@ -1,0 +1,349 @@
+"""Launch hygiene, teardown, parent death and stderr capture of ``pytest_walredo.process``.
+
+All processes here are the tiny fake walredo (``pytest_walredo.process.fake``) or ``/bin/sh``,
+run under the current interpreter; everything observable is read from ``/proc``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import tracemalloc
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pytest_walredo.process import (
+    LaunchConfig,
+    SyncWalredoClient,
+    WalredoLaunchError,
+    WalredoProcess,
+)
+from pytest_walredo.process.fake import fake_config
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+
+
+def _gone(pid: int) -> bool:
+    """True when ``pid`` no longer runs (absent, or a zombie nobody reaped yet)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except FileNotFoundError:
+        return True
+    return stat.rpartition(")")[2].split()[0] in ("Z", "X")
+
+
+def _wait_gone(pid: int, limit: float = 15.0) -> bool:
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        if _gone(pid):
+            return True
+        time.sleep(0.02)
+    return _gone(pid)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    d = tmp_path / "work"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture
+def launched() -> Iterator[list[WalredoProcess]]:
+    procs: list[WalredoProcess] = []
+    yield procs
+    for p in procs:
+        p.close()
+
+
+def _launch(launched: list[WalredoProcess], config: LaunchConfig) -> WalredoProcess:
+    p = WalredoProcess.launch(config)
+    launched.append(p)
+    return p
+
+
+def _ping(proc: WalredoProcess) -> None:
+    """One ping over the client (owned elsewhere): proves the child is up and answering."""
+    client = SyncWalredoClient(proc, timeout=30, owns_process=False)
+    try:
+        assert client.ping() == bytes(8192)
+    finally:
+        client.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Launch hygiene
+# ---------------------------------------------------------------------------------------------
+
+
+def test_environment_is_cleared_except_library_paths_and_sanitizers(
+    workdir: Path, launched: list[WalredoProcess], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ASAN_OPTIONS", "detect_leaks=0")
+    monkeypatch.delenv("UBSAN_OPTIONS", raising=False)
+    monkeypatch.setenv("WALREDO_SECRET_TEST_VAR", "must-not-leak")
+    proc = _launch(launched, fake_config(workdir))
+    _ping(proc)
+    raw = Path(f"/proc/{proc.pid}/environ").read_bytes()
+    env = dict(item.split(b"=", 1) for item in raw.split(b"\0") if item)
+    lib = str(Path(sys.executable).absolute().parent.parent / "lib").encode()
+    assert env == {b"LD_LIBRARY_PATH": lib, b"DYLD_LIBRARY_PATH": lib,
+                   b"ASAN_OPTIONS": b"detect_leaks=0"}
+
+
+def test_explicit_lib_dir(workdir: Path, launched: list[WalredoProcess],
+                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ASAN_OPTIONS", raising=False)
+    monkeypatch.setenv("UBSAN_OPTIONS", "print_stacktrace=1")
+    proc = _launch(launched, fake_config(workdir, lib_dir=workdir / "libs"))
+    _ping(proc)
+    raw = Path(f"/proc/{proc.pid}/environ").read_bytes()
+    env = dict(item.split(b"=", 1) for item in raw.split(b"\0") if item)
+    assert env == {b"LD_LIBRARY_PATH": str(workdir / "libs").encode(),
+                   b"DYLD_LIBRARY_PATH": str(workdir / "libs").encode(),
+                   b"UBSAN_OPTIONS": b"print_stacktrace=1"}
+
+
+def test_only_fds_0_1_2_are_inherited_and_they_are_pipes(
+    workdir: Path, launched: list[WalredoProcess]
+) -> None:
+    # An inheritable fd in the parent must not reach the child.
+    r, w = os.pipe()
+    os.set_inheritable(r, True)
+    os.set_inheritable(w, True)
+    try:
+        proc = _launch(launched, fake_config(workdir))
+        _ping(proc)
+        fds = sorted(int(n) for n in os.listdir(f"/proc/{proc.pid}/fd"))
+        assert fds == [0, 1, 2]
+        for fd in fds:
+            assert os.readlink(f"/proc/{proc.pid}/fd/{fd}").startswith("pipe:")
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_own_session_process_group_workdir_and_argv(
+    workdir: Path, launched: list[WalredoProcess]
+) -> None:
+    proc = _launch(launched, fake_config(workdir, "--ready", tenant_shard_id="abc-0102"))
+    _ping(proc)
+    assert os.getpgid(proc.pid) == proc.pid != os.getpgid(0)
+    assert os.getsid(proc.pid) == proc.pid
+    assert os.readlink(f"/proc/{proc.pid}/cwd") == str(workdir)
+    argv = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")[:-1]
+    assert argv[3:7] == [b"--wal-redo", b"--tenant-shard-id", b"abc-0102", b"--ready"]
+    assert proc.seccomp_mode() == 0  # the fake does not sandbox itself
+
+
+def test_launch_failures_are_one_sentence_naming_the_path(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-postgres"
+    with pytest.raises(WalredoLaunchError, match=r"no such file") as e:
+        WalredoProcess.launch(LaunchConfig(missing))
+    assert str(missing) in str(e.value)
+
+    not_exec = tmp_path / "postgres"
+    not_exec.write_text("#!/bin/sh\n")
+    not_exec.chmod(0o644)
+    with pytest.raises(WalredoLaunchError, match=r"not executable") as e:
+        WalredoProcess.launch(LaunchConfig(not_exec))
+    assert str(not_exec) in str(e.value)
+
+    garbage = tmp_path / "garbage"
+    garbage.write_bytes(b"\x00\x01\x02\x03 this is not an ELF file")
+    garbage.chmod(0o755)
+    with pytest.raises(WalredoLaunchError, match=r"exec format error") as e:
+        WalredoProcess.launch(LaunchConfig(garbage))
+    assert str(garbage) in str(e.value)
+
+    with pytest.raises(WalredoLaunchError, match=r"working directory .* does not exist") as e:
+        WalredoProcess.launch(fake_config(tmp_path / "missing-workdir"))
+    assert "\n" not in str(e.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Teardown
+# ---------------------------------------------------------------------------------------------
+
+
+def test_close_kills_and_reaps_and_is_idempotent(workdir: Path) -> None:
+    proc = WalredoProcess.launch(fake_config(workdir))
+    _ping(proc)
+    assert proc.poll() is None
+    assert proc.close() == -signal.SIGKILL
+    assert proc.returncode == -signal.SIGKILL
+    assert not Path(f"/proc/{proc.pid}").exists()  # reaped: no zombie left
+    with pytest.raises(ChildProcessError):
+        os.waitpid(proc.pid, os.WNOHANG)
+    assert proc.close() == -signal.SIGKILL  # idempotent
+    assert proc.seccomp_mode() is None
+
+
+def test_close_kills_the_whole_process_group(workdir: Path) -> None:
+    # A "walredo" that forks a grandchild, reports its pid on stderr, then sleeps.
+    script = "sleep 300 & echo grandchild=$! >&2; exec sleep 300"
+    proc = WalredoProcess.launch(
+        LaunchConfig(Path("/bin/sh"), prefix_args=("-c", script, "sh"), workdir=workdir)
+    )
+    try:
+        end = time.monotonic() + 15
+        while "grandchild=" not in proc.stderr_tail() and time.monotonic() < end:
+            time.sleep(0.01)
+        grandchild = int(proc.stderr_tail().split("grandchild=")[1].split()[0])
+        assert not _gone(grandchild)
+    finally:
+        proc.close()
+    assert _wait_gone(grandchild)
+
+
+def test_exit_status_of_a_process_that_exits_by_itself(workdir: Path) -> None:
+    proc = WalredoProcess.launch(
+        LaunchConfig(Path("/bin/sh"), prefix_args=("-c", "echo bye >&2; exit 3", "sh"),
+                     workdir=workdir)
+    )
+    assert proc.wait(30) == 3
+    assert proc.wait_stderr(30)
+    assert proc.stderr_tail() == "bye"
+    assert proc.close() == 3
+
+
+# ---------------------------------------------------------------------------------------------
+# Parent death
+# ---------------------------------------------------------------------------------------------
+
+_PARENT = textwrap.dedent(
+    """
+    import sys, threading, time
+    from pathlib import Path
+    from pytest_walredo.process import LaunchConfig, WalredoProcess
+
+    # `sleep` ignores its stdin, so only the parent-death signal can end it early (a real
+    # walredo would also exit on stdin EOF; that must not be what this test sees).
+    config = LaunchConfig(Path("/bin/sh"), prefix_args=("-c", "exec sleep 600", "sh"),
+                          workdir=Path(sys.argv[1]))
+    box = []
+    def spawn():
+        box.append(WalredoProcess.launch(config))
+    # Launch from a thread that ends at once: the spawner thread, not this one, is the
+    # child's parent thread for PR_SET_PDEATHSIG, so the child must survive this.
+    t = threading.Thread(target=spawn)
+    t.start()
+    t.join()
+    print(box[0].pid, flush=True)
+    time.sleep(600)
+    """
+)
+
+
+def test_walredo_dies_with_the_test_runner_but_not_with_the_launching_thread(
+    workdir: Path,
+) -> None:
+    parent = subprocess.Popen([sys.executable, "-c", _PARENT, str(workdir)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        child = int(parent.stdout.readline())
+        time.sleep(0.2)  # the launching thread has ended by now; the child must live on
+        assert not _gone(child)
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait()
+        survived = not _wait_gone(child)
+        if survived:
+            os.kill(child, signal.SIGKILL)
+        assert not survived, f"walredo pid {child} survived the death of its test runner"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+
+
+# ---------------------------------------------------------------------------------------------
+# Stderr capture
+# ---------------------------------------------------------------------------------------------
+
+
+def test_stderr_caps_a_10mb_line_and_keeps_a_bounded_correct_tail(
+    workdir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="pytest_walredo.walredo.stderr")
+    config = fake_config(workdir, "--stderr-line", str(10_000_000), "--stderr-lines", "2000",
+                         stderr_line_limit=1000, stderr_keep_bytes=4096,
+                         stderr_log_bytes=1 << 30)
+    tracemalloc.start()
+    try:
+        proc = WalredoProcess.launch(config)
+        try:
+            _ping(proc)  # the fake writes all its stderr before answering
+        finally:
+            proc.close()  # kills, then reads stderr to EOF
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # 10 MB went through a 64 KiB read buffer; nothing close to it was ever held.
+    assert peak < 3_000_000, f"peak traced memory {peak} bytes while reading 10 MB of stderr"
+    assert proc.stderr_total_bytes >= 10_000_000 + 2000 * len("fake stderr line 0\n")
+    tail = proc.stderr_tail()
+    assert len(tail) <= 4096
+    lines = tail.splitlines()
+    assert lines[-1] == "fake stderr line 1999"
+    numbers = [int(line.rsplit(" ", 1)[1]) for line in lines]
+    assert numbers == list(range(2000 - len(numbers), 2000))  # contiguous, most recent
+    messages = [r.getMessage() for r in caplog.records
+                if r.name == "pytest_walredo.walredo.stderr"]
+    long = [m for m in messages if "more bytes of this line dropped" in m]
+    assert len(long) == 1
+    assert f"[... {10_000_000 - 1000} more bytes" in long[0]
+    assert len(long[0]) < 1200
+    assert sum("fake stderr line" in m for m in messages) == 2000
+
+
+def test_stderr_log_budget_stops_logging_but_not_the_tail(
+    workdir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="pytest_walredo.walredo.stderr")
+    proc = WalredoProcess.launch(fake_config(workdir, "--stderr-lines", "500",
+                                             stderr_log_bytes=2000))
+    try:
+        _ping(proc)
+    finally:
+        proc.close()
+    messages = [r.getMessage() for r in caplog.records
+                if r.name == "pytest_walredo.walredo.stderr"]
+    assert 50 < len(messages) < 120
+    assert "logging stopped" in messages[-1]
+    assert proc.stderr_tail().splitlines()[-1] == "fake stderr line 499"
+
+
+def test_unterminated_last_line_is_in_the_tail(workdir: Path) -> None:
+    proc = WalredoProcess.launch(fake_config(workdir, "--crash-at", "0",
+                                             "--stderr-no-newline", "PANIC: no newline"))
+    try:
+        client = SyncWalredoClient(proc, timeout=30, owns_process=False)
+        with pytest.raises(Exception):  # noqa: B017  (the error itself is tested in test_client)
+            client.ping()
+        client.close()
+        assert proc.wait_stderr(30)
+    finally:
+        proc.close()
+    assert proc.stderr_tail().splitlines()[-2:] == [
+        "FATAL:  injected crash at answer 0", "PANIC: no newline"]
+
+
+def test_stderr_reader_does_not_need_an_event_loop(workdir: Path) -> None:
+    # No client, no loop: the reader thread alone drains stderr.
+    proc = WalredoProcess.launch(fake_config(workdir, "--stderr-lines", "3"))
+    try:
+        end = time.monotonic() + 30
+        while "line 2" not in proc.stderr_tail() and time.monotonic() < end:
+            time.sleep(0.01)
+        assert proc.stderr_tail() == "fake stderr line 0\nfake stderr line 1\nfake stderr line 2"
+    finally:
+        proc.close()
