@@ -357,9 +357,8 @@ class Page:
         self.flags = self.flags & ~bit
 
     def update_prune_xid(self, xid: int) -> None:
-        """``PageSetPrunable``: keep the oldest normal xid in ``pd_prune_xid`` (modulo-2^32)."""
-        if xid < 3:  # not a normal transaction id
-            return
+        """``PageSetPrunable``: keep the oldest xid in ``pd_prune_xid`` (``TransactionIdPrecedes``:
+        modulo-2^32 for normal xids, plain ``<`` when either is a special xid below 3)."""
         cur = self.prune_xid
         if cur == 0 or _xid_precedes(xid, cur):
             self.prune_xid = xid
@@ -670,7 +669,9 @@ class Page:
 
 
 def _xid_precedes(a: int, b: int) -> bool:
-    """``TransactionIdPrecedes`` for normal xids: modulo-2^32 comparison."""
+    """``TransactionIdPrecedes``: modulo-2^32 comparison of normal xids, else plain ``<``."""
+    if a < 3 or b < 3:
+        return a < b
     diff = (a - b) & 0xFFFFFFFF
     return diff >= 0x80000000
 
