@@ -28,7 +28,9 @@ __all__ = [
     "XLP_FIRST_IS_CONTRECORD",
     "XLP_LONG_HEADER",
     "SegmentLayout",
+    "SegmentReadError",
     "WrittenRecord",
+    "read_segment",
     "segment_file_name",
     "set_prev",
     "write_segment",
@@ -171,3 +173,89 @@ def write_segment(
     # Pages after the last record stay zero: readers stop there ("invalid record length"
     # or "invalid magic number"), as at the end of real, not yet filled WAL.
     return SegmentLayout(bytes(buf), segment_file_name(tli, segno, seg_size), tuple(out), tli, segno, seg_size)
+
+
+class SegmentReadError(ValueError):
+    """A WAL segment whose page headers or record stream are malformed."""
+
+
+def read_segment(data: bytes, *, pg_version: int | None = None) -> tuple[list[WrittenRecord], str]:
+    """Read the records of one WAL segment, following them across pages like xlogreader.
+
+    Returns the complete records found and why reading stopped (``"end of WAL"`` at zeroed
+    space, ``"record continues in the next segment"``, ...). Page headers are checked (magic of
+    ``pg_version`` when given, page address, contrecord flag and remaining length); a record
+    that begins in the previous segment is skipped. Raises :class:`SegmentReadError`.
+    """
+    if len(data) < SIZE_OF_LONG_PHD:
+        raise SegmentReadError(f"segment is {len(data)} bytes, shorter than its long page header")
+    magic, info, _tli, pageaddr, rem_len = struct.unpack_from("<HHIQI", data, 0)
+    _sysid, seg_size, blcksz = struct.unpack_from("<QII", data, 24)
+    if not info & XLP_LONG_HEADER:
+        raise SegmentReadError("first page lacks XLP_LONG_HEADER")
+    if blcksz != XLOG_BLCKSZ or seg_size != len(data):
+        raise SegmentReadError(
+            f"long header says page size {blcksz} and segment size {seg_size}; file is {len(data)} bytes"
+        )
+    if pg_version is not None and magic != XLOG_PAGE_MAGIC[pg_version]:
+        raise SegmentReadError(f"page magic 0x{magic:04X} is not PostgreSQL {pg_version}'s 0x{XLOG_PAGE_MAGIC[pg_version]:04X}")
+    base = pageaddr
+    pos = SIZE_OF_LONG_PHD
+    if info & XLP_FIRST_IS_CONTRECORD:
+        pos = _skip_continuation(data, pos, rem_len)
+
+    def check_page(page_off: int, expect_rem: int) -> None:
+        m, inf, _tli, addr, rem = struct.unpack_from("<HHIQI", data, page_off)
+        if m != magic:
+            raise SegmentReadError(f"page at {base + page_off:X} has magic 0x{m:04X}, expected 0x{magic:04X}")
+        if addr != base + page_off:
+            raise SegmentReadError(f"page at {base + page_off:X} says its address is {addr:X}")
+        if bool(inf & XLP_FIRST_IS_CONTRECORD) != (expect_rem > 0) or (expect_rem and rem != expect_rem):
+            raise SegmentReadError(
+                f"page at {base + page_off:X}: contrecord flag/xlp_rem_len {rem} do not match the "
+                f"{expect_rem} byte(s) left of the record"
+            )
+
+    out: list[WrittenRecord] = []
+    while True:
+        pos = _maxalign(pos)
+        if pos >= len(data):
+            return out, "end of segment"
+        if pos % XLOG_BLCKSZ == 0:
+            if data[pos : pos + 2] == b"\0\0":
+                return out, "end of WAL"
+            check_page(pos, 0)
+            pos += SIZE_OF_SHORT_PHD
+        start = pos
+        # Records start MAXALIGNed, so xl_tot_len never straddles a page (the rest may).
+        (tot_len,) = struct.unpack_from("<I", data, pos)
+        if tot_len == 0:
+            return out, "end of WAL"
+        if tot_len < SIZE_OF_XLOG_RECORD:
+            raise SegmentReadError(f"record at {base + start:X} has xl_tot_len {tot_len}")
+        rec = bytearray()
+        while len(rec) < tot_len:
+            page_end = (pos // XLOG_BLCKSZ + 1) * XLOG_BLCKSZ
+            n = min(tot_len - len(rec), page_end - pos)
+            rec += data[pos : pos + n]
+            pos += n
+            if len(rec) < tot_len:
+                if pos >= len(data):
+                    return out, "record continues in the next segment"
+                if data[pos : pos + 2] == b"\0\0":
+                    return out, f"record at {base + start:X} is incomplete"
+                check_page(pos, tot_len - len(rec))
+                pos += SIZE_OF_SHORT_PHD
+        out.append(WrittenRecord(base + start, base + pos, bytes(rec)))
+
+
+def _skip_continuation(data: bytes, pos: int, rem_len: int) -> int:
+    """Skip the tail of a record that began in an earlier segment."""
+    while rem_len > 0:
+        page_end = (pos // XLOG_BLCKSZ + 1) * XLOG_BLCKSZ
+        n = min(rem_len, page_end - pos)
+        rem_len -= n
+        pos += n
+        if rem_len:
+            pos += SIZE_OF_SHORT_PHD
+    return pos
