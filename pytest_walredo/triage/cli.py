@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -132,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "answers a page that differs from the redo model's prediction")
     p.add_argument("-o", "--output", type=Path, metavar="OUT",
                    help="where to write the minimal request (default: FILE with .min.walredo)")
+    p.add_argument("--match", metavar="TEXT",
+                   help="only count failures whose message or stderr contains TEXT (keeps shrinking the "
+                        "same failure rather than any failure)")
     p.add_argument("--max-runs", type=int, default=2000, metavar="N",
                    help="give up after N process runs (default 2000)")
     _add_pg_options(p)
@@ -195,6 +199,12 @@ _COMMANDS = {"inspect": _cmd_inspect, "diff": _cmd_diff, "replay": _cmd_replay, 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``pytest-walredo`` with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
     out, err = sys.stdout, sys.stderr
+    # The process layer logs each walredo stderr line (logger pytest_walredo.walredo.stderr);
+    # replay/shrink show stderr themselves, so keep those records off the terminal: with a
+    # handler anywhere up the hierarchy, logging's last-resort stderr handler stays silent.
+    pkg_log = logging.getLogger("pytest_walredo")
+    if not any(isinstance(h, logging.NullHandler) for h in pkg_log.handlers):
+        pkg_log.addHandler(logging.NullHandler())
     parser = build_parser()
     try:
         args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
