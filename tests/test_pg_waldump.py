@@ -1,5 +1,9 @@
 """The judge: PostgreSQL 15's own pg_waldump reads what our encoders write.
 
+Also: a real PostgreSQL 15 server (initdb + a workload with pglz/lz4/zstd page images) writes
+WAL that our segment reader, record decoder, image decompressors and describer must read the
+way pg_waldump does.
+
 Hypothesis generates batches of vanilla PG15 records of every supported kind; we lay them out
 in a WAL segment, run pg_waldump on it and require that it accepts every record and agrees
 with our decoder and describer on rmgr, lengths, xid, LSNs, block references (relation, fork,
@@ -9,9 +13,13 @@ pg_waldump command line (the segment is kept in a temporary folder).
 
 from __future__ import annotations
 
+import os
+import pwd
 import shutil
 import struct
+import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,11 +27,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_pg_rmgr import _record_case
 
-from pytest_walredo.pg.rmgr import XlogFpi, build, describe_record
+from pytest_walredo.pg.rmgr import UnsupportedRecord, XlogFpi, build, describe_record
 from pytest_walredo.pg.version import Flavour
 from pytest_walredo.pg.waldump import WaldumpResult, find_pg_waldump, run_waldump
-from pytest_walredo.pg.walsegment import XLOG_BLCKSZ, write_segment
-from pytest_walredo.pg.xlogrecord import BLCKSZ, ImageRef, decode_record, make_block
+from pytest_walredo.pg.walsegment import XLOG_BLCKSZ, read_segment, write_segment
+from pytest_walredo.pg.xlogrecord import (
+    BLCKSZ,
+    ImageRef,
+    decode_record,
+    encode_record,
+    make_block,
+    verify_crc,
+)
 
 PG = 15
 WALDUMP = find_pg_waldump()
@@ -146,3 +161,124 @@ def test_wrong_crc_is_rejected() -> None:
     assert f"{seg_bad.records[1].start >> 32:X}/{seg_bad.records[1].start & 0xFFFFFFFF:X}" in result.errors[0], where
     assert not result.stopped_cleanly_at(seg_bad.records[-1].end)
     _passed(result)
+
+
+# --------------------------------------------------------------------------------------------
+# Real PostgreSQL 15 WAL: our reader, decoder and describer against what the server wrote
+# --------------------------------------------------------------------------------------------
+
+PGBIN = Path("/usr/lib/postgresql/15/bin")
+
+_WORKLOAD = """\
+CREATE TABLE t (id int PRIMARY KEY, v text) WITH (fillfactor = 50);
+INSERT INTO t SELECT g, repeat('x', g % 60) FROM generate_series(1, 3000) g;
+CHECKPOINT;
+SET wal_compression = pglz;
+UPDATE t SET v = v || 'y' WHERE id % 7 = 0;
+CHECKPOINT;
+SET wal_compression = lz4;
+DELETE FROM t WHERE id % 11 = 0;
+CHECKPOINT;
+SET wal_compression = zstd;
+BEGIN; SELECT count(*) FROM (SELECT * FROM t WHERE id < 40 FOR UPDATE) s; COMMIT;
+SET wal_compression = off;
+CREATE TABLE c (a int, b text);
+COPY c FROM stdin;
+1\tone
+2\ttwo
+3\tthree
+\\.
+VACUUM t;
+VACUUM (FREEZE) t;
+VACUUM (FREEZE) c;
+CHECKPOINT;
+"""
+
+
+def _as_postgres(cmd: list[str]) -> list[str]:
+    """Run as the 'postgres' user when we are root (initdb refuses to run as root)."""
+    if os.geteuid() != 0:
+        return cmd
+    runuser = shutil.which("runuser")
+    if runuser is None:
+        pytest.skip("running as root without runuser: cannot start PostgreSQL as another user")
+    return [runuser, "-u", "postgres", "--", *cmd]
+
+
+@pytest.fixture(scope="module")
+def real_wal_dir() -> Iterator[Path]:
+    for tool in ("initdb", "pg_ctl", "psql"):
+        if not (PGBIN / tool).exists():
+            pytest.skip(f"{PGBIN / tool} is absent")
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no 'postgres' user to run the server")
+    root = Path(tempfile.mkdtemp(prefix="walredo-realwal-"))
+    os.chmod(root, 0o777)
+    data = root / "data"
+    env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "LANG": "C"}
+
+    def run(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(_as_postgres(cmd), env=env, check=True, capture_output=True, text=True,
+                              timeout=120, **kw)  # type: ignore[call-overload]
+
+    run([str(PGBIN / "initdb"), "-D", str(data), "-k", "-A", "trust", "--no-sync"])
+    opts = (f"-c listen_addresses='' -c unix_socket_directories={root} -c port=5439 -c fsync=off "
+            "-c full_page_writes=on -c wal_level=replica -c autovacuum=off")
+    run([str(PGBIN / "pg_ctl"), "-D", str(data), "-w", "-l", str(root / "log"), "-o", opts, "start"])
+    try:
+        script = root / "workload.sql"
+        script.write_text(_WORKLOAD)
+        os.chmod(script, 0o644)
+        run([str(PGBIN / "psql"), "-h", str(root), "-p", "5439", "-d", "postgres", "-v", "ON_ERROR_STOP=1",
+             "-q", "-f", str(script)])
+    finally:
+        run([str(PGBIN / "pg_ctl"), "-D", str(data), "-w", "-m", "fast", "stop"])
+    yield data / "pg_wal"
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def test_real_postgres_wal_agrees(real_wal_dir: Path) -> None:
+    segments = sorted(p for p in real_wal_dir.iterdir() if len(p.name) == 24 and p.stat().st_size > 0)
+    assert segments
+    kinds: dict[str, int] = {}
+    methods: set[str] = set()
+    compared = 0
+    for path in segments:
+        ours, _why = read_segment(path.read_bytes(), pg_version=PG)
+        if not ours:
+            continue
+        result = run_waldump(path, binary=WALDUMP)
+        where = f"\n  command: {result.command_line}"
+        theirs = {r.lsn: r for r in result.records}
+        for rec_pos in ours:
+            got = theirs.get(rec_pos.start)
+            assert got is not None, f"pg_waldump does not list our record at {rec_pos.start:X}{where}"
+            rec = decode_record(rec_pos.raw, PG)
+            assert verify_crc(rec_pos.raw), f"CRC of {rec_pos.start:X}{where}"
+            assert encode_record(rec) == rec_pos.raw
+            images = [b.image for b in rec.blocks if b.image is not None]
+            assert (got.tot_len, got.rec_len, got.xid) == (
+                rec.tot_len, rec.tot_len - sum(len(i.data) for i in images), rec.xid), where
+            assert [(b.block_id, b.relnode, b.forknum, b.blkno, b.fpw) for b in got.blkrefs] == [
+                (b.block_id, b.relnode, b.forknum, b.blkno, b.image is not None) for b in rec.blocks], where
+            for im in images:
+                page = im.restore_page()
+                # pd_pagesize_version: BLCKSZ | layout version 4
+                assert struct.unpack_from("<H", page, 18)[0] == BLCKSZ | 4, f"{rec_pos.start:X}{where}"
+                if im.is_compressed:
+                    methods.add(im.compression.value)
+            try:
+                d = describe_record(rec, PG, Flavour.VANILLA)
+            except UnsupportedRecord:
+                continue
+            assert (got.rmgr, got.name, got.desc) == (d.rmgr, d.name, d.desc), f"{rec_pos.start:X}{where}"
+            kinds[f"{d.rmgr}/{d.name}"] = kinds.get(f"{d.rmgr}/{d.name}", 0) + 1
+            compared += 1
+    print(f"compared {compared} real records: {sorted(kinds.items())}; image compression seen: {sorted(methods)}")
+    for needed in ("Heap/INSERT", "Heap/HOT_UPDATE", "Heap/DELETE", "Heap/LOCK", "Heap2/MULTI_INSERT+INIT",
+                   "Heap2/PRUNE", "Heap2/VISIBLE", "Heap2/FREEZE_PAGE", "Btree/INSERT_LEAF", "XLOG/FPI"):
+        assert needed in kinds, f"the workload produced no {needed}: {sorted(kinds)}"
+    assert methods == {"pglz", "lz4", "zstd"}
