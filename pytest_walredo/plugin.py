@@ -1,1 +1,219 @@
-"""pytest plugin: options, fixtures and hooks (filled in by the walking-skeleton work)."""
+"""The pytest plugin (entry point ``walredo``): options, fixtures and hooks.
+
+Fixtures
+--------
+``walredo_settings`` (session)
+    the resolved :class:`~pytest_walredo.settings.WalredoSettings`.
+``walredo_bin`` (session)
+    the :class:`~pytest_walredo.target.WalredoBinary` under test: ``--walredo-bin`` or the
+    embedded reference walredo.
+``walredo_process`` (function)
+    a fresh sandboxed walredo process for the test, as an async
+    :class:`~pytest_walredo.process.WalredoClient`.
+``walredo`` (function)
+    the same as a blocking :class:`~pytest_walredo.process.SyncWalredoClient`.
+``walredo_factory`` (function)
+    ``walredo_factory(faults=(), args=(), sync=False, ...)`` starts more processes; all of them
+    are killed and reaped when the test ends.
+
+Every process a fixture starts gets its own working directory under the test's ``tmp_path`` and
+dumps failing requests into the test's dump directory; with allure-pytest active
+(``--alluredir``) each dump is attached to the test's result with the process's stderr tail.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .factories import WalredoFactory, probe_binary
+from .process import SyncWalredoClient, WalredoClient
+from .settings import OPTIONS, SettingError, WalredoSettings, resolve_settings
+from .target import BinaryError, WalredoBinary, reference_binary, user_binary
+
+__all__ = ["walredo", "walredo_bin", "walredo_factory", "walredo_process", "walredo_settings"]
+
+SETTINGS_KEY = pytest.StashKey[WalredoSettings]()
+BINARY_KEY = pytest.StashKey[WalredoBinary]()
+START_KEY = pytest.StashKey[float]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("walredo", "walredo process under test (pytest-walredo)")
+    for opt in OPTIONS:
+        kwargs: dict[str, object] = {"dest": opt.key, "default": None}
+        if opt.is_flag:
+            kwargs["action"] = "store_true"
+        else:
+            kwargs["metavar"] = opt.metavar
+        group.addoption(
+            opt.flag,
+            help=f"{opt.help}. Also ${opt.env} or ini {opt.key}.",
+            **kwargs,  # type: ignore[arg-type]
+        )
+        parser.addini(opt.key, f"{opt.help} (overridden by {opt.flag} and ${opt.env})",
+                      type="bool" if opt.is_flag else "string", default=None)
+
+
+def _ini(config: pytest.Config, key: str) -> object:
+    try:
+        return config.getini(key)
+    except ValueError:
+        return None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "walredo: the test drives a walredo process")
+    try:
+        settings = resolve_settings(lambda k: config.getoption(k), lambda k: _ini(config, k))
+    except SettingError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[SETTINGS_KEY] = settings
+    config.stash[START_KEY] = time.time()
+    if settings.bin is not None and not _is_xdist_worker(config) and not config.option.help:
+        # A bad --walredo-bin is one error at session start, not a traceback in every test.
+        try:
+            binary = user_binary(settings.bin, settings.lib_dir, settings.pg_version, settings.flavour)
+            probe_binary(binary, timeout=min(settings.timeout, 10.0))
+        except BinaryError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        config.stash[BINARY_KEY] = binary
+
+
+def _is_xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _dump_root(config: pytest.Config, settings: WalredoSettings) -> Path:
+    if settings.dump_dir is not None:
+        return settings.dump_dir.resolve()
+    factory = config._tmp_path_factory  # type: ignore[attr-defined]
+    # Under xdist each worker has its own basetemp; dumps go next to the controller's.
+    base = factory.getbasetemp()
+    if _is_xdist_worker(config):
+        base = base.parent
+    return base / "walredo-dumps"
+
+
+@pytest.fixture(scope="session")
+def walredo_settings(pytestconfig: pytest.Config) -> WalredoSettings:
+    """The resolved walredo settings (flags, environment, ini, defaults)."""
+    return pytestconfig.stash[SETTINGS_KEY]
+
+
+@pytest.fixture(scope="session")
+def walredo_bin(
+    pytestconfig: pytest.Config,
+    walredo_settings: WalredoSettings,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> WalredoBinary:
+    """The walredo binary under test: ``--walredo-bin`` or the embedded reference walredo."""
+    s = walredo_settings
+    if s.bin is None:
+        return reference_binary(tmp_path_factory.mktemp("walredo-ref"), s.pg_version, s.flavour)
+    if BINARY_KEY in pytestconfig.stash:
+        return pytestconfig.stash[BINARY_KEY]
+    try:  # an xdist worker: the controller already probed it
+        return user_binary(s.bin, s.lib_dir, s.pg_version, s.flavour)
+    except BinaryError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def _test_dump_dir(config: pytest.Config, settings: WalredoSettings, nodeid: str) -> Path:
+    name = _UNSAFE.sub("_", nodeid).strip("_")[-120:] or "test"
+    return _dump_root(config, settings) / name
+
+
+@pytest.fixture
+def walredo_factory(
+    request: pytest.FixtureRequest,
+    walredo_bin: WalredoBinary,
+    walredo_settings: WalredoSettings,
+    tmp_path: Path,
+) -> Iterator[WalredoFactory]:
+    """Start walredo processes for this test: ``walredo_factory(faults=..., sync=...)``.
+
+    Every process it started is killed and reaped when the test ends, passed or failed.
+    """
+    factory = WalredoFactory(
+        walredo_bin,
+        timeout=walredo_settings.timeout,
+        workdir_root=tmp_path,
+        dump_dir=_test_dump_dir(request.config, walredo_settings, request.node.nodeid),
+        on_dump=_allure_attacher(request.config),
+    )
+    try:
+        yield factory
+    finally:
+        factory.close_all()
+
+
+@pytest.fixture
+def walredo_process(walredo_factory: WalredoFactory) -> WalredoClient:
+    """A fresh sandboxed walredo process for this test, driven by the async pipelined client."""
+    return walredo_factory()
+
+
+@pytest.fixture
+def walredo(walredo_factory: WalredoFactory) -> SyncWalredoClient:
+    """A fresh sandboxed walredo process for this test, driven by the blocking client."""
+    return walredo_factory(sync=True)
+
+
+# ------------------------------------------------------------------------------------------
+# Allure and the failure summary
+# ------------------------------------------------------------------------------------------
+
+
+def _allure_active(config: pytest.Config) -> bool:
+    return bool(getattr(config.option, "allure_report_dir", None)) and config.pluginmanager.hasplugin(
+        "allure_pytest"
+    )
+
+
+def _allure_attacher(config: pytest.Config):  # type: ignore[no-untyped-def]
+    if not _allure_active(config):
+        return None
+    import allure
+
+    def attach(path: Path, data: bytes, stderr_tail: str) -> None:
+        allure.attach(
+            data, name=path.name, attachment_type="application/octet-stream", extension="walredo"
+        )
+        if stderr_tail:
+            allure.attach(
+                stderr_tail, name=f"{path.stem}.stderr.txt", attachment_type=allure.attachment_type.TEXT
+            )
+
+    return attach
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:  # type: ignore[no-untyped-def]
+    settings = config.stash.get(SETTINGS_KEY, None)
+    if settings is None or _is_xdist_worker(config):
+        return
+    try:
+        root = _dump_root(config, settings)
+    except Exception:  # no tmp_path_factory (e.g. -p no:tmpdir)
+        return
+    if not root.is_dir():
+        return
+    started = config.stash.get(START_KEY, 0.0)
+    dumps = sorted(
+        p for p in root.rglob("*.walredo") if p.is_file() and p.stat().st_mtime >= started - 1
+    )
+    if dumps:
+        terminalreporter.section("walredo failing inputs")
+        terminalreporter.write_line(f"{len(dumps)} failing input(s) saved under {root}:")
+        for p in dumps[:50]:
+            terminalreporter.write_line(f"  {p}")
+        if len(dumps) > 50:
+            terminalreporter.write_line(f"  ... and {len(dumps) - 50} more")
+        terminalreporter.write_line("Inspect one with: pytest-walredo inspect FILE")
