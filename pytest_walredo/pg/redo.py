@@ -33,7 +33,28 @@ from dataclasses import dataclass
 from pytest_walredo.lsn import format_lsn
 from pytest_walredo.pg import rmgr
 from pytest_walredo.pg import tuple as tup
-from pytest_walredo.pg.page import BLCKSZ, LP_NORMAL, PD_ALL_VISIBLE, Page, PageError
+from pytest_walredo.pg.btree_page import (
+    BT_META_SIZE,
+    BTP_INCOMPLETE_SPLIT,
+    BTP_LEAF,
+    BTP_META,
+    BTP_ROOT,
+    BTMetaPageData,
+    BTPageOpaque,
+    btree_page_init,
+    split_index_tuples,
+)
+from pytest_walredo.pg.page import (
+    BLCKSZ,
+    LP_DEAD,
+    LP_NORMAL,
+    LP_REDIRECT,
+    LP_UNUSED,
+    PD_ALL_VISIBLE,
+    ItemId,
+    Page,
+    PageError,
+)
 from pytest_walredo.pg.version import Flavour, check_version
 from pytest_walredo.pg.xlogrecord import (
     SIZE_OF_XLOG_RECORD,
@@ -66,15 +87,6 @@ _VM_HEAPBLOCKS_PER_PAGE = _VM_MAPSIZE * _VM_HEAPBLOCKS_PER_BYTE
 # t_ctid of a tuple moved to another partition (HeapTupleHeaderSetMovedPartitions)
 _MOVED_PARTITIONS_BLOCK = 0xFFFFFFFF
 _MOVED_PARTITIONS_OFFSET = 0xFFFD
-
-# btree
-_BTREE_SPECIAL_SIZE = 16  # sizeof(BTPageOpaqueData)
-_BTP_LEAF = 0x01
-_BTP_ROOT = 0x02
-_BTP_META = 0x08
-_BTP_INCOMPLETE_SPLIT = 0x80
-_P_NONE = 0
-_BTREE_MAGIC = 0x053162
 
 
 class RedoError(Exception):
@@ -532,6 +544,240 @@ def _redo_heap_inplace(a: _Apply) -> None:
     a.done(page)
 
 
+# --------------------------------------------------------------------------- heap2
+
+
+def _redo_multi_insert(a: _Apply) -> None:
+    body = a.body
+    assert isinstance(body, rmgr.Heap2MultiInsert)
+    b0 = a.block(0)
+    if body.flags & 0x01:  # XLH_INSERT_ALL_VISIBLE_CLEARED
+        a.vm_clear(b0.blkno, VISIBILITYMAP_VALID_BITS)
+    if body.init_page:
+        page = a.init_for_redo(0)
+        if page is None:
+            return
+        page.init(0)
+        action = BLK_NEEDS_REDO
+    else:
+        action, page = a.read_for_redo(0)
+    if action != BLK_NEEDS_REDO or page is None:
+        return
+    if len(body.tuples) != body.ntuples:
+        raise a.fail(
+            f"heap2 MULTI_INSERT for block {b0.blkno} logs {body.ntuples} tuple(s) but carries"
+            f" {len(body.tuples)}"
+        )
+    for i, t in enumerate(body.tuples):
+        offnum = i + 1 if body.init_page else body.offsets[i]
+        cid = t.t_cid if t.t_cid is not None else a.cid(body.t_cid)
+        item = _build_tuple(t.t_infomask2, t.t_infomask, t.t_hoff, t.data, xmin=a.rec.xid,
+                            cid=cid, xmax=0, ctid=(b0.blkno, offnum))
+        a.add_heap_tuple(page, item, offnum)
+    a.done(page)
+    if body.flags & 0x01:
+        page.clear_flag(PD_ALL_VISIBLE)
+    if body.flags & 0x20:  # XLH_INSERT_ALL_FROZEN_SET implies all visible
+        page.set_flag(PD_ALL_VISIBLE)
+
+
+def _redo_visible(a: _Apply) -> None:
+    """``heap_xlog_visible``: block 1 (heap) gets PD_ALL_VISIBLE without an LSN bump (the
+    walredo process has neither data checksums nor wal_log_hints, so XLogHintBitIsNeeded()
+    is false); block 0 (the VM page) gets the bits and, when they change, pd_lsn."""
+    body = a.body
+    assert isinstance(body, rmgr.Heap2Visible)
+    heap_blkno = a.block(1).blkno
+    action, page = a.read_for_redo(1)
+    if action == BLK_NEEDS_REDO and page is not None:
+        page.set_flag(PD_ALL_VISIBLE)
+        a.done(page, set_lsn=False)
+    action, vm = a.read_for_redo(0)
+    if action == BLK_NEEDS_REDO and vm is not None:
+        if vm.is_new():
+            vm.init(0)
+            a.done(vm, set_lsn=False)
+        bits = body.flags & VISIBILITYMAP_VALID_BITS
+        byte, shift = _vm_position(heap_blkno)
+        if bits != (vm.data[byte] >> shift) & VISIBILITYMAP_VALID_BITS:
+            vm.data[byte] |= bits << shift
+            a.done(vm)
+
+
+def _freeze_tuple(a: _Apply, page: Page, offnum: int, xmax: int, infomask2: int, infomask: int,
+                  frzflags: int) -> None:
+    """``heap_execute_freeze_tuple``: xmax, optional xvac, both infomasks."""
+    lp = page.item_id(offnum)
+    pos = lp.off
+    if pos + tup.SIZEOF_HEAP_TUPLE_HEADER > BLCKSZ:
+        raise a.fail(f"freeze: item {offnum} {lp} does not hold a tuple header")
+    tup.set_u32(page.data, pos + tup.OFF_XMAX, xmax)
+    if frzflags & 0x02:  # XLH_FREEZE_XVAC
+        tup.set_u32(page.data, pos + tup.OFF_CID, 2)  # FrozenTransactionId
+    if frzflags & 0x04:  # XLH_INVALID_XVAC
+        tup.set_u32(page.data, pos + tup.OFF_CID, 0)
+    _set_mask(page, pos, infomask, infomask2)
+
+
+def _redo_freeze_page(a: _Apply) -> None:
+    body = a.body
+    assert isinstance(body, rmgr.Heap2FreezePage)
+    action, page = a.read_for_redo(0)
+    if action != BLK_NEEDS_REDO or page is None:
+        return
+    if not body.offsets_logged and body.count:
+        raise a.fail("heap2 FREEZE_PAGE carries no freeze data and no image to apply")
+    for t in body.tuples:
+        _freeze_tuple(a, page, t.offset, t.xmax, t.t_infomask2, t.t_infomask, t.frzflags)
+    for p in body.plans:
+        for off in p.offsets:
+            _freeze_tuple(a, page, off, p.xmax, p.t_infomask2, p.t_infomask, p.frzflags)
+    a.done(page)
+
+
+def _prune_execute(page: Page, redirected: tuple[tuple[int, int], ...], dead: tuple[int, ...],
+                   unused: tuple[int, ...], *, truncate_only: bool) -> None:
+    """``heap_page_prune_execute``: set redirects, dead and unused line pointers, then repair
+    fragmentation (or, PG17 without a cleanup lock, only truncate the line pointer array)."""
+    for frm, to in redirected:
+        page.set_item_id(frm, ItemId(to, LP_REDIRECT, 0))
+    for off in dead:
+        page.set_item_id(off, ItemId(0, LP_DEAD, 0))
+    for off in unused:
+        page.set_item_id(off, ItemId(0, LP_UNUSED, 0))
+    if truncate_only:
+        page.truncate_line_pointer_array()
+    else:
+        page.repair_fragmentation()
+
+
+def _redo_prune(a: _Apply) -> None:
+    body = a.body
+    assert isinstance(body, rmgr.Heap2Prune)
+    action, page = a.read_for_redo(0)
+    if action != BLK_NEEDS_REDO or page is None:
+        return
+    if not body.offsets_logged:
+        raise a.fail("heap2 PRUNE carries no offsets and no image to apply")
+    _prune_execute(page, body.redirected, body.dead, body.unused, truncate_only=False)
+    a.done(page)
+
+
+def _redo_vacuum(a: _Apply) -> None:
+    body = a.body
+    assert isinstance(body, rmgr.Heap2Vacuum)
+    action, page = a.read_for_redo(0)
+    if action != BLK_NEEDS_REDO or page is None:
+        return
+    if not body.offsets_logged:
+        raise a.fail("heap2 VACUUM carries no offsets and no image to apply")
+    for off in body.unused:
+        page.set_item_id(off, ItemId(0, LP_UNUSED, 0))
+    page.truncate_line_pointer_array()
+    a.done(page)
+
+
+def _redo_prune_freeze(a: _Apply) -> None:
+    """PG17 ``heap_xlog_prune_freeze``."""
+    body = a.body
+    assert isinstance(body, rmgr.Heap2PruneFreeze)
+    action, page = a.read_for_redo(0)
+    if action != BLK_NEEDS_REDO or page is None:
+        return
+    if body.flags & _XLHP_PARTS and not body.block_data_logged:
+        raise a.fail("heap2 prune/freeze carries no block data and no image to apply")
+    if body.redirected or body.dead or body.unused:
+        _prune_execute(page, body.redirected, body.dead, body.unused,
+                       truncate_only=not body.flags & _XLHP_CLEANUP_LOCK)
+    for p in body.plans:
+        for off in p.offsets:
+            _freeze_tuple(a, page, off, p.xmax, p.t_infomask2, p.t_infomask, p.frzflags)
+    a.done(page)
+
+
+_XLHP_CLEANUP_LOCK = 1 << 2
+_XLHP_PARTS = (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7)
+
+
+# --------------------------------------------------------------------------- btree
+
+
+def _bt_clear_incomplete_split(a: _Apply, block_id: int) -> None:
+    action, page = a.read_for_redo(block_id)
+    if action == BLK_NEEDS_REDO and page is not None:
+        op = BTPageOpaque.unpack(page.data)
+        BTPageOpaque(op.prev, op.next, op.level, op.flags & ~BTP_INCOMPLETE_SPLIT,
+                     op.cycleid).write(page)
+        a.done(page)
+
+
+def _bt_restore_meta(a: _Apply, block_id: int, meta: rmgr.BtreeMetadata | None) -> None:
+    page = a.init_for_redo(block_id)
+    if page is None:
+        return
+    if meta is None:
+        raise a.fail(f"btree metapage block {block_id} carries no metadata")
+    btree_page_init(page)
+    page.data[24 : 24 + BT_META_SIZE] = BTMetaPageData(
+        version=meta.version,
+        root=meta.root,
+        level=meta.level,
+        fastroot=meta.fastroot,
+        fastlevel=meta.fastlevel,
+        last_cleanup_num_delpages=meta.last_cleanup_num_delpages,
+        last_cleanup_num_heap_tuples=-1.0,
+        allequalimage=meta.allequalimage,
+    ).pack()
+    BTPageOpaque(flags=BTP_META).write(page)
+    page.lower = 24 + BT_META_SIZE
+    a.done(page)
+
+
+def _redo_btree_insert(a: _Apply) -> None:
+    """``btree_xlog_insert`` for INSERT_LEAF / INSERT_UPPER / INSERT_META (no posting)."""
+    body = a.body
+    assert isinstance(body, rmgr.BtreeInsert)
+    if body.op == 0x10 or body.op == 0x20:  # INSERT_UPPER / INSERT_META: internal page
+        if a.has_block(1):
+            _bt_clear_incomplete_split(a, 1)
+    action, page = a.read_for_redo(0)
+    if action == BLK_NEEDS_REDO and page is not None:
+        if not body.tuple:
+            raise a.fail("btree INSERT carries no index tuple and no image to apply")
+        try:
+            got = page.add_item(body.tuple, body.offnum)
+        except PageError as exc:
+            raise a.fail(str(exc)) from None
+        if got == 0:
+            raise a.fail("failed to add new item")
+        a.done(page)
+    if body.op == 0x20:
+        _bt_restore_meta(a, 2, body.metadata)
+
+
+def _redo_btree_newroot(a: _Apply) -> None:
+    body = a.body
+    assert isinstance(body, rmgr.BtreeNewroot)
+    page = a.init_for_redo(0)
+    if page is not None:
+        btree_page_init(page)
+        flags = BTP_ROOT | (BTP_LEAF if body.level == 0 else 0)
+        BTPageOpaque(0, 0, body.level, flags, 0).write(page)
+        if body.level > 0:
+            try:
+                items = split_index_tuples(body.tuples)
+            except ValueError as exc:
+                raise a.fail(f"_bt_restore_page: {exc}") from None
+            n = len(items)
+            for i in range(n - 1, -1, -1):
+                if page.add_item(items[i], n - i) == 0:
+                    raise a.fail("_bt_restore_page: cannot add item to page")
+        a.done(page)
+    if body.level > 0 and a.has_block(1):
+        _bt_clear_incomplete_split(a, 1)
+    _bt_restore_meta(a, 2, body.metadata)
+
+
 # --------------------------------------------------------------------------- dispatch
 
 _Handler = Callable[[_Apply], None]
@@ -544,11 +790,15 @@ _HANDLERS: dict[type, _Handler] = {
     rmgr.HeapLock: _redo_heap_lock,
     rmgr.HeapConfirm: _redo_heap_confirm,
     rmgr.HeapInplace: _redo_heap_inplace,
+    rmgr.Heap2MultiInsert: _redo_multi_insert,
+    rmgr.Heap2Visible: _redo_visible,
+    rmgr.Heap2FreezePage: _redo_freeze_page,
+    rmgr.Heap2Prune: _redo_prune,
+    rmgr.Heap2Vacuum: _redo_vacuum,
+    rmgr.Heap2PruneFreeze: _redo_prune_freeze,
+    rmgr.BtreeInsert: _redo_btree_insert,
+    rmgr.BtreeNewroot: _redo_btree_newroot,
 }
-
-
-def _register(kind: type, handler: _Handler) -> None:
-    _HANDLERS[kind] = handler
 
 
 def _decode_error_message(exc: RecordDecodeError, pg_version: int, end_lsn: int) -> str:
