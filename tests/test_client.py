@@ -22,6 +22,7 @@ import pytest
 from pytest_walredo.process import (
     Call,
     FailureDumper,
+    MemoryTransport,
     SyncWalredoClient,
     WalredoClient,
     WalredoPoisoned,
@@ -375,6 +376,85 @@ def test_sync_facade_raises_the_same_errors(launch: Callable[..., WalredoProcess
         with pytest.raises(WalredoProcessError, match="exited with status 1"):
             client.ping()
         assert client.poisoned
+
+
+# ---------------------------------------------------------------------------------------------
+# In-memory transport: answers arrive exactly when and in the pieces the test decides
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_memory_transport_answers_released_in_random_pieces() -> None:
+    rng = random.Random(11)
+    transport = MemoryTransport(auto=False)
+    client = WalredoClient(transport, timeout=60)
+    reqs = echo_requests(32, seed=2)
+    tasks = [asyncio.ensure_future(client.apply(r)) for r in reqs]
+    while client.requests_sent < 32 or len(transport.held) < 32 * BLCKSZ:
+        await asyncio.sleep(0)
+    assert bytes(transport.written) == b"".join(r.encode() for r in reqs)
+    while transport.held:
+        transport.release(rng.randint(1, 3 * BLCKSZ))
+        for _ in range(rng.randint(0, 3)):
+            await asyncio.sleep(0)
+    pages = await asyncio.gather(*tasks)
+    assert [p == r.base_image for p, r in zip(pages, reqs, strict=True)] == [True] * 32
+    assert client.seccomp_mode_after_first_request is None  # no process to ask
+
+
+@pytest.mark.asyncio
+async def test_memory_transport_end_of_stream_mid_answer() -> None:
+    transport = MemoryTransport(auto=False)
+    client = WalredoClient(transport, timeout=60)
+    task = asyncio.ensure_future(client.ping())
+    while not transport.held:
+        await asyncio.sleep(0)
+    transport.release(100)
+    transport.feed_eof()
+    with pytest.raises(WalredoProcessError,
+                       match=r"stream ended after sending 100 of 8192 bytes .* request #0"):
+        await task
+    with pytest.raises(WalredoPoisoned):
+        await client.ping()
+
+
+@pytest.mark.asyncio
+async def test_memory_transport_cancel_mid_read_poisons_and_keeps_others_safe() -> None:
+    transport = MemoryTransport(auto=False)
+    client = WalredoClient(transport, timeout=60)
+    first, second = echo_requests(2)
+    t1 = asyncio.ensure_future(client.apply(first))
+    t2 = asyncio.ensure_future(client.apply(second))
+    while len(transport.held) < 2 * BLCKSZ:
+        await asyncio.sleep(0)
+    transport.release(BLCKSZ // 2)  # t1 is now inside its read, holding the stdout lock
+    await asyncio.sleep(0)
+    t1.cancel()
+    transport.release()
+    results = await asyncio.gather(t1, t2, return_exceptions=True)
+    assert isinstance(results[0], asyncio.CancelledError)
+    # t2 may not take a page now: the client is poisoned and says why.
+    assert isinstance(results[1], WalredoPoisoned)
+    assert "cancelled while reading answers" in str(results[1])
+
+
+@pytest.mark.asyncio
+async def test_memory_transport_timeout_without_a_process() -> None:
+    transport = MemoryTransport(auto=False)
+    client = WalredoClient(transport, timeout=0.05)
+    with pytest.raises(WalredoTimeout, match=r"request #0 \(ping\) waited more than 0.05s") as e:
+        await client.ping()
+    assert "killed" not in str(e.value)
+    assert client.poisoned
+
+
+@pytest.mark.asyncio
+async def test_memory_transport_surplus_bytes() -> None:
+    transport = MemoryTransport()
+    client = WalredoClient(transport, timeout=60)
+    transport.feed(b"unasked")
+    with pytest.raises(WalredoProcessError, match=r"wrote 7 byte\(s\) more than the answers"):
+        await client.ping()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from .errors import (
     WalredoProcessError,
     WalredoTimeout,
 )
+from .memory import EchoResponder, MemoryTransport
 from .sandbox import (
     DEFAULT_TENANT_SHARD_ID,
     LaunchConfig,
@@ -30,8 +31,10 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "Call",
     "DumpCallback",
+    "EchoResponder",
     "FailureDumper",
     "LaunchConfig",
+    "MemoryTransport",
     "PipeTransport",
     "SyncWalredoClient",
     "Transport",

@@ -567,24 +567,28 @@ class WalredoClient:
         if earlier is not None and earlier.owner is not call:
             try:
                 self._raise_if_poisoned(call)
-            except WalredoPoisoned as err:
-                return err
+            except WalredoPoisoned as poisoned:
+                return poisoned
         self._set_poison(f"request #{call.no} ({call.what}) hit {exc!r}", exc, call)
         answering = self._n_processed + len(self._pending)
         returncode = await self._await_exit()
         tail = self._stderr_tail()
-        who = f"walredo process{self._pid_text()} {describe_returncode(returncode)}"
+        if self.process is not None:
+            who = f"walredo process {self.process.pid} {describe_returncode(returncode)}"
+            closed_out, closed_in = f"{who} and closed its stdout", f"{who} and closed its stdin"
+        else:
+            who = closed_out = closed_in = "the walredo stream ended"
         if isinstance(exc, asyncio.IncompleteReadError) and exc.partial:
             msg = (f"{who} after sending {len(exc.partial)} of {BLCKSZ} bytes of the answer to "
                    f"request #{answering}")
         elif isinstance(exc, asyncio.IncompleteReadError):
-            msg = f"{who} and closed its stdout before answering request #{answering}"
+            msg = f"{closed_out} before answering request #{answering}"
         elif isinstance(exc, BrokenPipeError):
-            msg = f"{who} and closed its stdin while request #{call.no} ({call.what}) was written"
+            msg = f"{closed_in} while request #{call.no} ({call.what}) was written"
         elif isinstance(exc, TransportClosed):
-            msg = f"the pipes of {who.removeprefix('walredo ')} were closed under request #{call.no}"
+            msg = f"the walredo transport was closed under request #{call.no} ({call.what})"
         else:
-            msg = f"I/O error on the pipes of {who.removeprefix('walredo ')}: {exc}"
+            msg = f"I/O error on the walredo pipes ({who}): {exc}"
         line = last_line(tail)
         if line:
             msg += f" (last stderr line: {line!r})"
@@ -598,7 +602,8 @@ class WalredoClient:
         where = "its answer" if call.sent else "its turn to write"
         err = WalredoTimeout(
             f"walredo request #{call.no if call.no is not None else '?'} ({call.what}) waited "
-            f"more than {limit:g}s for {where}; process{self._pid_text()} was killed",
+            f"more than {limit:g}s for {where}"
+            + (f"; process {self.process.pid} was killed" if self.process is not None else ""),
             stderr_tail=self._stderr_tail(), request_no=call.no,
         )
         self._set_poison(f"a request timed out: {err.message}", err, call, override=True)

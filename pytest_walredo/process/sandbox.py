@@ -33,7 +33,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -173,7 +173,7 @@ def _load_prctl() -> object | None:
 _prctl = _load_prctl()
 
 
-def _make_preexec(parent_pid: int):  # type: ignore[no-untyped-def]
+def _make_preexec(parent_pid: int) -> Callable[[], None]:
     """The function run in the child between fork and exec.
 
     It asks for SIGKILL when the parent dies, then checks ``getppid()``: if the parent died

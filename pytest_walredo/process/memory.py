@@ -1,0 +1,120 @@
+"""An in-memory :class:`~pytest_walredo.process.client.Transport` for deterministic tests.
+
+No process, no pipe, no timing: what the client writes goes to a *responder* (by default
+:class:`EchoResponder`, which answers like a walredo with echo semantics), and the answers are
+either readable at once (``auto=True``) or held until the test calls :meth:`MemoryTransport.release`
+(``auto=False``), which lets a test decide exactly when and in what pieces answers arrive, in
+between any two steps of the callers. Use it from one event loop thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from ..protocol import BLCKSZ, BeginRedoForBlock, Decoder, GetPage, Ping, PushPage
+from .client import TransportClosed
+
+__all__ = ["EchoResponder", "MemoryTransport"]
+
+
+class EchoResponder:
+    """Turns request bytes into answer bytes: ``G`` -> the page pushed for that block since its
+    ``B`` (zeros if none), ``H`` -> zeros. Records are ignored. Stateful across calls, so
+    requests may be split anywhere."""
+
+    def __init__(self) -> None:
+        self._decoder = Decoder()
+        self._pages: dict[object, bytes] = {}
+
+    def __call__(self, data: bytes) -> bytes:
+        self._decoder.feed(data)
+        out = bytearray()
+        for msg in self._decoder:
+            if isinstance(msg, BeginRedoForBlock):
+                self._pages.pop(msg.tag, None)
+            elif isinstance(msg, PushPage):
+                self._pages[msg.tag] = msg.page
+            elif isinstance(msg, GetPage):
+                out += self._pages.get(msg.tag, bytes(BLCKSZ))
+            elif isinstance(msg, Ping):
+                out += bytes(BLCKSZ)
+        return bytes(out)
+
+
+class MemoryTransport:
+    """A scripted stand-in for the walredo pipes.
+
+    ``written`` accumulates everything the client wrote. With ``auto=False`` answers pile up in
+    ``held`` until :meth:`release`; :meth:`feed` injects arbitrary bytes (garbage, short pages)
+    and :meth:`feed_eof` ends the stream.
+    """
+
+    def __init__(self, responder: Callable[[bytes], bytes] | None = None, *,
+                 auto: bool = True) -> None:
+        self.responder = responder if responder is not None else EchoResponder()
+        self.auto = auto
+        self.written = bytearray()
+        self.held = bytearray()
+        self._rbuf = bytearray()
+        self._eof = False
+        self._aborted = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    # -- test side ------------------------------------------------------------------------------
+
+    def feed(self, data: bytes) -> None:
+        """Make ``data`` readable now."""
+        self._rbuf += data
+        self._wake()
+
+    def release(self, n: int | None = None) -> None:
+        """Make the first ``n`` held bytes (all if None) readable."""
+        n = len(self.held) if n is None else n
+        self.feed(bytes(self.held[:n]))
+        del self.held[:n]
+
+    def feed_eof(self) -> None:
+        """End the stream: readers get :class:`asyncio.IncompleteReadError` once it is drained."""
+        self._eof = True
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    # -- Transport ------------------------------------------------------------------------------
+
+    async def write_all(self, data: bytes) -> None:
+        if self._aborted:
+            raise TransportClosed("memory transport was aborted")
+        await asyncio.sleep(0)  # a write is a suspension point, as on a real pipe
+        self.written += data
+        answer = self.responder(bytes(data))
+        if self.auto:
+            self.feed(answer)
+        else:
+            self.held += answer
+
+    async def read_exactly(self, n: int) -> bytes:
+        while len(self._rbuf) < n:
+            if self._aborted:
+                raise TransportClosed("memory transport was aborted")
+            if self._eof:
+                raise asyncio.IncompleteReadError(bytes(self._rbuf), n)
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        out = bytes(self._rbuf[:n])
+        del self._rbuf[:n]
+        return out
+
+    def buffered(self) -> int:
+        return len(self._rbuf)
+
+    def abort(self) -> None:
+        self._aborted = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(TransportClosed("memory transport was aborted"))
