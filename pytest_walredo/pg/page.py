@@ -641,16 +641,35 @@ class Page:
         return space
 
     # -- checks -----------------------------------------------------------------------------
-    def problem(self) -> str | None:
-        """Why this page is not valid (header checks of :func:`page_header_problem`, then every
-        line pointer with storage must lie within ``[pd_upper, pd_special)``), or None."""
+    def problem(self, blkno: int | None = None) -> str | None:
+        """Why this page would fail ``PageIsVerified``, or None.
+
+        The header checks of :func:`page_header_problem`; with ``blkno`` also the data
+        checksum (an initialized page's pd_checksum must equal ``pg_checksum_page``, as with
+        ``--data-checksums``). Like PostgreSQL, the line pointers are not looked at (index
+        metapages keep other data there): see :meth:`line_pointer_problem`.
+        """
         reason = page_header_problem(self.data)
-        if reason or self.is_new():
+        if reason or self.is_new() or blkno is None:
             return reason
+        from pytest_walredo.pg.checksum import pg_checksum_page
+
+        want = pg_checksum_page(self.data, blkno)
+        if want != self.checksum:
+            return (
+                f"page verification failed, calculated checksum {want} but expected"
+                f" {self.checksum}"
+            )
+        return None
+
+    def line_pointer_problem(self) -> str | None:
+        """For pages whose line pointer array holds line pointers (heap and index pages,
+        not metapages): the first line pointer that is inconsistent (unused or redirect
+        with a length, normal without one, storage outside ``[pd_upper, pd_special)``)."""
         upper, special = self.upper, self.special
         for offnum, lp in self.item_ids():
-            if lp.flags == LP_UNUSED and lp.len != 0:
-                return f"line pointer {offnum} is unused but has length {lp.len}"
+            if lp.flags in (LP_UNUSED, LP_REDIRECT) and lp.len != 0:
+                return f"line pointer {offnum} {lp} has a length"
             if lp.flags == LP_NORMAL and lp.len == 0:
                 return f"line pointer {offnum} is normal but has length 0"
             if lp.has_storage and (lp.off < upper or lp.off + lp.len > special):
