@@ -347,3 +347,29 @@ def test_stderr_reader_does_not_need_an_event_loop(workdir: Path) -> None:
         assert proc.stderr_tail() == "fake stderr line 0\nfake stderr line 1\nfake stderr line 2"
     finally:
         proc.close()
+
+
+def test_launch_works_in_a_forked_child(workdir: Path) -> None:
+    # The spawner thread does not survive fork(); a forked child must get a new one instead of
+    # waiting forever on the inherited (threadless) executor.
+    WalredoProcess.launch(fake_config(workdir)).close()  # make sure the spawner exists here
+    pid = os.fork()
+    if pid == 0:  # child: never return into pytest
+        status = 1
+        try:
+            proc = WalredoProcess.launch(fake_config(workdir))
+            status = 0 if proc.poll() is None else 2
+            proc.close()
+        finally:
+            os._exit(status)
+    end = time.monotonic() + 30
+    while time.monotonic() < end:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.02)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("launching from a forked child hung")
+    assert os.waitstatus_to_exitcode(status) == 0

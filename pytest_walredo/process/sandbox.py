@@ -10,7 +10,7 @@ hygiene a test runner needs:
 - the child leads its own session and process group, so :meth:`WalredoProcess.close` can kill
   it together with anything it forked;
 - its working directory is the caller's (fresh, per-test) ``workdir``;
-- it gets SIGKILL when the test runner dies (``PR_SET_PDEATHSIG``), see :data:`_SPAWNER`.
+- it gets SIGKILL when the test runner dies (``PR_SET_PDEATHSIG``), see :func:`_spawner`.
 
 Stderr is read by a daemon thread with ``os.read`` in chunks, so it works with or without an
 event loop and an endless line cannot exhaust memory: each line is cut at
@@ -196,10 +196,34 @@ def _make_preexec(parent_pid: int) -> Callable[[], None]:
 # PR_SET_PDEATHSIG fires when the *thread* that forked the child exits, not the process
 # (prctl(2): "the parent" is the creating thread). A child spawned from, say, a short-lived
 # event-loop thread of the sync facade would be killed as soon as that thread ends. So every
-# spawn goes through this one worker thread, which lives until the interpreter exits
+# spawn goes through one worker thread that lives until the interpreter exits
 # (ThreadPoolExecutor workers never retire). When the test runner dies, the thread dies with it
-# and the kernel delivers SIGKILL to every walredo child.
-_SPAWNER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="walredo-spawner")
+# and the kernel delivers SIGKILL to every walredo child; at a normal interpreter exit the
+# executor's shutdown ends the thread too, so leaked children do not outlive us either.
+_spawner_executor: concurrent.futures.ThreadPoolExecutor | None = None
+_spawner_lock = threading.Lock()
+
+
+def _spawner() -> concurrent.futures.ThreadPoolExecutor:
+    global _spawner_executor
+    with _spawner_lock:
+        if _spawner_executor is None:
+            _spawner_executor = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="walredo-spawner"
+            )
+        return _spawner_executor
+
+
+def _forget_spawner_after_fork() -> None:
+    # A forked child (multiprocessing "fork", pytester in-process forks...) inherits the
+    # executor object but not its thread; submitting to it would wait forever. Start afresh.
+    global _spawner_executor, _spawner_lock
+    _spawner_executor = None
+    _spawner_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_spawner_after_fork)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -359,7 +383,7 @@ class WalredoProcess:
         Raises :class:`WalredoLaunchError` (one sentence naming the path) when the binary is
         missing, not executable or not a valid executable, or ``workdir`` is missing.
         """
-        return _SPAWNER.submit(cls._launch_on_spawner, config).result()
+        return _spawner().submit(cls._launch_on_spawner, config).result()
 
     @classmethod
     def _launch_on_spawner(cls, config: LaunchConfig) -> WalredoProcess:
