@@ -142,8 +142,23 @@ class WalredoFactory:
         return client
 
     @property
-    def processes(self) -> list[WalredoProcess]:
-        return [c.process for c in self._clients]
+    def clients(self) -> list[WalredoClient | SyncWalredoClient]:
+        """The clients started so far and not yet closed, oldest first."""
+        return list(self._clients)
+
+    def seccomp_report(self) -> list[tuple[int, int | None]]:
+        """``(pid, seccomp mode after the first request)`` for every process that answered one.
+
+        The mode comes from ``/proc/PID/status`` (0 off, 1 strict, 2 filter); None means the
+        process answered but its status could not be read.
+        """
+        out = []
+        for client in self._clients:
+            process = client.process
+            inner = client.client if isinstance(client, SyncWalredoClient) else client
+            if process is not None and inner.requests_sent:
+                out.append((process.pid, client.seccomp_mode_after_first_request))
+        return out
 
     def close_all(self) -> None:
         """Kill and reap every process this factory started (idempotent)."""

@@ -23,6 +23,7 @@ dumps failing requests into the test's dump directory; with allure-pytest active
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Iterator
@@ -36,6 +37,8 @@ from .settings import OPTIONS, SettingError, WalredoSettings, resolve_settings
 from .target import BinaryError, WalredoBinary, reference_binary, user_binary
 
 __all__ = ["walredo", "walredo_bin", "walredo_factory", "walredo_process", "walredo_settings"]
+
+log = logging.getLogger("pytest_walredo.plugin")
 
 SETTINGS_KEY = pytest.StashKey[WalredoSettings]()
 BINARY_KEY = pytest.StashKey[WalredoBinary]()
@@ -152,6 +155,10 @@ def walredo_factory(
     try:
         yield factory
     finally:
+        # Report the sandbox state the pageserver relies on: seccomp after the first request.
+        for pid, mode in factory.seccomp_report():
+            request.node.user_properties.append(("walredo_seccomp_mode", mode))
+            log.info("walredo pid %d ran with seccomp mode %s after its first request", pid, mode)
         factory.close_all()
 
 

@@ -350,3 +350,21 @@ def test_conftest_fixture_factory(pytester: pytest.Pytester) -> None:
         )
     )
     pytester.runpytest_subprocess().assert_outcomes(passed=1)
+
+
+def test_seccomp_mode_after_first_request_is_reported(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        def test_seccomp(walredo):
+            walredo.ping()
+            assert walredo.seccomp_mode_after_first_request == 2
+
+        def test_no_seccomp(walredo_factory):
+            walredo_factory(args=["--disable-seccomp"], sync=True).ping()
+        """
+    )
+    xml = pytester.path / "junit.xml"
+    pytester.runpytest_subprocess(f"--junitxml={xml}").assert_outcomes(passed=2)
+    text = xml.read_text()
+    assert '<property name="walredo_seccomp_mode" value="2"' in text
+    assert '<property name="walredo_seccomp_mode" value="0"' in text
