@@ -1,5 +1,20 @@
 """Process / IO layer: sandboxed launch, stderr capture, the pipelined asyncio client, the sync
-facade and ``.walredo`` dumps of failing inputs. See docs/ARCHITECTURE.md ("process layer")."""
+facade and ``.walredo`` dumps of failing inputs. See docs/ARCHITECTURE.md ("process layer").
+
+Typical use::
+
+    config = LaunchConfig(Path("/usr/local/pgsql/bin/postgres"), workdir=tmp_path)
+    # or refserver_config(tmp_path, pg_version=15) for the reference server
+    dumper = FailureDumper(tmp_path / "dumps", on_dump=attach)   # attach(path, data, tail)
+    async with WalredoClient(WalredoProcess.launch(config), timeout=10, dumper=dumper) as c:
+        page = await c.apply(request)          # many tasks may do this at once
+    # blocking code: SyncWalredoClient.launch(config, timeout=10, dumper=dumper)
+
+Modules: ``sandbox`` (launch, stderr), ``client`` (asyncio client, pipe transport), ``sync``
+(blocking facade), ``dump`` (failing inputs), ``errors``, ``memory`` (in-memory transport for
+deterministic tests), ``fake`` (a tiny misbehaving walredo for this layer's own tests),
+``bench`` (``python -m pytest_walredo.process.bench`` prints a throughput table).
+"""
 
 from .client import (
     DEFAULT_TIMEOUT,

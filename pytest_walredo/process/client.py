@@ -313,6 +313,16 @@ class WalredoClient:
         # answer would be orphaned and the stream position is unknown), any I/O error, EOF,
         # surplus output, timeout, close().
         self._poison: _Poison | None = None
+        # Cancellation (and timeout, which is a cancellation turned into WalredoTimeout):
+        #  (C1) before the request number is assigned (queued for the stdin lock) it is
+        #       harmless: nothing was written, nothing is poisoned.
+        #  (C2) from the number assignment on (mid-write, between write and read, waiting for
+        #       the stdout lock, mid-read) it poisons: a torn write desynchronizes the stream,
+        #       and an abandoned answer would never be taken.
+        #  (C3) transports keep partially read answers buffered, so even a cancelled read
+        #       loses no bytes; poisoning is still required by (C2) because nobody owns them.
+        #  (C4) a timeout also SIGKILLs the process: a hung process must not keep running
+        #       behind a poisoned client.
 
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stdin_lock: asyncio.Lock | None = None
