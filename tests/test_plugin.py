@@ -15,6 +15,15 @@ from pytest_walredo.settings import SettingError, resolve_settings
 
 pytest_plugins = ["pytester"]
 
+ASYNCIO_INI = "asyncio_default_fixture_loop_scope = function\n"
+
+
+@pytest.fixture(autouse=True)
+def _quiet_pytest_asyncio(request: pytest.FixtureRequest) -> None:
+    """Sub-runs get pytest-asyncio's loop scope set, as our own pyproject sets it."""
+    if "pytester" in request.fixturenames:
+        request.getfixturevalue("pytester").makeini("[pytest]\n" + ASYNCIO_INI)
+
 
 def _alive(pid: int) -> bool:
     """True if ``pid`` exists and is not a zombie."""
@@ -93,7 +102,7 @@ def test_bad_option_value_is_one_usage_error(pytester: pytest.Pytester) -> None:
 
 
 def test_ini_option_is_used(pytester: pytest.Pytester) -> None:
-    pytester.makeini("[pytest]\nwalredo_pg_version = 15\nwalredo_flavour = vanilla\n")
+    pytester.makeini("[pytest]\nwalredo_pg_version = 15\nwalredo_flavour = vanilla\n" + ASYNCIO_INI)
     pytester.makepyfile(
         """
         def test_settings(walredo_settings, walredo_bin):
