@@ -193,6 +193,11 @@ class _SlowWrite(WalredoClient):
         super().__init__(*a, **kw)
         self.in_write = asyncio.Event()
         self.release = asyncio.Event()
+        self.queued = 0
+
+    async def _acquire_stdin(self) -> None:
+        self.queued += 1
+        await super()._acquire_stdin()
 
     async def _write_request(self, call: Call) -> None:
         if call.no == 0:
@@ -210,7 +215,10 @@ async def test_cancel_while_queued_for_stdin_does_not_poison(
     t1 = asyncio.ensure_future(client.apply(first))
     await client.in_write.wait()
     t2 = asyncio.ensure_future(client.apply(second))
-    await asyncio.sleep(0.01)  # t2 is queued on the stdin lock, nothing written
+    while client.queued < 2:  # wait until t2 is queued on the stdin lock (nothing written)
+        await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert client.requests_sent == 1
     t2.cancel()
     with pytest.raises(asyncio.CancelledError):
         await t2
