@@ -205,6 +205,27 @@ def test_neon_insert_sets_t_cid_as_logged(v: int, rmid: int) -> None:
     assert (h.xmin, h.xmax, h.cid, h.ctid) == (42, 0, 5, (0, 1))
 
 
+@pytest.mark.parametrize("v", [15, 17])
+def test_neon_insert_keeps_combocid_and_all_frozen_sets_all_visible(v: int) -> None:
+    # Neon stores t_cid as logged (no HeapTupleHeaderSetCmin), so HEAP_COMBOCID stays;
+    # XLH_INSERT_ALL_FROZEN_SET (0x20) sets PD_ALL_VISIBLE
+    tup = rmgr.XlTuple(2, XMAX_INVALID | COMBOCID, 24, b"\x00ab", t_cid=11)
+    raw = record(rmgr.HeapInsert(1, 0x20, tup, t_cid=11), [block(0)], v=v, fl=N, xid=6)
+    out = redo(heap_page().to_bytes(), raw, v=v, fl=N)
+    expected = heap_page(tuple_bytes(xmin=6, cid=11, ctid=(0, 1),
+                                     infomask=XMAX_INVALID | COMBOCID, data=b"ab"), lsn=LSN)
+    expected.set_flag(PD_ALL_VISIBLE)
+    assert out == expected.to_bytes()
+
+
+def test_neon_rmgr_panics_carry_its_prefix() -> None:
+    tup = rmgr.XlTuple(2, 0, 24, b"\x00x", t_cid=0)
+    raw = record(rmgr.HeapInsert(3, 0, tup, t_cid=0), [block(0)], v=16, fl=N, xid=6)
+    with pytest.raises(RedoError, match=r"^neon_rm_redo: invalid max offset number$") as err:
+        redo(heap_page().to_bytes(), raw, v=16, fl=N)
+    assert err.value.context is not None and " for neon/INSERT" in err.value.context
+
+
 def test_insert_at_an_offset_clears_combocid_and_all_visible() -> None:
     page = heap_page(tuple_bytes(xmin=5, data=b"first"))
     page.set_flag(PD_ALL_VISIBLE)

@@ -148,9 +148,23 @@ class _Apply:
         self.context = context
         self.work: Page | None = None  # the target page once read
         self.dirty = False
+        # Neon's heap redo (rmgr 134 in PG16/17, Neon's heapam in PG14/15) writes the logged
+        # t_cid as is (HEAP_COMBOCID untouched) and restores HEAP_COMBOCID from the infobits;
+        # vanilla redo goes through HeapTupleHeaderSetCmin/SetCmax, which clear it.
+        self.neon_heap = rec.rmid == rmgr.RM_NEON_ID or (
+            flavour is Flavour.NEON
+            and pg_version <= 15
+            and rec.rmid in (rmgr.RM_HEAP_ID, rmgr.RM_HEAP2_ID)
+        )
 
     # -- errors ---------------------------------------------------------------------------------
     def fail(self, message: str) -> RedoError:
+        return RedoError(message, self.context)
+
+    def panic(self, message: str) -> RedoError:
+        """A redo routine's own elog(PANIC): Neon's rmgr prefixes its messages."""
+        if self.rec.rmid == rmgr.RM_NEON_ID:
+            message = f"neon_rm_redo: {message}"
         return RedoError(message, self.context)
 
     # -- buffers ----------------------------------------------------------------------------------
@@ -235,23 +249,23 @@ class _Apply:
     def normal_item(self, page: Page, offnum: int) -> int:
         """Byte position of the tuple at ``offnum``, which must be LP_NORMAL ("invalid lp")."""
         if page.max_offset() < offnum or offnum < 1:
-            raise self.fail("invalid lp")
+            raise self.panic("invalid lp")
         lp = page.item_id(offnum)
         if lp.flags != LP_NORMAL:
-            raise self.fail("invalid lp")
+            raise self.panic("invalid lp")
         if lp.off + lp.len > BLCKSZ or lp.len < tup.SIZEOF_HEAP_TUPLE_HEADER:
             raise self.fail(f"invalid lp: item {offnum} {lp} does not hold a tuple header")
         return lp.off
 
     def add_heap_tuple(self, page: Page, item: bytes, offnum: int) -> None:
         if page.max_offset() + 1 < offnum:
-            raise self.fail("invalid max offset number")
+            raise self.panic("invalid max offset number")
         try:
             got = page.add_item(item, offnum, overwrite=True, is_heap=True)
         except PageError as exc:
             raise self.fail(str(exc)) from None
         if got == 0:
-            raise self.fail("failed to add tuple")
+            raise self.panic("failed to add tuple")
 
     def vm_clear(self, heap_blkno: int, bits: int) -> None:
         """``visibilitymap_clear`` during redo: touches the VM page only when it is the
@@ -299,13 +313,25 @@ def _redo_fpi(a: _Apply) -> None:
 # --------------------------------------------------------------------------- heap
 
 
-def _fix_infomask_from_infobits(infobits: int, infomask: int, infomask2: int) -> tuple[int, int]:
+# Neon's extra infobits flag for a combo command id. Its value is not in the sources we could
+# read; 0x20 (the first bit after XLHL_KEYS_UPDATED) is an assumption.
+XLHL_COMBOCID = 0x20
+
+
+def _fix_infomask_from_infobits(a: _Apply, infobits: int, infomask: int,
+                                infomask2: int) -> tuple[int, int]:
+    """``fix_infomask_from_infobits``: the xmax lock bits and KEYS_UPDATED from the record's
+    infobits (Neon's variant also HEAP_COMBOCID)."""
     infomask &= ~(
         tup.HEAP_XMAX_IS_MULTI
         | tup.HEAP_XMAX_LOCK_ONLY
         | tup.HEAP_XMAX_KEYSHR_LOCK
         | tup.HEAP_XMAX_EXCL_LOCK
     )
+    if a.neon_heap:
+        infomask &= ~tup.HEAP_COMBOCID
+        if infobits & XLHL_COMBOCID:
+            infomask |= tup.HEAP_COMBOCID
     infomask2 &= ~tup.HEAP_KEYS_UPDATED
     if infobits & 0x01:  # XLHL_XMAX_IS_MULTI
         infomask |= tup.HEAP_XMAX_IS_MULTI
@@ -320,12 +346,13 @@ def _fix_infomask_from_infobits(infobits: int, infomask: int, infomask2: int) ->
     return infomask, infomask2
 
 
-def _build_tuple(xlt_infomask2: int, xlt_infomask: int, hoff: int, data: bytes, *, xmin: int,
-                 cid: int, xmax: int, ctid: tuple[int, int]) -> bytes:
+def _build_tuple(a: _Apply, xlt_infomask2: int, xlt_infomask: int, hoff: int, data: bytes, *,
+                 xmin: int, cid: int, xmax: int, ctid: tuple[int, int]) -> bytes:
     """A heap tuple as redo rebuilds it: a zeroed 23-byte header with the logged infomasks
-    and t_hoff, xmin = the record's xid, t_cid via HeapTupleHeaderSetCmin (which clears
-    HEAP_COMBOCID), xmax, ctid; then the logged bytes from t_bits on."""
-    infomask = xlt_infomask & ~tup.HEAP_COMBOCID
+    and t_hoff, xmin = the record's xid, t_cid (vanilla: HeapTupleHeaderSetCmin, which
+    clears HEAP_COMBOCID; Neon: stored as logged), xmax, ctid; then the logged bytes from
+    t_bits on."""
+    infomask = xlt_infomask if a.neon_heap else xlt_infomask & ~tup.HEAP_COMBOCID
     return (
         struct.pack(
             "<IIIHHHHHB",
@@ -354,9 +381,12 @@ def _set_mask(page: Page, pos: int, infomask: int, infomask2: int) -> None:
     tup.set_u16(page.data, pos + tup.OFF_INFOMASK2, infomask2 & 0xFFFF)
 
 
-def _set_cmax(page: Page, pos: int, cid: int) -> None:
-    """HeapTupleHeaderSetCmax(htup, cid, false): t_cid = cid, HEAP_COMBOCID cleared."""
+def _set_cmax(a: _Apply, page: Page, pos: int, cid: int) -> None:
+    """Vanilla HeapTupleHeaderSetCmax(htup, FirstCommandId, false): t_cid = 0 and
+    HEAP_COMBOCID cleared. Neon: t_cid = the logged value, infomask untouched."""
     tup.set_u32(page.data, pos + tup.OFF_CID, cid)
+    if a.neon_heap:
+        return
     infomask, infomask2 = _get_mask(page, pos)
     _set_mask(page, pos, infomask & ~tup.HEAP_COMBOCID, infomask2)
 
@@ -378,16 +408,18 @@ def _redo_heap_insert(a: _Apply) -> None:
     if action != BLK_NEEDS_REDO or page is None:
         return
     if page.max_offset() + 1 < body.offnum:
-        raise a.fail("invalid max offset number")
+        raise a.panic("invalid max offset number")
     if body.tuple is None:
         raise a.fail(f"heap INSERT for block {b0.blkno} carries no tuple data and no image to apply")
     t = body.tuple
-    item = _build_tuple(t.t_infomask2, t.t_infomask, t.t_hoff, t.data, xmin=a.rec.xid,
+    item = _build_tuple(a, t.t_infomask2, t.t_infomask, t.t_hoff, t.data, xmin=a.rec.xid,
                         cid=a.cid(t.t_cid), xmax=0, ctid=(b0.blkno, body.offnum))
     a.add_heap_tuple(page, item, body.offnum)
     a.done(page)
     if body.flags & 0x01:
         page.clear_flag(PD_ALL_VISIBLE)
+    if body.flags & 0x20:  # XLH_INSERT_ALL_FROZEN_SET implies all visible
+        page.set_flag(PD_ALL_VISIBLE)
 
 
 def _redo_heap_delete(a: _Apply) -> None:
@@ -403,13 +435,13 @@ def _redo_heap_delete(a: _Apply) -> None:
     infomask, infomask2 = _get_mask(page, pos)
     infomask &= ~(tup.HEAP_XMAX_BITS | tup.HEAP_MOVED)
     infomask2 &= ~(tup.HEAP_KEYS_UPDATED | tup.HEAP_HOT_UPDATED)
-    infomask, infomask2 = _fix_infomask_from_infobits(body.infobits_set, infomask, infomask2)
+    infomask, infomask2 = _fix_infomask_from_infobits(a, body.infobits_set, infomask, infomask2)
     _set_mask(page, pos, infomask, infomask2)
     if not body.flags & 0x08:  # XLH_DELETE_IS_SUPER
         tup.set_u32(page.data, pos + tup.OFF_XMAX, body.xmax)
     else:
         tup.set_u32(page.data, pos + tup.OFF_XMIN, 0)
-    _set_cmax(page, pos, a.cid(body.t_cid))
+    _set_cmax(a, page, pos, a.cid(body.t_cid))
     page.update_prune_xid(a.rec.xid)
     if body.flags & 0x01:
         page.clear_flag(PD_ALL_VISIBLE)
@@ -441,10 +473,10 @@ def _redo_heap_update(a: _Apply) -> None:
             infomask2 |= tup.HEAP_HOT_UPDATED
         else:
             infomask2 &= ~tup.HEAP_HOT_UPDATED
-        infomask, infomask2 = _fix_infomask_from_infobits(body.old_infobits_set, infomask, infomask2)
+        infomask, infomask2 = _fix_infomask_from_infobits(a, body.old_infobits_set, infomask, infomask2)
         _set_mask(opage, pos, infomask, infomask2)
         tup.set_u32(opage.data, pos + tup.OFF_XMAX, body.old_xmax)
-        _set_cmax(opage, pos, a.cid(body.t_cid))
+        _set_cmax(a, opage, pos, a.cid(body.t_cid))
         tup.set_ctid(opage.data, pos, newblk, body.new_offnum)
         opage.update_prune_xid(a.rec.xid)
         if body.flags & 0x01:
@@ -465,7 +497,7 @@ def _redo_heap_update(a: _Apply) -> None:
     if newaction != BLK_NEEDS_REDO or npage is None:
         return
     if npage.max_offset() + 1 < body.new_offnum:
-        raise a.fail("invalid max offset number")
+        raise a.panic("invalid max offset number")
     t = body.new_tuple
     if t is None:
         raise a.fail(f"heap UPDATE for block {newblk} carries no new tuple and no image to apply")
@@ -480,7 +512,7 @@ def _redo_heap_update(a: _Apply) -> None:
     if body.suffixlen:
         assert old_tuple is not None
         data = data + old_tuple[len(old_tuple) - body.suffixlen :]
-    item = _build_tuple(t.t_infomask2, t.t_infomask, t.t_hoff, data, xmin=a.rec.xid,
+    item = _build_tuple(a, t.t_infomask2, t.t_infomask, t.t_hoff, data, xmin=a.rec.xid,
                         cid=a.cid(t.t_cid), xmax=body.new_xmax, ctid=(newblk, body.new_offnum))
     a.add_heap_tuple(npage, item, body.new_offnum)
     if body.flags & 0x02:
@@ -507,13 +539,13 @@ def _redo_heap_lock(a: _Apply) -> None:
     infomask, infomask2 = _get_mask(page, pos)
     infomask &= ~(tup.HEAP_XMAX_BITS | tup.HEAP_MOVED)
     infomask2 &= ~tup.HEAP_KEYS_UPDATED
-    infomask, infomask2 = _fix_infomask_from_infobits(body.infobits_set, infomask, infomask2)
+    infomask, infomask2 = _fix_infomask_from_infobits(a, body.infobits_set, infomask, infomask2)
     if _xmax_is_locked_only(infomask):
         infomask2 &= ~tup.HEAP_HOT_UPDATED
         tup.set_ctid(page.data, pos, b0.blkno, body.offnum)
     _set_mask(page, pos, infomask, infomask2)
     tup.set_u32(page.data, pos + tup.OFF_XMAX, body.locking_xid)
-    _set_cmax(page, pos, a.cid(body.t_cid))
+    _set_cmax(a, page, pos, a.cid(body.t_cid))
     a.done(page)
 
 
@@ -571,7 +603,7 @@ def _redo_multi_insert(a: _Apply) -> None:
     for i, t in enumerate(body.tuples):
         offnum = i + 1 if body.init_page else body.offsets[i]
         cid = t.t_cid if t.t_cid is not None else a.cid(body.t_cid)
-        item = _build_tuple(t.t_infomask2, t.t_infomask, t.t_hoff, t.data, xmin=a.rec.xid,
+        item = _build_tuple(a, t.t_infomask2, t.t_infomask, t.t_hoff, t.data, xmin=a.rec.xid,
                             cid=cid, xmax=0, ctid=(b0.blkno, offnum))
         a.add_heap_tuple(page, item, offnum)
     a.done(page)
