@@ -526,9 +526,10 @@ class Page:
         self.upper = upper + size
         self.lower = lower - ITEM_ID_SIZE
         if not self.is_empty():
+            # like PostgreSQL, every remaining item is assumed to have storage
             for i in range(1, nline):
                 ii = self.item_id(i)
-                if ii.has_storage and ii.off <= offset:
+                if ii.off <= offset:
                     self.set_item_id(i, ItemId(ii.off + size, ii.flags, ii.len))
 
     def repair_fragmentation(self) -> None:
