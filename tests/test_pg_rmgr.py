@@ -370,3 +370,43 @@ def test_flavour_mismatch_is_refused() -> None:
         build(HeapDelete(1, 1, t_cid=3), [make_block(0, _RELS[0], 0)], pg_version=15)
     with pytest.raises(ValueError, match="Neon PostgreSQL 14 heap records need a t_cid"):
         build(HeapDelete(1, 1), [make_block(0, _RELS[0], 0)], pg_version=14, flavour=Flavour.NEON)
+
+
+def test_descriptions_pg16_pg17_arrays() -> None:
+    """PG16+ list formats (array_desc: `` [a, b]``, `` []`` when empty; redirects ``a->b``)."""
+    b0 = [make_block(0, _RELS[0], 0)]
+    prune16 = Heap2Prune(7, 1, 1, ((1, 4),), (10,), (3, 8), is_catalog_rel=True)
+    assert describe_record(build(prune16, b0, pg_version=16), 16).desc == (
+        "snapshotConflictHorizon: 7, nredirected: 1, ndead: 1, isCatalogRel: T, nunused: 2, "
+        "redirected: [1->4], dead: [10], unused: [3, 8]"
+    )
+    assert describe_record(build(Heap2Vacuum(2, (3, 4)), b0, pg_version=16), 16).desc == "nunused: 2, unused: [3, 4]"
+    freeze16 = Heap2FreezePage(9, 1, plans=(FreezePlan(5, 2, 0x900, 0, (1, 2)),))
+    assert describe_record(build(freeze16, b0, pg_version=16), 16).desc == (
+        "snapshotConflictHorizon: 9, nplans: 1, isCatalogRel: F, plans: "
+        "[{ xmax: 5, infomask: 2304, infomask2: 2, ntuples: 2, offsets: [1, 2] }]"
+    )
+    multi = Heap2MultiInsert(0, 2, (1, 2), (MultiInsertTuple(1, 0, 24, b"a"), MultiInsertTuple(1, 0, 24, b"b")))
+    assert describe_record(build(multi, b0, pg_version=16), 16).desc == "ntuples: 2, flags: 0x00, offsets: [1, 2]"
+    p17 = Heap2PruneFreeze(0x20, 1, 0x08 | 0x04 | 0x40, 77, dead=(5, 6))
+    d = describe_record(build(p17, b0, pg_version=17), 17)
+    assert (d.name, d.desc) == (
+        "PRUNE_VACUUM_SCAN",
+        "snapshotConflictHorizon: 77, isCatalogRel: F, nplans: 0, nredirected: 0, ndead: 2, nunused: 0, dead: [5, 6]",
+    )
+    # Without a conflict horizon PostgreSQL 17 starts the text with ", isCatalogRel".
+    p17b = Heap2PruneFreeze(0x10, 0, 0x80 | 0x02, None, unused=(4,))
+    assert describe_record(build(p17b, b0, pg_version=17), 17).desc == (
+        ", isCatalogRel: T, nplans: 0, nredirected: 0, ndead: 0, nunused: 1, unused: [4]"
+    )
+
+
+def test_neon_rmgr_descriptions() -> None:
+    b0 = [make_block(0, _RELS[0], 0)]
+    rec = build(HeapInsert(3, 0, XlTuple(2, 0x800, 24, b"x", t_cid=4), t_cid=4), b0, pg_version=16,
+                flavour=Flavour.NEON)
+    d = describe_record(rec, 16, Flavour.NEON)
+    assert (rec.rmid, d.rmgr, d.name, d.desc) == (134, "neon", "INSERT", "off: 3, flags: 0x00")
+    upd = build(HeapUpdate(1, 2, 3, 4, hot=True, t_cid=8), b0, pg_version=17, flavour=Flavour.NEON)
+    assert (upd.rmid, upd.info) == (134, 0x30)
+    assert describe_record(upd, 17, Flavour.NEON).name == "HOT_UPDATE"

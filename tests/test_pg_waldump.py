@@ -29,7 +29,13 @@ from test_pg_rmgr import _record_case
 
 from pytest_walredo.pg.rmgr import UnsupportedRecord, XlogFpi, build, describe_record
 from pytest_walredo.pg.version import Flavour
-from pytest_walredo.pg.waldump import WaldumpResult, find_pg_waldump, run_waldump
+from pytest_walredo.pg.waldump import (
+    WaldumpError,
+    WaldumpResult,
+    find_pg_waldump,
+    parse_output,
+    run_waldump,
+)
 from pytest_walredo.pg.walsegment import XLOG_BLCKSZ, read_segment, write_segment
 from pytest_walredo.pg.xlogrecord import (
     BLCKSZ,
@@ -43,10 +49,12 @@ from pytest_walredo.pg.xlogrecord import (
 PG = 15
 WALDUMP = find_pg_waldump()
 
-pytestmark = [
-    pytest.mark.needs_postgres,
-    pytest.mark.skipif(WALDUMP is None, reason="pg_waldump (PostgreSQL 15) is not installed"),
-]
+
+
+def needs_waldump(fn):  # type: ignore[no-untyped-def]
+    """Mark a test as needing PostgreSQL 15's pg_waldump (skipped with the reason when absent)."""
+    fn = pytest.mark.skipif(WALDUMP is None, reason="pg_waldump (PostgreSQL 15) is not installed")(fn)
+    return pytest.mark.needs_postgres(fn)
 
 
 
@@ -115,6 +123,7 @@ def _batch(draw: st.DrawFn) -> list[bytes]:
     return out
 
 
+@needs_waldump
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(_batch())
 def test_pg_waldump_accepts_and_agrees(records: list[bytes]) -> None:
@@ -131,6 +140,7 @@ def _big_fpi(seed: int) -> bytes:
     return build(XlogFpi(), [make_block(0, (1663, 5, 16384), seed, image=img)], pg_version=PG).encode()
 
 
+@needs_waldump
 def test_records_spanning_pages_are_accepted() -> None:
     # 8241-byte records cross every page boundary at a different offset: contrecords with
     # XLP_FIRST_IS_CONTRECORD and xlp_rem_len, and split record headers.
@@ -142,6 +152,7 @@ def test_records_spanning_pages_are_accepted() -> None:
     assert len(starts) > 1
 
 
+@needs_waldump
 def test_wrong_crc_is_rejected() -> None:
     rel = (1663, 5, 16384)
     from pytest_walredo.pg.rmgr import HeapConfirm
@@ -240,6 +251,7 @@ def real_wal_dir() -> Iterator[Path]:
     shutil.rmtree(root, ignore_errors=True)
 
 
+@needs_waldump
 def test_real_postgres_wal_agrees(real_wal_dir: Path) -> None:
     segments = sorted(p for p in real_wal_dir.iterdir() if len(p.name) == 24 and p.stat().st_size > 0)
     assert segments
@@ -282,3 +294,68 @@ def test_real_postgres_wal_agrees(real_wal_dir: Path) -> None:
                    "Heap2/PRUNE", "Heap2/VISIBLE", "Heap2/FREEZE_PAGE", "Btree/INSERT_LEAF", "XLOG/FPI"):
         assert needed in kinds, f"the workload produced no {needed}: {sorted(kinds)}"
     assert methods == {"pglz", "lz4", "zstd"}
+
+
+@needs_waldump
+def test_last_record_ending_just_before_a_page_boundary() -> None:
+    # Found by the property above: the last record ends 2 bytes before a page boundary, so
+    # pg_waldump stops on the next (zeroed) page's magic instead of a zero xl_tot_len.
+    from pytest_walredo.pg.rmgr import HeapInplace
+
+    first_start = 40  # after the long page header
+    tuple_len = XLOG_BLCKSZ - 2 - first_start - 48  # 24 hdr + 20 block hdr + 2+2 main data
+    rec = build(HeapInplace(1, bytes(tuple_len)), [make_block(0, (1663, 5, 16384), 0)], pg_version=PG).encode()
+    result, seg = _dump([rec])
+    assert seg.records[0].end % XLOG_BLCKSZ == XLOG_BLCKSZ - 2  # type: ignore[attr-defined]
+    _check_agreement(result, seg)
+    _passed(result)
+
+
+
+# --------------------------------------------------------------------------------------------
+# The output parser itself (no pg_waldump needed)
+# --------------------------------------------------------------------------------------------
+
+_SAMPLE = (
+    "rmgr: Heap        len (rec/tot):     54/    54, tx:        736, lsn: 0/01000278, prev 0/01000068, "
+    "desc: DELETE off 3 flags 0x00 IS_MULTI LOCK_ONLY \n"
+    "\tblkref #0: rel 1663/5/16384 fork main blk 0\n"
+    "rmgr: XLOG        len (rec/tot):     62/   526, tx:          0, lsn: 0/01000068, prev 0/01000028, desc: FPI \n"
+    "\tblkref #0: rel 1663/5/16384 fork main blk 1 (FPW); hole: offset: 40, length: 7960\n"
+    "\tblkref #1: rel 1663/5/16384 fork fsm blk 2 (FPW for WAL verification); hole: offset: 40, length: 7960, "
+    "compression saved: 100, method: lz4\n"
+)
+
+
+def test_parse_output_keeps_desc_exact_and_reads_blkrefs() -> None:
+    a, b = parse_output(_SAMPLE)
+    assert (a.rmgr, a.name, a.desc, a.rec_len, a.tot_len, a.xid) == (
+        "Heap", "DELETE", "off 3 flags 0x00 IS_MULTI LOCK_ONLY ", 54, 54, 736)
+    assert (a.lsn, a.prev) == (0x1000278, 0x1000068)
+    assert a.blkrefs[0].forknum == 0 and not a.blkrefs[0].fpw
+    assert (b.name, b.desc) == ("FPI", "")
+    assert b.blkrefs[0].fpw and b.blkrefs[0].apply and b.blkrefs[0].compression is None
+    blk = b.blkrefs[1]
+    assert (blk.forknum, blk.fpw, blk.apply, blk.hole_offset, blk.hole_length) == (1, True, False, 40, 7960)
+    assert (blk.compression, blk.compression_saved) == ("lz4", 100)
+
+
+def test_parse_output_rejects_unknown_lines() -> None:
+    with pytest.raises(WaldumpError, match="line 1 has an unknown shape"):
+        parse_output("something else\n")
+
+
+def _result(err: str) -> WaldumpResult:
+    return WaldumpResult(("pg_waldump",), 1, (), (err,), "", "")
+
+
+def test_stopped_cleanly_at() -> None:
+    stop = "error in WAL record at 0/1002340: invalid record length at 0/10023A0: wanted 24, got 0"
+    assert _result(stop).stopped_cleanly_at(0x100239A)
+    assert not _result(stop).stopped_cleanly_at(0x10023A8)
+    magic = ("error in WAL record at 0/1017F90: invalid magic number 0000 in WAL segment "
+             "000000010000000000000001, offset 114688")
+    assert _result(magic).stopped_cleanly_at(0x101BFFE)
+    assert not _result(magic).stopped_cleanly_at(0x101BF00)
+    crc = "error in WAL record at 0/1000028: incorrect resource manager data checksum in record at 0/1000060"
+    assert not _result(crc).stopped_cleanly_at(0x1000060)

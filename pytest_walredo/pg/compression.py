@@ -19,6 +19,8 @@ starting ``offset`` bytes back in the output, byte by byte (it may overlap its o
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "PGLZ_MAX_MATCH",
     "PGLZ_MAX_OFFSET",
@@ -167,9 +169,9 @@ def pglz_compress(data: bytes | bytearray | memoryview) -> bytes | None:
     return bytes(out)
 
 
-def _lz4():  # type: ignore[no-untyped-def]
+def _lz4() -> Any:
     try:
-        import lz4.block
+        import lz4.block  # type: ignore[import-untyped]
     except ImportError:  # pragma: no cover - depends on the environment
         raise CompressionUnavailable(
             "lz4-compressed page images need the 'lz4' package (pip install lz4)"
@@ -177,7 +179,7 @@ def _lz4():  # type: ignore[no-untyped-def]
     return lz4.block
 
 
-def _zstd():  # type: ignore[no-untyped-def]
+def _zstd() -> Any:
     try:
         import zstandard
     except ImportError:  # pragma: no cover - depends on the environment

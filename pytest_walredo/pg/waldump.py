@@ -55,7 +55,7 @@ _BLKREF_RE = re.compile(
     r"length: (?P<hlen>\d+)(?:, compression saved: (?P<saved>\d+), method: (?P<method>\w+))?)?$"
 )
 _STOP_RE = re.compile(r"invalid record length at (?P<lsn>[0-9A-F]+/[0-9A-F]+): wanted 24, got 0")
-_MAGIC_STOP_RE = re.compile(r"invalid magic number 0000 in (?:log|WAL) segment")
+_MAGIC_STOP_RE = re.compile(r"invalid magic number 0000 in (?:log|WAL) segment \S+, offset (?P<offset>\d+)")
 
 
 class WaldumpError(RuntimeError):
@@ -112,17 +112,20 @@ class WaldumpResult:
     def command_line(self) -> str:
         return shlex.join(self.command)
 
-    def stopped_cleanly_at(self, end_lsn: int) -> bool:
-        """True when the only error is pg_waldump's normal stop in zero-filled WAL at the
-        first MAXALIGNed position at or after ``end_lsn`` (the end of the last record),
-        or at the next page when that record ended a page."""
+    def stopped_cleanly_at(self, end_lsn: int, seg_size: int = 16 * 1024 * 1024) -> bool:
+        """True when the only error is pg_waldump's normal stop where the WAL after
+        ``end_lsn`` (the end of the last record) is zero-filled: at the next MAXALIGNed
+        position ("invalid record length ... wanted 24, got 0"), or, when that position starts
+        a new page, at that page ("invalid magic number 0000 ... offset N")."""
         if len(self.errors) != 1:
             return False
         err = self.errors[0]
+        aligned = (end_lsn + 7) & ~7
         m = _STOP_RE.search(err)
         if m:
-            return parse_lsn(m.group("lsn")) == (end_lsn + 7) & ~7
-        return bool(_MAGIC_STOP_RE.search(err)) and end_lsn % 8192 == 0
+            return parse_lsn(m.group("lsn")) == aligned
+        m = _MAGIC_STOP_RE.search(err)
+        return bool(m) and aligned % 8192 == 0 and int(m.group("offset")) == aligned % seg_size
 
 
 def find_pg_waldump() -> str | None:

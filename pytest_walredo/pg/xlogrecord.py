@@ -446,7 +446,8 @@ def decode_header(raw: bytes | bytearray | memoryview) -> tuple[int, int, int, i
             0,
             f"record is {len(raw)} bytes, shorter than the {SIZE_OF_XLOG_RECORD}-byte XLogRecord header",
         )
-    return _HEADER.unpack_from(raw, 0)  # type: ignore[return-value]
+    tot_len, xid, prev, info, rmid, pad, crc = _HEADER.unpack_from(raw, 0)
+    return tot_len, xid, prev, info, rmid, pad, crc
 
 
 class _Reader:
