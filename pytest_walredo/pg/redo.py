@@ -136,7 +136,6 @@ class _Apply:
         body: rmgr.RmgrRecord | None,
         pg_version: int,
         flavour: Flavour,
-        context: str | None,
     ) -> None:
         self.original = page
         self.target = target
@@ -145,7 +144,6 @@ class _Apply:
         self.body = body
         self.version = pg_version
         self.flavour = flavour
-        self.context = context
         self.work: Page | None = None  # the target page once read
         self.dirty = False
         # Neon's heap redo (rmgr 134 in PG16/17, Neon's heapam in PG14/15) writes the logged
@@ -158,6 +156,12 @@ class _Apply:
         )
 
     # -- errors ---------------------------------------------------------------------------------
+    @property
+    def context(self) -> str:
+        """The CONTEXT line; built only when an error needs it (describing every record
+        would cost more than applying most of them)."""
+        return _context(self.rec, self.body, self.lsn, self.version, self.flavour)
+
     def fail(self, message: str) -> RedoError:
         return RedoError(message, self.context)
 
@@ -904,19 +908,18 @@ def redo_record(
             _context(rec, None, end_lsn, pg_version, flavour),
         ) from None
     assert body is not None
-    context = _context(rec, body, end_lsn, pg_version, flavour)
     handler = _HANDLERS.get(type(body))
     if handler is None:
         raise RedoError(
             f"{rmgr.rmgr_name(rec.rmid)}/{body.identify(pg_version, flavour)} (info"
             f" 0x{rec.info:02X}) is not supported by the redo model",
-            context,
+            _context(rec, body, end_lsn, pg_version, flavour),
         )
-    a = _Apply(page, target, end_lsn, rec, body, pg_version, flavour, context)
+    a = _Apply(page, target, end_lsn, rec, body, pg_version, flavour)
     try:
         handler(a)
     except PageError as exc:
-        raise RedoError(str(exc), context) from None
+        raise a.fail(str(exc)) from None
     return a.result()
 
 
@@ -929,8 +932,7 @@ def _unsupported(page: bytes | None, target: _Target, end_lsn: int, rec: Decoded
     whose blocks is the target cannot change it. Anything else is an error naming the
     rmgr and info.
     """
-    a = _Apply(page, target, end_lsn, rec, None, pg_version, flavour,
-               _context(rec, None, end_lsn, pg_version, flavour))
+    a = _Apply(page, target, end_lsn, rec, None, pg_version, flavour)
     mine = [b for b in rec.blocks if target.matches(b)]
     if rec.rmid in (rmgr.RM_HEAP_ID, rmgr.RM_HEAP2_ID, rmgr.RM_BTREE_ID, rmgr.RM_XLOG_ID,
                     rmgr.RM_NEON_ID) or (mine and not all(b.apply_image for b in mine)):
