@@ -40,6 +40,7 @@ READ_CHUNK = 1 << 20
 ZERO_PAGE = bytes(BLCKSZ)
 XLOG_RECORD_HEADER = 24  # sizeof(XLogRecord)
 EOF_LINE = "LOG:  received EOF on stdin, shutting down"
+_NOT_PRELOADED = frozenset({"waldump", "walsegment"})  # pg modules redo never needs
 
 
 @dataclass(frozen=True)
@@ -132,9 +133,11 @@ class RefServer:
 
             # The model may import submodules or compression codecs lazily (a compressed image,
             # a rarely used resource manager); with the sandbox on that would fail later, so
-            # import them all now.
-            for info in pkgutil.iter_modules(pg.__path__, pg.__name__ + "."):
-                importlib.import_module(info.name)
+            # import them all now -- except the WAL file readers, which redo never uses and
+            # which cost start-up time.
+            for info in pkgutil.walk_packages(pg.__path__, pg.__name__ + "."):
+                if info.name.rsplit(".", 1)[-1] not in _NOT_PRELOADED:
+                    importlib.import_module(info.name)
             for optional in ("lz4.block", "zstandard"):
                 try:
                     importlib.import_module(optional)
