@@ -410,3 +410,32 @@ def test_neon_rmgr_descriptions() -> None:
     upd = build(HeapUpdate(1, 2, 3, 4, hot=True, t_cid=8), b0, pg_version=17, flavour=Flavour.NEON)
     assert (upd.rmid, upd.info) == (134, 0x30)
     assert describe_record(upd, 17, Flavour.NEON).name == "HOT_UPDATE"
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_case_any(), st.data())
+def test_mutated_bodies_fail_only_with_rmgr_errors(
+    case: tuple[int, Flavour, RmgrRecord, list[BlockRef]], data: st.DataObject
+) -> None:
+    """Corrupt main data or block data: parse() returns a record or raises RmgrDecodeError /
+    UnsupportedRecord, never an IndexError or struct.error."""
+    from dataclasses import replace
+
+    v, fl, body, blocks = case
+    rec = build(body, blocks, pg_version=v, flavour=fl)
+    main = bytearray(rec.main_data)
+    if main and data.draw(st.booleans()):
+        main[data.draw(st.integers(0, len(main) - 1))] = data.draw(st.integers(0, 255))
+    main = main[: data.draw(st.integers(0, len(main)))] + data.draw(st.binary(max_size=3))
+    new_blocks = []
+    for b in rec.blocks:
+        d = b.data
+        if d and data.draw(st.booleans()):
+            d = d[: data.draw(st.integers(0, len(d)))] + data.draw(st.binary(max_size=3))
+        new_blocks.append(replace(b, data=d, flags=(b.flags & ~0x20) | (0x20 if d else 0)))
+    mutated = make_record(rmid=rec.rmid, info=rec.info, blocks=new_blocks, main_data=bytes(main))
+    try:
+        parsed = parse(mutated, v, fl)
+    except (RmgrDecodeError, UnsupportedRecord):
+        return
+    parsed.describe(v, fl)

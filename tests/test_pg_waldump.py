@@ -36,7 +36,7 @@ from pytest_walredo.pg.waldump import (
     parse_output,
     run_waldump,
 )
-from pytest_walredo.pg.walsegment import XLOG_BLCKSZ, read_segment, write_segment
+from pytest_walredo.pg.walsegment import XLOG_BLCKSZ, read_segment, segment_file_name, write_segment
 from pytest_walredo.pg.xlogrecord import (
     BLCKSZ,
     ImageRef,
@@ -359,3 +359,39 @@ def test_stopped_cleanly_at() -> None:
     assert not _result(magic).stopped_cleanly_at(0x101BF00)
     crc = "error in WAL record at 0/1000028: incorrect resource manager data checksum in record at 0/1000060"
     assert not _result(crc).stopped_cleanly_at(0x1000060)
+
+
+# --------------------------------------------------------------------------------------------
+# Segment writer and reader (no pg_waldump needed)
+# --------------------------------------------------------------------------------------------
+
+
+def test_segment_file_name() -> None:
+    assert segment_file_name(1, 1) == "000000010000000000000001"
+    assert segment_file_name(3, 0x1FF) == "0000000300000001000000FF"
+    assert segment_file_name(1, 5, seg_size=1 << 30) == "000000010000000100000001"
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.integers(0, 20000), min_size=1, max_size=30), st.integers(1, 5))
+def test_segment_write_read_round_trip(sizes: list[int], segno: int) -> None:
+    from pytest_walredo.pg.xlogrecord import make_record
+
+    records = [make_record(rmid=0, info=0xB0, main_data=bytes([i % 251]) * n).encode() for i, n in enumerate(sizes)]
+    seg = write_segment(records, pg_version=PG, segno=segno, seg_size=1 << 20)
+    got, why = read_segment(seg.data, pg_version=PG)
+    assert why == "end of WAL"
+    assert [(r.start, r.end, r.raw) for r in got] == [(r.start, r.end, r.raw) for r in seg.records]
+    prev = 0
+    for r in got:
+        assert struct.unpack_from("<Q", r.raw, 8)[0] == prev and verify_crc(r.raw)
+        assert r.start % 8 == 0 and r.start >= seg.start_lsn + 40
+        prev = r.start
+
+
+def test_segment_overflow_is_refused() -> None:
+    from pytest_walredo.pg.xlogrecord import make_record
+
+    big = make_record(rmid=0, info=0xB0, main_data=bytes(600_000)).encode()
+    with pytest.raises(ValueError, match="does not fit in a 1048576-byte segment"):
+        write_segment([big, big], pg_version=PG, seg_size=1 << 20)
