@@ -361,3 +361,27 @@ def test_short_v14_vector_gives_the_recorded_page(vectors_dir: Path) -> None:
     out, err, rc = run(stream, "--pg-version", "14", "--flavour", "neon")
     assert rc == 0, err
     assert out == expected
+
+
+@needs_redo
+@pytest.mark.needs_vectors
+def test_bench_medium_vector_builds_a_page_of_226_tuples(vectors_dir: Path) -> None:
+    stream = (vectors_dir / "bench_medium_v14.walredo").read_bytes()
+    out, err, rc = run(stream, "--pg-version", "14", "--flavour", "neon")
+    assert rc == 0, err
+    assert len(out) == BLCKSZ
+    pd_lower = struct.unpack_from("<H", out, 12)[0]
+    assert (pd_lower - 24) // 4 == 226
+
+
+@needs_redo
+@pytest.mark.needs_vectors
+def test_pipelined_vectors_and_pings_answer_in_order(vectors_dir: Path) -> None:
+    # many requests in one write: the server batches their answers, order must hold
+    short = (vectors_dir / "short_v14.walredo").read_bytes()
+    expected = (vectors_dir / "short_v14_redo.page").read_bytes()
+    page = os.urandom(BLCKSZ)
+    stream = (short + Ping().encode() + echo(TAG, page)) * 20
+    out, err, rc = run(stream, "--pg-version", "14", "--flavour", "neon")
+    assert rc == 0, err
+    assert out == (expected + ZERO + page) * 20
