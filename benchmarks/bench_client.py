@@ -31,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -161,7 +161,7 @@ async def _client_run(config: LaunchConfig, op: str, callers: int, seconds: floa
     client = WalredoClient(WalredoProcess.launch(config), timeout=None)
     try:
         await client.ping()  # start-up, outside the timed part
-        call: Callable[[], object]
+        call: Callable[[], Awaitable[bytes]]
         if op == "ping":
             call = client.ping
         else:
@@ -175,7 +175,7 @@ async def _client_run(config: LaunchConfig, op: str, callers: int, seconds: floa
         async def worker() -> int:
             n = 0
             while time.perf_counter() < deadline:
-                await call()  # type: ignore[misc]
+                await call()
                 n += 1
             return n
 

@@ -385,3 +385,74 @@ def test_pipelined_vectors_and_pings_answer_in_order(vectors_dir: Path) -> None:
     out, err, rc = run(stream, "--pg-version", "14", "--flavour", "neon")
     assert rc == 0, err
     assert out == (expected + ZERO + page) * 20
+
+
+# --------------------------------------------------------------------------------------------
+# error mapping from the model, in-process with a stand-in model
+# --------------------------------------------------------------------------------------------
+
+
+class _StandInRedoError(Exception):
+    def __init__(self, message: str, context: str | None) -> None:
+        super().__init__(message)
+        self.context = context
+
+
+def _serve_in_process(stream: bytes, redo) -> tuple[bytes, str, int]:  # type: ignore[no-untyped-def]
+    """Run RefServer.serve() on pipes with ``redo`` as the model (stream and answers < 64 KiB)."""
+    from pytest_walredo.refserver.server import Options, RefServer
+
+    fds = [os.pipe() for _ in range(3)]
+    (r_in, w_in), (r_out, w_out), (r_err, w_err) = fds
+    os.write(w_in, stream)
+    os.close(w_in)
+    server = RefServer(Options(seccomp=False), rfd=r_in, wfd=w_out, efd=w_err)
+    server._redo = redo
+    server._redo_error = _StandInRedoError
+    status = server.serve()
+    for fd in (r_in, w_out, w_err):
+        os.close(fd)
+    out, err = os.read(r_out, 1 << 16), os.read(r_err, 1 << 16)
+    os.close(r_out)
+    os.close(r_err)
+    return out, err.decode(), status
+
+
+def _one_record_stream() -> bytes:
+    record = struct.pack("<IIQBBHI", 24, 0, 0, 0, 0, 0, 0)
+    return Ping().encode() + encode_messages(
+        [BeginRedoForBlock(TAG), ApplyRecord(0x2_0000_0010, record), GetPage(TAG)])
+
+
+def test_model_error_becomes_fatal_with_context_line() -> None:
+    def redo(page, **kw):  # type: ignore[no-untyped-def]
+        raise _StandInRedoError("invalid xl_info", "WAL redo at 2/10 for Heap/INSERT: off 1")
+
+    out, err, status = _serve_in_process(_one_record_stream(), redo)
+    assert (out, status) == (ZERO, 1)
+    assert err == "FATAL:  invalid xl_info\nCONTEXT:  WAL redo at 2/10 for Heap/INSERT: off 1\n"
+
+
+def test_model_bug_is_a_fatal_naming_the_exception_and_line() -> None:
+    def redo(page, **kw):  # type: ignore[no-untyped-def]
+        return {}["missing"]
+
+    out, err, status = _serve_in_process(_one_record_stream(), redo)
+    assert (out, status) == (ZERO, 1)
+    assert err.startswith("FATAL:  reference redo model failed: KeyError: 'missing' (at ")
+    assert "test_refserver.py" in err and err.count("\n") == 1
+
+
+def test_model_gets_the_b_block_and_the_records_lsn() -> None:
+    seen: dict = {}
+
+    def redo(page, **kw):  # type: ignore[no-untyped-def]
+        seen.update(kw, page=page)
+        return b"\x07" * BLCKSZ
+
+    out, err, status = _serve_in_process(_one_record_stream(), redo)
+    assert (out, err, status) == (ZERO + b"\x07" * BLCKSZ, EOF_LINE, 0)
+    assert seen["page"] is None
+    assert (seen["spcnode"], seen["dbnode"], seen["relnode"], seen["forknum"], seen["blkno"]) == (
+        REL.spcnode, REL.dbnode, REL.relnode, REL.forknum, TAG.blknum)
+    assert seen["end_lsn"] == 0x2_0000_0010 and seen["pg_version"] == 17

@@ -15,6 +15,7 @@ pipelined caller therefore pays one pair of syscalls per batch, not per page.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..pg.version import DEFAULT_VERSION, Flavour
@@ -108,7 +109,7 @@ class RefServer:
         self.pages: dict[BufferTag, bytes] = {}
         self.shaper = AnswerShaper(options.faults)
         # pytest_walredo.pg.redo.redo_record and RedoError, imported on first use
-        self._redo = None
+        self._redo: Callable[..., bytes | None] | None = None
         self._redo_error: type[Exception] = Exception
         self._load_error: Fatal | None = None
 
@@ -309,13 +310,13 @@ class RefServer:
                         return self._stop(stop)
                 self._flush()
             except ProtocolError as err:
-                fatal = protocol_fatal(err)
-                if fatal is None:  # tag 0xFF: the real process's EOF
+                mapped = protocol_fatal(err)
+                if mapped is None:  # tag 0xFF: the real process's EOF
                     try:
                         self._flush()
                     except Fatal as f:
                         return self._die(f)
                     return self._eof()
-                return self._die(fatal)
+                return self._die(mapped)
             except Fatal as fatal:
                 return self._die(fatal)
