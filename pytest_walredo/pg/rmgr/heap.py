@@ -195,7 +195,8 @@ class HeapInsert(RmgrRecord):
     """XLOG_HEAP_INSERT (0x00), with ``init_page`` XLOG_HEAP_INIT_PAGE (0x80).
 
     ``tuple`` is block 0's data (None when a full-page image replaced it). ``t_cid`` lives
-    in ``tuple.t_cid``; the record-level ``t_cid`` must equal it (or both None).
+    in ``tuple.t_cid``; the record-level ``t_cid`` must equal it (or both None). Without a
+    tuple no cid is logged: the Neon layout is then written as ``t_cid=0`` (and decodes so).
     """
 
     RMGR: ClassVar[str] = "Heap"
@@ -210,6 +211,8 @@ class HeapInsert(RmgrRecord):
         _check_tuple_cid(self.tuple, cid, "heap INSERT")
         if self.tuple is not None and self.tuple.t_cid != self.t_cid:
             raise ValueError("heap INSERT: t_cid differs from tuple.t_cid")
+        if self.tuple is None and self.t_cid not in (None, 0):
+            raise ValueError("heap INSERT: without a tuple no cid is logged; use t_cid=0 (Neon) or None")
         return cid
 
     def rmid(self, pg_version: int, flavour: Flavour) -> int:
