@@ -156,6 +156,7 @@ class AnswerShaper:
         self.count = 0
         self.pending: list[bytes] = []
         self._held: bytes | None = None
+        self._plain = not plan.shapes_answers  # computed once: answer() is the hot path
 
     def at_start(self) -> Stop | None:
         """A stop due before the first request (``crash-after:0``, ``hang-after:0``)."""
@@ -165,7 +166,7 @@ class AnswerShaper:
         """Queue the answer to one ``G`` (``is_get``) or ``H``; maybe ask the server to stop."""
         plan = self.plan
         self.count = n = self.count + 1
-        if not plan.shapes_answers:
+        if self._plain:
             self.pending.append(page)
             return None
         if is_get and plan.corrupt_byte is not None:
