@@ -40,6 +40,7 @@ from pytest_walredo.pg.rmgr import (
     build,
     describe_record,
     parse,
+    supported_records,
 )
 from pytest_walredo.pg.version import SUPPORTED_VERSIONS, Flavour
 from pytest_walredo.pg.xlogrecord import (
@@ -273,6 +274,7 @@ def _case_any(draw: st.DrawFn) -> tuple[int, Flavour, RmgrRecord, list[BlockRef]
 @given(_case_any(), _u32, st.integers(0, 2**40))
 def test_typed_round_trip(case: tuple[int, Flavour, RmgrRecord, list[BlockRef]], xid: int, prev: int) -> None:
     v, fl, body, blocks = case
+    assert type(body) in supported_records(v, fl)
     rec = build(body, blocks, pg_version=v, flavour=fl, xid=xid, prev=prev)
     raw = rec.encode()
     decoded = decode_record(raw, v)

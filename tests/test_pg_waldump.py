@@ -1,14 +1,14 @@
 """The judge: PostgreSQL 15's own pg_waldump reads what our encoders write.
 
-Also: a real PostgreSQL 15 server (initdb + a workload with pglz/lz4/zstd page images) writes
-WAL that our segment reader, record decoder, image decompressors and describer must read the
-way pg_waldump does.
-
 Hypothesis generates batches of vanilla PG15 records of every supported kind; we lay them out
 in a WAL segment, run pg_waldump on it and require that it accepts every record and agrees
 with our decoder and describer on rmgr, lengths, xid, LSNs, block references (relation, fork,
 block, image, hole, compression) and the description text. Failure messages carry the
 pg_waldump command line (the segment is kept in a temporary folder).
+
+The other direction: a real PostgreSQL 15 server (initdb + a workload with pglz/lz4/zstd page
+images) writes WAL that our segment reader, record decoder, image decompressors and describer
+must read the way pg_waldump does.
 """
 
 from __future__ import annotations

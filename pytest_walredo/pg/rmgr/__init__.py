@@ -96,6 +96,7 @@ __all__ = [
     "describe_record",
     "parse",
     "rmgr_name",
+    "supported_records",
 ]
 
 # Built-in rmgr names as pg_waldump prints them (src/include/access/rmgrlist.h, PG14-17).
@@ -132,6 +133,22 @@ _DECODERS: dict[int, Callable[[int, bytes, dict[int, bytes], int, Flavour], Rmgr
     RM_BTREE_ID: decode_btree,
     RM_NEON_ID: decode_neon,
 }
+
+
+def supported_records(pg_version: int, flavour: Flavour | str = Flavour.VANILLA) -> tuple[type[RmgrRecord], ...]:
+    """The typed record classes that exist in ``pg_version`` (PG14-16 have Heap2Prune,
+    Heap2Vacuum and Heap2FreezePage; PG17 has Heap2PruneFreeze instead). Neon-specific
+    layouts are chosen per record through ``t_cid``, so the class list is the same for
+    both flavours."""
+    check_version(pg_version)
+    Flavour.parse(flavour)
+    common: tuple[type[RmgrRecord], ...] = (
+        XlogFpi, HeapInsert, HeapDelete, HeapUpdate, HeapLock, HeapInplace, HeapConfirm,
+        Heap2MultiInsert, Heap2Visible, BtreeInsert, BtreeNewroot,
+    )
+    if pg_version >= 17:
+        return (*common, Heap2PruneFreeze)
+    return (*common, Heap2Prune, Heap2Vacuum, Heap2FreezePage)
 
 
 def rmgr_name(rmid: int) -> str:
