@@ -26,9 +26,13 @@ Behaviour that matches the real process (``shared/walredo-behaviour.md``):
 
 Where it differs from the real process (on purpose or by nature):
 
-- Start-up: CPython takes about 0.1-0.2 s to launch on a small VM, against ~2 ms for the real
-  one. With seccomp on, the redo model is imported before the filter goes on (the filter forbids
-  opening module files); with ``--disable-seccomp`` it is imported at the first ``A``.
+- Start-up: launch to the first ping answer is bounded by CPython itself (a bare ``python -I -S``
+  takes ~90 ms on the 2-core VM this was measured on, a C program ~3 ms; the real walredo ~2 ms).
+  Measured there (median, machine shared and noisy): ~70-110 ms with ``--disable-seccomp``, where
+  the redo model is imported at the first ``A``; ~120-300 ms with seccomp on, where the model
+  must be imported before the filter goes on (the filter forbids opening module files). About
+  30 ms of that is ``crc32c``'s own import of ``importlib.metadata``.
+  ``benchmarks/bench_client.py`` prints the current numbers.
 - An unknown resource manager id: a clean ``FATAL`` naming the id (the real one segfaults).
 - An unexpected exception inside the model (a bug of ours): ``FATAL:  reference redo model
   failed: ...`` naming the source line, status 1.
