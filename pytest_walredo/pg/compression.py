@@ -117,13 +117,10 @@ def pglz_compress(data: bytes | bytearray | memoryview) -> bytes | None:
     ctrl_pos = -1
     ctrl_bit = 8
     found = False
+    # Hash chains: every earlier position, keyed by the 3 bytes starting there.
     chains: dict[bytes, list[int]] = {}
+    chain_of = chains.setdefault
     i = 0
-
-    def remember(pos: int) -> None:
-        if pos + 3 <= slen:
-            chains.setdefault(src[pos : pos + 3], []).append(pos)
-
     while i < slen:
         if len(out) >= result_max:
             return None
@@ -143,6 +140,11 @@ def pglz_compress(data: bytes | bytearray | memoryview) -> bytes | None:
                     if off > PGLZ_MAX_OFFSET:
                         break
                     length = 3
+                    # Extend in 16-byte slices first (plain Python is slow byte by byte).
+                    while length + 16 <= limit and src[pos + length : pos + length + 16] == src[
+                        i + length : i + length + 16
+                    ]:
+                        length += 16
                     while length < limit and src[pos + length] == src[i + length]:
                         length += 1
                     if length > best_len:
@@ -155,13 +157,14 @@ def pglz_compress(data: bytes | bytearray | memoryview) -> bytes | None:
                 out += bytes(((best_off & 0xF00) >> 4 | 0x0F, best_off & 0xFF, best_len - 18))
             else:
                 out += bytes(((best_off & 0xF00) >> 4 | (best_len - 3), best_off & 0xFF))
-            for k in range(best_len):
-                remember(i + k)
+            for k in range(i, min(i + best_len, slen - 2)):
+                chain_of(src[k : k + 3], []).append(k)
             i += best_len
             found = True
         else:
             out.append(src[i])
-            remember(i)
+            if i + 3 <= slen:
+                chain_of(src[i : i + 3], []).append(i)
             i += 1
         ctrl_bit += 1
     if len(out) >= result_max:
