@@ -7,6 +7,7 @@ from ../shared/vectors/README.md.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -17,9 +18,21 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pytest_walredo.pg import rmgr
 from pytest_walredo.pg.page import BLCKSZ
-from pytest_walredo.pg.xlogrecord import decode_record
-from pytest_walredo.protocol import RedoRequest
+from pytest_walredo.pg.version import Flavour
+from pytest_walredo.pg.waldump import find_pg_waldump, run_waldump
+from pytest_walredo.pg.walsegment import write_segment
+from pytest_walredo.pg.xlogrecord import ImageRef, decode_record, encode_record
+from pytest_walredo.protocol import (
+    ApplyRecord,
+    BeginRedoForBlock,
+    BufferTag,
+    GetPage,
+    RedoRequest,
+    RelTag,
+    encode_messages,
+)
 from pytest_walredo.target import reference_binary
 from pytest_walredo.triage.cli import main
 from pytest_walredo.triage.pagediff import diff_pages, render_diff
@@ -415,3 +428,63 @@ def test_python_dash_m_entry_point(short):
     proc = subprocess.run([sys.executable, "-m", "pytest_walredo.triage", "inspect", str(short), "--pg-version", "14"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and "desc: INPLACE off 2" in proc.stdout
+
+
+# ------------------------------------------------------------------------------------ pg_waldump
+
+
+def _as_pg15_vanilla(raw: bytes) -> bytes:
+    """The vector's PG14 Neon record rebuilt as PostgreSQL 15 vanilla WAL (no t_cid, PG15 image
+    flags), so that the PostgreSQL 15 pg_waldump on this machine can read it."""
+    d = decode_record(raw, 14)
+    body = rmgr.parse(d, 14, Flavour.NEON)
+    changes = {}
+    for f in dataclasses.fields(body):
+        value = getattr(body, f.name)
+        if f.name == "t_cid":
+            changes[f.name] = None
+        elif dataclasses.is_dataclass(value) and hasattr(value, "t_cid"):
+            changes[f.name] = dataclasses.replace(value, t_cid=None)
+    blocks = [
+        dataclasses.replace(b, image=ImageRef.from_page(b.image.restore_page(), 15,
+                                                        hole=(b.image.hole_offset, b.image.hole_length)))
+        if b.image is not None else b
+        for b in d.blocks
+    ]
+    return encode_record(rmgr.build(dataclasses.replace(body, **changes), blocks, pg_version=15,
+                                    flavour=Flavour.VANILLA, xid=d.xid))
+
+
+@pytest.mark.needs_postgres
+def test_inspect_agrees_with_pg_waldump(capsys, tmp_path, vectors_dir):
+    """Records from the vectors, rebuilt as PG15 WAL, laid out in a WAL segment: pg_waldump -b
+    and `inspect --pg-version 15 --flavour vanilla` must agree on every column they share."""
+    if find_pg_waldump() is None:
+        pytest.skip("pg_waldump (PostgreSQL 15) is not installed")
+    short = RedoRequest.decode((vectors_dir / "short_v14.walredo").read_bytes())
+    bench = RedoRequest.decode((vectors_dir / "bench_medium_v14.walredo").read_bytes())
+    raws = [_as_pg15_vanilla(r) for _, r in bench.records[:3] + bench.records[-1:] + short.records]
+    seg = write_segment(raws, pg_version=15)
+    dumped = run_waldump(seg.write_to(tmp_path))
+    assert dumped.stopped_cleanly_at(seg.records[-1].end), dumped.stderr
+    assert len(dumped.records) == len(raws)
+
+    tag = BufferTag(RelTag(1663, 13010, 1259), 0)
+    stream = tmp_path / "pg15.walredo"
+    stream.write_bytes(encode_messages([BeginRedoForBlock(tag), *(ApplyRecord(w.end, w.raw) for w in seg.records),
+                                        GetPage(tag)]))
+    code, out, _ = run(capsys, "inspect", stream, "--pg-version", "15", "--flavour", "vanilla", "--json")
+    assert code == 0
+    ours = [m["record"] for m in json.loads(out)["messages"] if m["tag"] == "A"]
+    for theirs, mine in zip(dumped.records, ours, strict=True):
+        assert (mine["rmgr"], mine["name"], mine["desc"]) == (theirs.rmgr, theirs.name, theirs.desc.rstrip())
+        assert (mine["rec_len"], mine["tot_len"], mine["xid"]) == (theirs.rec_len, theirs.tot_len, theirs.xid)
+        assert mine["prev"] == f"{theirs.prev >> 32:X}/{theirs.prev & 0xFFFFFFFF:X}"
+        assert len(mine["blocks"]) == len(theirs.blkrefs)
+        for b, t in zip(mine["blocks"], theirs.blkrefs, strict=True):
+            assert (b["block_id"], b["spcnode"], b["dbnode"], b["relnode"], b["forknum"], b["blkno"]) == (
+                t.block_id, t.spcnode, t.dbnode, t.relnode, t.forknum, t.blkno)
+            assert (b["image"] is not None) == t.fpw
+            if t.fpw:
+                assert (b["image"]["hole_offset"], b["image"]["hole_length"]) == (t.hole_offset, t.hole_length)
+                assert b["image"]["apply"] == t.apply
