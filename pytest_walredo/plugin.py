@@ -77,6 +77,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SETTINGS_KEY] = settings
     config.stash[START_KEY] = time.time()
+    config.pluginmanager.register(__import__("pytest_walredo.reporting", fromlist=["_"]).WalredoReporting(), "walredo-reporting")
     if settings.bin is not None and not _is_xdist_worker(config) and not config.option.help:
         # A bad --walredo-bin is one error at session start, not a traceback in every test.
         try:

@@ -11,6 +11,8 @@ if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
 apt_missing=()
 [ -x /usr/lib/postgresql/15/bin/pg_waldump ] || apt_missing+=(postgresql-15)
 command -v cc >/dev/null 2>&1 || apt_missing+=(gcc libc6-dev)
+# Headless Chromium for the Allure report check (tests/test_allure_report.py).
+command -v chromium >/dev/null 2>&1 || apt_missing+=(chromium)
 if [ ${#apt_missing[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing ${apt_missing[*]} with apt-get"
@@ -22,3 +24,14 @@ if [ ${#apt_missing[@]} -gt 0 ]; then
 fi
 
 python3 -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+
+# The Allure 2 command-line tool (a Java program; Java is on the machine) from the npm registry,
+# project-local under .tools/ (gitignored). scripts/allure.sh finds it there.
+if [ ! -x .tools/node_modules/.bin/allure ]; then
+  if command -v npm >/dev/null 2>&1 && command -v java >/dev/null 2>&1; then
+    echo "setup: installing allure-commandline into .tools/ with npm"
+    npm install --silent --no-audit --no-fund --prefix .tools allure-commandline
+  else
+    echo "setup: cannot install the Allure command line (needs npm and java); the Allure report test will skip outside CI" >&2
+  fi
+fi
