@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pytest_walredo.process import (
     Call,
@@ -463,6 +465,83 @@ async def test_memory_transport_surplus_bytes() -> None:
     transport.feed(b"unasked")
     with pytest.raises(WalredoProcessError, match=r"wrote 7 byte\(s\) more than the answers"):
         await client.ping()
+
+
+class _Recording(WalredoClient):
+    """Remembers which requests got a request number (and so may have bytes in the stream)."""
+
+    def __init__(self, *a: Any, delays: list[int], **kw: Any) -> None:
+        super().__init__(*a, **kw)
+        self.numbered: set[str] = set()
+        self.delays = delays
+
+    async def _write_request(self, call: Call) -> None:
+        self.numbered.add(call.what)  # same step as the number assignment: no await between
+        await super()._write_request(call)
+
+    async def _between_send_and_receive(self, call: Call) -> None:
+        # asyncio locks are FIFO, so without this callers would always reach the stdout lock
+        # in request order; random delays make them overtake each other.
+        assert call.no is not None
+        for _ in range(self.delays[call.no % len(self.delays)]):
+            await asyncio.sleep(0)
+
+
+_ACTIONS = st.lists(
+    st.one_of(
+        st.tuples(st.just("start"), st.just(0)),
+        st.tuples(st.just("release"), st.integers(1, 3 * BLCKSZ)),
+        st.tuples(st.just("step"), st.integers(1, 6)),
+        st.tuples(st.just("cancel"), st.integers(0, 9)),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(n=st.integers(1, 10), actions=_ACTIONS,
+       delays=st.lists(st.integers(0, 8), min_size=1, max_size=10))
+def test_random_schedules_never_misroute_and_poison_exactly_on_late_cancellation(
+    n: int, actions: list[tuple[str, int]], delays: list[int]
+) -> None:
+    """Any interleaving of caller starts, answer arrival in arbitrary pieces, loop steps and
+    cancellations: no caller ever gets another's page; the client is poisoned iff a caller
+    was cancelled after getting its request number; nothing wedges."""
+
+    async def scenario() -> None:
+        transport = MemoryTransport(auto=False)
+        client = _Recording(transport, timeout=None, delays=delays)
+        reqs = echo_requests(n, seed=n)
+        tasks: list[asyncio.Task[bytes]] = []
+        for kind, arg in actions:
+            if kind == "start" and len(tasks) < n:
+                tasks.append(asyncio.ensure_future(client.apply(reqs[len(tasks)])))
+            elif kind == "release":
+                transport.release(arg)
+            elif kind == "step":
+                for _ in range(arg):
+                    await asyncio.sleep(0)
+            elif kind == "cancel" and arg < len(tasks):
+                tasks[arg].cancel()
+        while len(tasks) < n:
+            tasks.append(asyncio.ensure_future(client.apply(reqs[len(tasks)])))
+        for _ in range(10_000):  # drain: everything must finish once all answers arrive
+            if all(t.done() for t in tasks):
+                break
+            transport.release()
+            await asyncio.sleep(0)
+        assert all(t.done() for t in tasks), "a caller is stuck"
+        late_cancel = False
+        for req, task in zip(reqs, tasks, strict=True):
+            if task.cancelled():
+                late_cancel |= req.describe() in client.numbered
+            elif task.exception() is not None:
+                assert isinstance(task.exception(), WalredoPoisoned), task.exception()
+            else:
+                assert task.result() == req.base_image, "a caller got someone else's page"
+        assert client.poisoned == late_cancel, client.poison_reason
+
+    asyncio.run(scenario())
 
 
 # ---------------------------------------------------------------------------------------------
