@@ -32,6 +32,7 @@ from pytest_walredo.pg.version import SUPPORTED_VERSIONS, Flavour
 from pytest_walredo.protocol import (
     ApplyRecord,
     Decoder,
+    Message,
     Ping,
     ProtocolError,
     PushPage,
@@ -115,6 +116,7 @@ def _reframe(data: bytes, rng: random.Random) -> bytes | None:
                 rec[0:4] = len(rec).to_bytes(4, "little")
         msgs[i] = ApplyRecord(m.lsn, bytes(rec))
     else:
+        assert isinstance(m, PushPage)
         page = bytearray(m.page)
         if rng.random() < 0.5:  # header fields: pd_lower, pd_upper, pd_special, flags...
             for _ in range(rng.randint(1, 3)):
@@ -181,6 +183,7 @@ def mutate(data: bytes, seeds: list[bytes], rng: random.Random) -> bytes:
 
 def check_one(data: bytes, rng: random.Random, stats: Counter[str]) -> None:
     """Every property the decoder and inspect must keep on ``data``."""
+    msgs: list[tuple[int, Message]] | None
     try:
         msgs = decode_stream(data)
     except ProtocolError as err:
@@ -189,9 +192,10 @@ def check_one(data: bytes, rng: random.Random, stats: Counter[str]) -> None:
         msgs = None
         expected: object = (err.kind, err.offset)
     else:
-        assert encode_messages([m for _, m in msgs]) == data, "decoded stream does not re-encode to its bytes"
+        decoded = [m for _, m in msgs]
+        assert encode_messages(decoded) == data, "decoded stream does not re-encode to its bytes"
         stats["stream"] += 1
-        expected = [m for _, m in msgs]
+        expected = decoded
 
     # the incremental decoder, fed in random chunks, agrees with decode_stream
     dec = Decoder()

@@ -438,12 +438,12 @@ def _as_pg15_vanilla(raw: bytes) -> bytes:
     flags), so that the PostgreSQL 15 pg_waldump on this machine can read it."""
     d = decode_record(raw, 14)
     body = rmgr.parse(d, 14, Flavour.NEON)
-    changes = {}
+    changes: dict[str, object] = {}
     for f in dataclasses.fields(body):
         value = getattr(body, f.name)
         if f.name == "t_cid":
             changes[f.name] = None
-        elif dataclasses.is_dataclass(value) and hasattr(value, "t_cid"):
+        elif isinstance(value, rmgr.XlTuple):
             changes[f.name] = dataclasses.replace(value, t_cid=None)
     blocks = [
         dataclasses.replace(b, image=ImageRef.from_page(b.image.restore_page(), 15,

@@ -172,6 +172,9 @@ def run_replay_command(args: argparse.Namespace, out: TextIO) -> int:
                                 scratch)
         outcome = run_request(binary, request, args.timeout, scratch)
 
+    expected_page: bytes | None
+    expected_error: str | None
+    unavailable: str | None
     if expect is not None:
         against, expected_page, expected_error = f"--expect {args.expect}", expect, None
         unavailable = None
