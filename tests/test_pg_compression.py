@@ -65,9 +65,12 @@ def test_pglz_corrupt_streams(stream: bytes, size: int, pattern: str) -> None:
 
 _data = st.one_of(
     st.binary(max_size=3000),
-    st.builds(lambda unit, n: (unit * n), st.binary(min_size=1, max_size=30), st.integers(1, 400)),
-    st.builds(lambda seed, n: bytes(random.Random(seed).choice(b"ab\0") for _ in range(n)),
-              st.integers(0, 2**32), st.integers(0, 8192)),
+    st.builds(lambda unit, n: unit * n, st.binary(min_size=1, max_size=30), st.integers(1, 400)),
+    st.builds(
+        lambda seed, n: bytes(random.Random(seed).choice(b"ab\0") for _ in range(n)),
+        st.integers(0, 2**32),
+        st.integers(0, 8192),
+    ),
 )
 
 

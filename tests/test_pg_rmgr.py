@@ -101,7 +101,12 @@ def _image(pg_version: int) -> st.SearchStrategy[ImageRef]:
 
 @st.composite
 def _block(
-    draw: st.DrawFn, block_id: int, pg_version: int, *, forknum: int | None = 0, image: bool | None = None,
+    draw: st.DrawFn,
+    block_id: int,
+    pg_version: int,
+    *,
+    forknum: int | None = 0,
+    image: bool | None = None,
     will_init: bool = False,
 ) -> BlockRef:
     want_image = draw(st.booleans()) if image is None else image
@@ -132,8 +137,19 @@ def _tuple(cid: int | None) -> st.SearchStrategy[XlTuple]:
 def _record_case(draw: st.DrawFn, pg_version: int, flavour: Flavour) -> tuple[RmgrRecord, list[BlockRef]]:
     """One typed record of any kind that exists in (pg_version, flavour) plus its blocks."""
     v = pg_version
-    kinds = ["fpi", "insert", "delete", "update", "lock", "inplace", "confirm", "multi", "visible",
-             "btree_insert", "newroot"]
+    kinds = [
+        "fpi",
+        "insert",
+        "delete",
+        "update",
+        "lock",
+        "inplace",
+        "confirm",
+        "multi",
+        "visible",
+        "btree_insert",
+        "newroot",
+    ]
     kinds += ["prune", "vacuum", "freeze"] if v <= 16 else ["prune17"]
     kind = draw(st.sampled_from(kinds))
     if kind == "fpi":
@@ -160,8 +176,16 @@ def _record_case(draw: st.DrawFn, pg_version: int, flavour: Flavour) -> tuple[Rm
         new = draw(st.none() | _tuple(cid))
         init = draw(st.booleans())
         body = HeapUpdate(
-            draw(_u32), draw(_off), draw(_u32), draw(_off), draw(st.integers(0, 0x1F)), flags,
-            draw(st.booleans()), init, cid, new,
+            draw(_u32),
+            draw(_off),
+            draw(_u32),
+            draw(_off),
+            draw(st.integers(0, 0x1F)),
+            flags,
+            draw(st.booleans()),
+            init,
+            cid,
+            new,
             draw(_u16) if new is not None and flags & 0x20 else 0,
             draw(_u16) if new is not None and flags & 0x40 else 0,
             draw(_tuple(cid)) if flags & 0x0C else None,
@@ -171,8 +195,13 @@ def _record_case(draw: st.DrawFn, pg_version: int, flavour: Flavour) -> tuple[Rm
             blocks.append(draw(_block(1, v)))
         return body, blocks
     if kind == "lock":
-        body = HeapLock(draw(_u32), draw(_off), draw(st.integers(0, 0x1F)), draw(st.integers(0, 1)),
-                        draw(_cid(v, flavour)))
+        body = HeapLock(
+            draw(_u32),
+            draw(_off),
+            draw(st.integers(0, 0x1F)),
+            draw(st.integers(0, 1)),
+            draw(_cid(v, flavour)),
+        )
         return body, [draw(_block(0, v))]
     if kind == "inplace":
         return HeapInplace(draw(_off), draw(_small_bytes)), [draw(_block(0, v))]
@@ -184,11 +213,23 @@ def _record_case(draw: st.DrawFn, pg_version: int, flavour: Flavour) -> tuple[Rm
         per_tuple = flavour is Flavour.NEON and v <= 15
         top = draw(st.none() | _u32) if flavour is Flavour.NEON and v >= 16 else None
         with_tuples = draw(st.booleans())
-        tuples = tuple(
-            draw(st.builds(MultiInsertTuple, _u16, _u16, st.integers(0, 255), _small_bytes,
-                           _u32 if per_tuple else st.none()))
-            for _ in range(n)
-        ) if with_tuples else ()
+        tuples = (
+            tuple(
+                draw(
+                    st.builds(
+                        MultiInsertTuple,
+                        _u16,
+                        _u16,
+                        st.integers(0, 255),
+                        _small_bytes,
+                        _u32 if per_tuple else st.none(),
+                    )
+                )
+                for _ in range(n)
+            )
+            if with_tuples
+            else ()
+        )
         offs = () if init else tuple(draw(st.lists(_off, min_size=n, max_size=n)))
         body = Heap2MultiInsert(draw(st.integers(0, 0x3F)), n, offs, tuples, init, top)
         return body, [draw(_block(0, v, will_init=init, image=None if with_tuples else True))]
@@ -201,42 +242,79 @@ def _record_case(draw: st.DrawFn, pg_version: int, flavour: Flavour) -> tuple[Rm
         dead = tuple(draw(st.lists(_off, max_size=4)))
         unused = tuple(draw(st.lists(_off, max_size=4)))
         if not logged and (red or dead):
-            body = Heap2Prune(draw(_u32), len(red), len(dead), is_catalog_rel=v >= 16 and draw(st.booleans()),
-                              offsets_logged=False)
+            body = Heap2Prune(
+                draw(_u32),
+                len(red),
+                len(dead),
+                is_catalog_rel=v >= 16 and draw(st.booleans()),
+                offsets_logged=False,
+            )
             return body, [draw(_block(0, v, image=True))]
-        body = Heap2Prune(draw(_u32), len(red), len(dead), red, dead, unused,
-                          is_catalog_rel=v >= 16 and draw(st.booleans()))
+        body = Heap2Prune(
+            draw(_u32), len(red), len(dead), red, dead, unused, is_catalog_rel=v >= 16 and draw(st.booleans())
+        )
         return body, [draw(_block(0, v))]
     if kind == "vacuum":
         unused = tuple(draw(st.lists(_off, max_size=6)))
         return Heap2Vacuum(len(unused), unused), [draw(_block(0, v))]
     if kind == "freeze":
         if v >= 16:
-            plans = tuple(draw(st.lists(st.builds(FreezePlan, _u32, _u16, _u16, st.integers(0, 6),
-                                                  st.lists(_off, min_size=1, max_size=3).map(tuple)),
-                                        max_size=3)))
+            plans = tuple(
+                draw(
+                    st.lists(
+                        st.builds(
+                            FreezePlan,
+                            _u32,
+                            _u16,
+                            _u16,
+                            st.integers(0, 6),
+                            st.lists(_off, min_size=1, max_size=3).map(tuple),
+                        ),
+                        max_size=3,
+                    )
+                )
+            )
             body = Heap2FreezePage(draw(_u32), len(plans), plans=plans, is_catalog_rel=draw(st.booleans()))
         else:
-            tuples = tuple(draw(st.lists(st.builds(FreezeTuple, _u32, _off, _u16, _u16, st.integers(0, 6)),
-                                         max_size=4)))
+            tuples = tuple(
+                draw(st.lists(st.builds(FreezeTuple, _u32, _off, _u16, _u16, st.integers(0, 6)), max_size=4))
+            )
             body = Heap2FreezePage(draw(_u32), len(tuples), tuples=tuples)
         return body, [draw(_block(0, v))]
     if kind == "prune17":
-        plans = tuple(draw(st.lists(st.builds(FreezePlan, _u32, _u16, _u16, st.integers(0, 6),
-                                              st.lists(_off, min_size=1, max_size=3).map(tuple)), max_size=2)))
+        plans = tuple(
+            draw(
+                st.lists(
+                    st.builds(
+                        FreezePlan,
+                        _u32,
+                        _u16,
+                        _u16,
+                        st.integers(0, 6),
+                        st.lists(_off, min_size=1, max_size=3).map(tuple),
+                    ),
+                    max_size=2,
+                )
+            )
+        )
         red = tuple(draw(st.lists(st.tuples(_off, _off), max_size=3)))
         dead = tuple(draw(st.lists(_off, max_size=3)))
         unused = tuple(draw(st.lists(_off, max_size=3)))
         conflict = draw(st.none() | _u32)
         op = draw(st.sampled_from([0x10, 0x20, 0x30]))
         body = Heap2PruneFreeze(op, op // 0x10 - 1, 0, conflict, plans, red, dead, unused)
-        flags = body.content_flags() | draw(st.sampled_from([0, 2, 4, 6])) | (8 if conflict is not None else 0)
+        flags = (
+            body.content_flags() | draw(st.sampled_from([0, 2, 4, 6])) | (8 if conflict is not None else 0)
+        )
         body = Heap2PruneFreeze(op, op // 0x10 - 1, flags, conflict, plans, red, dead, unused)
         return body, [draw(_block(0, v))]
     if kind == "btree_insert":
         op = draw(st.sampled_from([0x00, 0x10, 0x20]))
-        meta = draw(st.none() | st.builds(BtreeMetadata, _u32, _u32, _u32, _u32, _u32, _u32, st.booleans())) \
-            if op == 0x20 else None
+        meta = (
+            draw(st.none() | st.builds(BtreeMetadata, _u32, _u32, _u32, _u32, _u32, _u32, st.booleans()))
+            if op == 0x20
+            else None
+        )
         body = BtreeInsert(draw(_off), draw(st.binary(min_size=8, max_size=40)), op, meta)
         blocks = [draw(_block(0, v))]
         if op != 0x00:
@@ -246,8 +324,12 @@ def _record_case(draw: st.DrawFn, pg_version: int, flavour: Flavour) -> tuple[Rm
         return body, blocks
     assert kind == "newroot"
     level = draw(st.integers(0, 3))
-    body = BtreeNewroot(draw(_u32), level, draw(st.binary(min_size=8, max_size=40)) if level else b"",
-                        draw(st.builds(BtreeMetadata, _u32, _u32, _u32, _u32, _u32, _u32, st.booleans())))
+    body = BtreeNewroot(
+        draw(_u32),
+        level,
+        draw(st.binary(min_size=8, max_size=40)) if level else b"",
+        draw(st.builds(BtreeMetadata, _u32, _u32, _u32, _u32, _u32, _u32, st.booleans())),
+    )
     blocks = [draw(_block(0, v, will_init=True, image=False))]
     if level:
         blocks.append(draw(_block(1, v)))
@@ -303,8 +385,9 @@ def test_neon_layouts_differ_from_vanilla(version: int) -> None:
 
 
 def test_neon_lock_pg16_field_order() -> None:
-    rec = build(HeapLock(100, 4, 0x02, 1, t_cid=9), [make_block(0, _RELS[0], 0)], pg_version=16,
-                flavour=Flavour.NEON)
+    rec = build(
+        HeapLock(100, 4, 0x02, 1, t_cid=9), [make_block(0, _RELS[0], 0)], pg_version=16, flavour=Flavour.NEON
+    )
     assert (rec.rmid, rec.info) == (134, 0x40)
     assert rec.main_data == struct.pack("<IIHBB", 100, 9, 4, 0x02, 1)
 
@@ -313,8 +396,11 @@ def test_descriptions_pg15_and_pg16() -> None:
     rel = [make_block(0, _RELS[0], 0)]
     cases = [
         (HeapInsert(3, 0, XlTuple(2, 0x800, 24, b"x")), "off 3 flags 0x00", "off: 3, flags: 0x00"),
-        (HeapDelete(5, 3, 0x03, 0), "off 3 flags 0x00 IS_MULTI LOCK_ONLY ",
-         "xmax: 5, off: 3, infobits: [IS_MULTI, LOCK_ONLY], flags: 0x00"),
+        (
+            HeapDelete(5, 3, 0x03, 0),
+            "off 3 flags 0x00 IS_MULTI LOCK_ONLY ",
+            "xmax: 5, off: 3, infobits: [IS_MULTI, LOCK_ONLY], flags: 0x00",
+        ),
         (HeapLock(9, 2, 0, 1), "off 2: xid 9: flags 0x01 ", "xmax: 9, off: 2, infobits: [], flags: 0x01"),
         (Heap2Visible(10, 3), "cutoff xid 10 flags 0x03", "snapshotConflictHorizon: 10, flags: 0x03"),
         (BtreeInsert(7, b"12345678"), "off 7", "off: 7"),
@@ -332,8 +418,12 @@ def test_vectors_parse_as_neon_v14(vectors_dir: Path) -> None:
     bodies = [parse(decode_record(raw, 14), 14, Flavour.NEON) for _, raw in req.records]
     assert isinstance(bodies[0], HeapInsert) and bodies[0].init_page
     assert bodies[0].tuple is not None
-    assert (bodies[0].tuple.t_infomask2, bodies[0].tuple.t_infomask, bodies[0].tuple.t_cid,
-            bodies[0].tuple.t_hoff) == (1, 0x0800, 1, 24)
+    assert (
+        bodies[0].tuple.t_infomask2,
+        bodies[0].tuple.t_infomask,
+        bodies[0].tuple.t_cid,
+        bodies[0].tuple.t_hoff,
+    ) == (1, 0x0800, 1, 24)
     assert sum(isinstance(b, HeapInsert) and not b.init_page for b in bodies) == 225
     assert isinstance(bodies[-1], Heap2Visible)
     # The same bytes are not valid vanilla PG14 records: xl_heap_header would be misread.
@@ -382,14 +472,22 @@ def test_descriptions_pg16_pg17_arrays() -> None:
         "snapshotConflictHorizon: 7, nredirected: 1, ndead: 1, isCatalogRel: T, nunused: 2, "
         "redirected: [1->4], dead: [10], unused: [3, 8]"
     )
-    assert describe_record(build(Heap2Vacuum(2, (3, 4)), b0, pg_version=16), 16).desc == "nunused: 2, unused: [3, 4]"
+    assert (
+        describe_record(build(Heap2Vacuum(2, (3, 4)), b0, pg_version=16), 16).desc
+        == "nunused: 2, unused: [3, 4]"
+    )
     freeze16 = Heap2FreezePage(9, 1, plans=(FreezePlan(5, 2, 0x900, 0, (1, 2)),))
     assert describe_record(build(freeze16, b0, pg_version=16), 16).desc == (
         "snapshotConflictHorizon: 9, nplans: 1, isCatalogRel: F, plans: "
         "[{ xmax: 5, infomask: 2304, infomask2: 2, ntuples: 2, offsets: [1, 2] }]"
     )
-    multi = Heap2MultiInsert(0, 2, (1, 2), (MultiInsertTuple(1, 0, 24, b"a"), MultiInsertTuple(1, 0, 24, b"b")))
-    assert describe_record(build(multi, b0, pg_version=16), 16).desc == "ntuples: 2, flags: 0x00, offsets: [1, 2]"
+    multi = Heap2MultiInsert(
+        0, 2, (1, 2), (MultiInsertTuple(1, 0, 24, b"a"), MultiInsertTuple(1, 0, 24, b"b"))
+    )
+    assert (
+        describe_record(build(multi, b0, pg_version=16), 16).desc
+        == "ntuples: 2, flags: 0x00, offsets: [1, 2]"
+    )
     p17 = Heap2PruneFreeze(0x20, 1, 0x08 | 0x04 | 0x40, 77, dead=(5, 6))
     d = describe_record(build(p17, b0, pg_version=17), 17)
     assert (d.name, d.desc) == (
@@ -405,8 +503,12 @@ def test_descriptions_pg16_pg17_arrays() -> None:
 
 def test_neon_rmgr_descriptions() -> None:
     b0 = [make_block(0, _RELS[0], 0)]
-    rec = build(HeapInsert(3, 0, XlTuple(2, 0x800, 24, b"x", t_cid=4), t_cid=4), b0, pg_version=16,
-                flavour=Flavour.NEON)
+    rec = build(
+        HeapInsert(3, 0, XlTuple(2, 0x800, 24, b"x", t_cid=4), t_cid=4),
+        b0,
+        pg_version=16,
+        flavour=Flavour.NEON,
+    )
     d = describe_record(rec, 16, Flavour.NEON)
     assert (rec.rmid, d.rmgr, d.name, d.desc) == (134, "neon", "INSERT", "off: 3, flags: 0x00")
     upd = build(HeapUpdate(1, 2, 3, 4, hot=True, t_cid=8), b0, pg_version=17, flavour=Flavour.NEON)

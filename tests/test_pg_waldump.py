@@ -50,12 +50,10 @@ PG = 15
 WALDUMP = find_pg_waldump()
 
 
-
 def needs_waldump(fn):  # type: ignore[no-untyped-def]
     """Mark a test as needing PostgreSQL 15's pg_waldump (skipped with the reason when absent)."""
     fn = pytest.mark.skipif(WALDUMP is None, reason="pg_waldump (PostgreSQL 15) is not installed")(fn)
     return pytest.mark.needs_postgres(fn)
-
 
 
 def _folder() -> Path:
@@ -80,8 +78,9 @@ def _check_agreement(result: WaldumpResult, seg: object) -> None:
 
     assert isinstance(seg, SegmentLayout)
     where = f"\n  command: {result.command_line}\n  stderr: {result.stderr.strip()}"
-    assert len(result.records) == len(seg.records), f"pg_waldump listed {len(result.records)} of " \
-        f"{len(seg.records)} records{where}"
+    assert len(result.records) == len(seg.records), (
+        f"pg_waldump listed {len(result.records)} of {len(seg.records)} records{where}"
+    )
     assert result.stopped_cleanly_at(seg.records[-1].end), f"pg_waldump rejected the WAL{where}"
     prev = 0
     for i, (got, written) in enumerate(zip(result.records, seg.records, strict=True)):
@@ -99,7 +98,12 @@ def _check_agreement(result: WaldumpResult, seg: object) -> None:
         assert len(got.blkrefs) == len(rec.blocks), ctx
         for line, blk in zip(got.blkrefs, rec.blocks, strict=True):
             assert (line.block_id, line.spcnode, line.dbnode, line.relnode, line.forknum, line.blkno) == (
-                blk.block_id, blk.spcnode, blk.dbnode, blk.relnode, blk.forknum, blk.blkno
+                blk.block_id,
+                blk.spcnode,
+                blk.dbnode,
+                blk.relnode,
+                blk.forknum,
+                blk.blkno,
             ), ctx
             assert line.fpw == (blk.image is not None), ctx
             if blk.image is not None:
@@ -124,7 +128,9 @@ def _batch(draw: st.DrawFn) -> list[bytes]:
 
 
 @needs_waldump
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 @given(_batch())
 def test_pg_waldump_accepts_and_agrees(records: list[bytes]) -> None:
     result, seg = _dump(records)
@@ -169,7 +175,9 @@ def test_wrong_crc_is_rejected() -> None:
     assert len(result.records) == 1, where
     assert result.errors, where
     assert "incorrect resource manager data checksum" in result.errors[0], where
-    assert f"{seg_bad.records[1].start >> 32:X}/{seg_bad.records[1].start & 0xFFFFFFFF:X}" in result.errors[0], where
+    assert (
+        f"{seg_bad.records[1].start >> 32:X}/{seg_bad.records[1].start & 0xFFFFFFFF:X}" in result.errors[0]
+    ), where
     assert not result.stopped_cleanly_at(seg_bad.records[-1].end)
     _passed(result)
 
@@ -232,19 +240,36 @@ def real_wal_dir() -> Iterator[Path]:
     env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "LANG": "C"}
 
     def run(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(_as_postgres(cmd), env=env, check=True, capture_output=True, text=True,
-                              timeout=120, **kw)  # type: ignore[call-overload]
+        return subprocess.run(
+            _as_postgres(cmd), env=env, check=True, capture_output=True, text=True, timeout=120, **kw
+        )  # type: ignore[call-overload]
 
     run([str(PGBIN / "initdb"), "-D", str(data), "-k", "-A", "trust", "--no-sync"])
-    opts = (f"-c listen_addresses='' -c unix_socket_directories={root} -c port=5439 -c fsync=off "
-            "-c full_page_writes=on -c wal_level=replica -c autovacuum=off")
+    opts = (
+        f"-c listen_addresses='' -c unix_socket_directories={root} -c port=5439 -c fsync=off "
+        "-c full_page_writes=on -c wal_level=replica -c autovacuum=off"
+    )
     run([str(PGBIN / "pg_ctl"), "-D", str(data), "-w", "-l", str(root / "log"), "-o", opts, "start"])
     try:
         script = root / "workload.sql"
         script.write_text(_WORKLOAD)
         os.chmod(script, 0o644)
-        run([str(PGBIN / "psql"), "-h", str(root), "-p", "5439", "-d", "postgres", "-v", "ON_ERROR_STOP=1",
-             "-q", "-f", str(script)])
+        run(
+            [
+                str(PGBIN / "psql"),
+                "-h",
+                str(root),
+                "-p",
+                "5439",
+                "-d",
+                "postgres",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-q",
+                "-f",
+                str(script),
+            ]
+        )
     finally:
         run([str(PGBIN / "pg_ctl"), "-D", str(data), "-w", "-m", "fast", "stop"])
     yield data / "pg_wal"
@@ -273,9 +298,13 @@ def test_real_postgres_wal_agrees(real_wal_dir: Path) -> None:
             assert encode_record(rec) == rec_pos.raw
             images = [b.image for b in rec.blocks if b.image is not None]
             assert (got.tot_len, got.rec_len, got.xid) == (
-                rec.tot_len, rec.tot_len - sum(len(i.data) for i in images), rec.xid), where
+                rec.tot_len,
+                rec.tot_len - sum(len(i.data) for i in images),
+                rec.xid,
+            ), where
             assert [(b.block_id, b.relnode, b.forknum, b.blkno, b.fpw) for b in got.blkrefs] == [
-                (b.block_id, b.relnode, b.forknum, b.blkno, b.image is not None) for b in rec.blocks], where
+                (b.block_id, b.relnode, b.forknum, b.blkno, b.image is not None) for b in rec.blocks
+            ], where
             for im in images:
                 page = im.restore_page()
                 # pd_pagesize_version: BLCKSZ | layout version 4
@@ -289,9 +318,21 @@ def test_real_postgres_wal_agrees(real_wal_dir: Path) -> None:
             assert (got.rmgr, got.name, got.desc) == (d.rmgr, d.name, d.desc), f"{rec_pos.start:X}{where}"
             kinds[f"{d.rmgr}/{d.name}"] = kinds.get(f"{d.rmgr}/{d.name}", 0) + 1
             compared += 1
-    print(f"compared {compared} real records: {sorted(kinds.items())}; image compression seen: {sorted(methods)}")
-    for needed in ("Heap/INSERT", "Heap/HOT_UPDATE", "Heap/DELETE", "Heap/LOCK", "Heap2/MULTI_INSERT+INIT",
-                   "Heap2/PRUNE", "Heap2/VISIBLE", "Heap2/FREEZE_PAGE", "Btree/INSERT_LEAF", "XLOG/FPI"):
+    print(
+        f"compared {compared} real records: {sorted(kinds.items())}; image compression seen: {sorted(methods)}"
+    )
+    for needed in (
+        "Heap/INSERT",
+        "Heap/HOT_UPDATE",
+        "Heap/DELETE",
+        "Heap/LOCK",
+        "Heap2/MULTI_INSERT+INIT",
+        "Heap2/PRUNE",
+        "Heap2/VISIBLE",
+        "Heap2/FREEZE_PAGE",
+        "Btree/INSERT_LEAF",
+        "XLOG/FPI",
+    ):
         assert needed in kinds, f"the workload produced no {needed}: {sorted(kinds)}"
     assert methods == {"pglz", "lz4", "zstd"}
 
@@ -304,12 +345,13 @@ def test_last_record_ending_just_before_a_page_boundary() -> None:
 
     first_start = 40  # after the long page header
     tuple_len = XLOG_BLCKSZ - 2 - first_start - 48  # 24 hdr + 20 block hdr + 2+2 main data
-    rec = build(HeapInplace(1, bytes(tuple_len)), [make_block(0, (1663, 5, 16384), 0)], pg_version=PG).encode()
+    rec = build(
+        HeapInplace(1, bytes(tuple_len)), [make_block(0, (1663, 5, 16384), 0)], pg_version=PG
+    ).encode()
     result, seg = _dump([rec])
     assert seg.records[0].end % XLOG_BLCKSZ == XLOG_BLCKSZ - 2  # type: ignore[attr-defined]
     _check_agreement(result, seg)
     _passed(result)
-
 
 
 # --------------------------------------------------------------------------------------------
@@ -330,7 +372,13 @@ _SAMPLE = (
 def test_parse_output_keeps_desc_exact_and_reads_blkrefs() -> None:
     a, b = parse_output(_SAMPLE)
     assert (a.rmgr, a.name, a.desc, a.rec_len, a.tot_len, a.xid) == (
-        "Heap", "DELETE", "off 3 flags 0x00 IS_MULTI LOCK_ONLY ", 54, 54, 736)
+        "Heap",
+        "DELETE",
+        "off 3 flags 0x00 IS_MULTI LOCK_ONLY ",
+        54,
+        54,
+        736,
+    )
     assert (a.lsn, a.prev) == (0x1000278, 0x1000068)
     assert a.blkrefs[0].forknum == 0 and not a.blkrefs[0].fpw
     assert (b.name, b.desc) == ("FPI", "")
@@ -353,8 +401,10 @@ def test_stopped_cleanly_at() -> None:
     stop = "error in WAL record at 0/1002340: invalid record length at 0/10023A0: wanted 24, got 0"
     assert _result(stop).stopped_cleanly_at(0x100239A)
     assert not _result(stop).stopped_cleanly_at(0x10023A8)
-    magic = ("error in WAL record at 0/1017F90: invalid magic number 0000 in WAL segment "
-             "000000010000000000000001, offset 114688")
+    magic = (
+        "error in WAL record at 0/1017F90: invalid magic number 0000 in WAL segment "
+        "000000010000000000000001, offset 114688"
+    )
     assert _result(magic).stopped_cleanly_at(0x101BFFE)
     assert not _result(magic).stopped_cleanly_at(0x101BF00)
     crc = "error in WAL record at 0/1000028: incorrect resource manager data checksum in record at 0/1000060"
@@ -377,7 +427,9 @@ def test_segment_file_name() -> None:
 def test_segment_write_read_round_trip(sizes: list[int], segno: int) -> None:
     from pytest_walredo.pg.xlogrecord import make_record
 
-    records = [make_record(rmid=0, info=0xB0, main_data=bytes([i % 251]) * n).encode() for i, n in enumerate(sizes)]
+    records = [
+        make_record(rmid=0, info=0xB0, main_data=bytes([i % 251]) * n).encode() for i, n in enumerate(sizes)
+    ]
     seg = write_segment(records, pg_version=PG, segno=segno, seg_size=1 << 20)
     got, why = read_segment(seg.data, pg_version=PG)
     assert why == "end of WAL"

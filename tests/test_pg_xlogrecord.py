@@ -104,13 +104,21 @@ def _record(draw: st.DrawFn, pg_version: int) -> DecodedRecord:
         image = None
         if draw(st.booleans()):
             image = ImageRef.from_page(
-                draw(_page()), pg_version, apply=draw(st.booleans()),
-                compression=draw(st.sampled_from(methods)), hole=draw(st.booleans()),
+                draw(_page()),
+                pg_version,
+                apply=draw(st.booleans()),
+                compression=draw(st.sampled_from(methods)),
+                hole=draw(st.booleans()),
             )
         blocks.append(
             make_block(
-                i, draw(st.sampled_from(_RELS)), draw(st.integers(0, 2**32 - 1)), forknum=draw(st.integers(0, 3)),
-                data=draw(st.binary(max_size=300)), image=image, will_init=draw(st.booleans()),
+                i,
+                draw(st.sampled_from(_RELS)),
+                draw(st.integers(0, 2**32 - 1)),
+                forknum=draw(st.integers(0, 3)),
+                data=draw(st.binary(max_size=300)),
+                image=image,
+                will_init=draw(st.booleans()),
             )
         )
     return make_record(
@@ -161,8 +169,11 @@ def test_non_canonical_layouts_re_encode_exactly(data: st.DataObject) -> None:
     for e in extras:
         order.insert(data.draw(st.integers(0, len(order))), e)
     if rec.main_data or data.draw(st.booleans()):
-        order.append(XLR_BLOCK_ID_DATA_LONG if data.draw(st.booleans()) or len(rec.main_data) > 255
-                     else XLR_BLOCK_ID_DATA_SHORT)
+        order.append(
+            XLR_BLOCK_ID_DATA_LONG
+            if data.draw(st.booleans()) or len(rec.main_data) > 255
+            else XLR_BLOCK_ID_DATA_SHORT
+        )
     layout = RecordLayout(tuple(order), data.draw(st.integers(0, 0xFFFF)))
     odd = replace(rec, layout=layout).with_crc()
     raw = encode_record(odd)
@@ -184,8 +195,13 @@ def _ids(rec: DecodedRecord) -> list[int]:
 
 def test_same_rel_is_set_like_xlogrecordassemble() -> None:
     rec = make_record(
-        rmid=10, info=0,
-        blocks=[make_block(0, _RELS[0], 1, data=b"a"), make_block(1, _RELS[0], 2), make_block(2, _RELS[1], 3)],
+        rmid=10,
+        info=0,
+        blocks=[
+            make_block(0, _RELS[0], 1, data=b"a"),
+            make_block(1, _RELS[0], 2),
+            make_block(2, _RELS[1], 3),
+        ],
     )
     assert [b.same_rel for b in rec.blocks] == [False, True, False]
     raw = encode_record(rec)
@@ -212,7 +228,10 @@ def test_bimg_flag_numbering_per_version() -> None:
     # A compressed image with a hole stores hole_length explicitly (2 more header bytes).
     r = make_record(rmid=0, info=0xB0, blocks=[make_block(0, _RELS[0], 0, image=im15)])
     assert struct.unpack_from("<HHBH", encode_record(r), SIZE_OF_XLOG_RECORD + 4) == (
-        len(im15.data), 100, im15.bimg_info, 7900
+        len(im15.data),
+        100,
+        im15.bimg_info,
+        7900,
     )
 
 
@@ -311,7 +330,9 @@ def test_inconsistent_image_header() -> None:
     im = ImageRef.from_page(bytes(page), 15)
     raw = _raw([make_block(0, _RELS[0], 7, image=im)], main=b"")
     # hole_offset 0 with HAS_HOLE set
-    _expect(_patch(raw, 30, "<H", 0), "block 0 image hole_offset", 30, "BKPIMAGE_HAS_HOLE set, but hole offset 0")
+    _expect(
+        _patch(raw, 30, "<H", 0), "block 0 image hole_offset", 30, "BKPIMAGE_HAS_HOLE set, but hole offset 0"
+    )
     # unknown bimg bit for PG15
     _expect(_patch(raw, 32, "<B", im.bimg_info | 0x40), "block 0 bimg_info", 32, "unknown bits 0x40 for PG15")
 

@@ -110,9 +110,11 @@ def pglz_compress(data: bytes | bytearray | memoryview) -> bytes | None:
     slen = len(src)
     if slen < _MIN_INPUT_SIZE:
         return None
-    result_max = (slen // 100) * (100 - _MIN_COMP_RATE) if slen > 0x7FFFFFFF // 100 else (
-        slen * (100 - _MIN_COMP_RATE)
-    ) // 100
+    result_max = (
+        (slen // 100) * (100 - _MIN_COMP_RATE)
+        if slen > 0x7FFFFFFF // 100
+        else (slen * (100 - _MIN_COMP_RATE)) // 100
+    )
     out = bytearray()
     ctrl_pos = -1
     ctrl_bit = 8
@@ -141,9 +143,10 @@ def pglz_compress(data: bytes | bytearray | memoryview) -> bytes | None:
                         break
                     length = 3
                     # Extend in 16-byte slices first (plain Python is slow byte by byte).
-                    while length + 16 <= limit and src[pos + length : pos + length + 16] == src[
-                        i + length : i + length + 16
-                    ]:
+                    while (
+                        length + 16 <= limit
+                        and src[pos + length : pos + length + 16] == src[i + length : i + length + 16]
+                    ):
                         length += 16
                     while length < limit and src[pos + length] == src[i + length]:
                         length += 1

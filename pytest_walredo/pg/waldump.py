@@ -215,4 +215,6 @@ def run_waldump(
         for line in proc.stderr.splitlines()
         if line.startswith("pg_waldump: ") and ("error" in line or "fatal" in line)
     )
-    return WaldumpResult(cmd, proc.returncode, tuple(parse_output(proc.stdout)), errors, proc.stdout, proc.stderr)
+    return WaldumpResult(
+        cmd, proc.returncode, tuple(parse_output(proc.stdout)), errors, proc.stdout, proc.stderr
+    )

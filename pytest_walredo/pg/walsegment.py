@@ -172,7 +172,9 @@ def write_segment(
         prev = base + start
     # Pages after the last record stay zero: readers stop there ("invalid record length"
     # or "invalid magic number"), as at the end of real, not yet filled WAL.
-    return SegmentLayout(bytes(buf), segment_file_name(tli, segno, seg_size), tuple(out), tli, segno, seg_size)
+    return SegmentLayout(
+        bytes(buf), segment_file_name(tli, segno, seg_size), tuple(out), tli, segno, seg_size
+    )
 
 
 class SegmentReadError(ValueError):
@@ -198,7 +200,9 @@ def read_segment(data: bytes, *, pg_version: int | None = None) -> tuple[list[Wr
             f"long header says page size {blcksz} and segment size {seg_size}; file is {len(data)} bytes"
         )
     if pg_version is not None and magic != XLOG_PAGE_MAGIC[pg_version]:
-        raise SegmentReadError(f"page magic 0x{magic:04X} is not PostgreSQL {pg_version}'s 0x{XLOG_PAGE_MAGIC[pg_version]:04X}")
+        raise SegmentReadError(
+            f"page magic 0x{magic:04X} is not PostgreSQL {pg_version}'s 0x{XLOG_PAGE_MAGIC[pg_version]:04X}"
+        )
     base = pageaddr
     pos = SIZE_OF_LONG_PHD
     if info & XLP_FIRST_IS_CONTRECORD:

@@ -477,9 +477,7 @@ def decode_record(raw: bytes | bytearray | memoryview, pg_version: int) -> Decod
     mv = memoryview(bytes(raw))
     tot_len, xid, prev, info, rmid, pad, crc = decode_header(mv)
     if tot_len != len(mv):
-        raise RecordDecodeError(
-            "xl_tot_len", 0, f"says {tot_len} bytes but the record has {len(mv)} bytes"
-        )
+        raise RecordDecodeError("xl_tot_len", 0, f"says {tot_len} bytes but the record has {len(mv)} bytes")
     flags = bimg_flags(pg_version)
     rd = _Reader(mv, SIZE_OF_XLOG_RECORD, tot_len)
     order: list[int] = []
@@ -520,7 +518,9 @@ def decode_record(raw: bytes | bytearray | memoryview, pg_version: int) -> Decod
         fork_flags, data_len = rd.take("<BH", 3, f"{name} header")
         has_data = bool(fork_flags & BKPBLOCK_HAS_DATA)
         if has_data and data_len == 0:
-            raise RecordDecodeError(f"{name} data_length", at + 2, "BKPBLOCK_HAS_DATA set, but no data included")
+            raise RecordDecodeError(
+                f"{name} data_length", at + 2, "BKPBLOCK_HAS_DATA set, but no data included"
+            )
         if not has_data and data_len != 0:
             raise RecordDecodeError(
                 f"{name} data_length", at + 2, f"BKPBLOCK_HAS_DATA not set, but data length is {data_len}"
@@ -614,10 +614,14 @@ def _check_image(
         # PostgreSQL ignores unknown bits; we reject them so encode/decode stay exact and
         # a typo in a generator does not silently pass as a flag of the other version.
         raise RecordDecodeError(
-            f"{name} bimg_info", at + 4, f"unknown bits 0x{bimg_info & ~flags.known_mask:02X} for PG{pg_version}"
+            f"{name} bimg_info",
+            at + 4,
+            f"unknown bits 0x{bimg_info & ~flags.known_mask:02X} for PG{pg_version}",
         )
     if bin(bimg_info & flags.compressed_mask).count("1") > 1:
-        raise RecordDecodeError(f"{name} bimg_info", at + 4, f"more than one compression method in 0x{bimg_info:02X}")
+        raise RecordDecodeError(
+            f"{name} bimg_info", at + 4, f"more than one compression method in 0x{bimg_info:02X}"
+        )
     if has_hole and (hole_offset == 0 or hole_length == 0 or bimg_len == BLCKSZ):
         raise RecordDecodeError(
             f"{name} image hole_offset",
@@ -678,8 +682,10 @@ def _layout_fits(rec: DecodedRecord, layout: RecordLayout) -> bool:
     main = [i for i in layout.order if i in (XLR_BLOCK_ID_DATA_SHORT, XLR_BLOCK_ID_DATA_LONG)]
     if not main:
         return not rec.main_data
-    return layout.order[-1] == main[0] and len(main) == 1 and not (
-        main[0] == XLR_BLOCK_ID_DATA_SHORT and len(rec.main_data) > 255
+    return (
+        layout.order[-1] == main[0]
+        and len(main) == 1
+        and not (main[0] == XLR_BLOCK_ID_DATA_SHORT and len(rec.main_data) > 255)
     )
 
 

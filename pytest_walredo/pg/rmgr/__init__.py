@@ -135,7 +135,9 @@ _DECODERS: dict[int, Callable[[int, bytes, dict[int, bytes], int, Flavour], Rmgr
 }
 
 
-def supported_records(pg_version: int, flavour: Flavour | str = Flavour.VANILLA) -> tuple[type[RmgrRecord], ...]:
+def supported_records(
+    pg_version: int, flavour: Flavour | str = Flavour.VANILLA
+) -> tuple[type[RmgrRecord], ...]:
     """The typed record classes that exist in ``pg_version`` (PG14-16 have Heap2Prune,
     Heap2Vacuum and Heap2FreezePage; PG17 has Heap2PruneFreeze instead). Neon-specific
     layouts are chosen per record through ``t_cid``, so the class list is the same for
@@ -143,8 +145,17 @@ def supported_records(pg_version: int, flavour: Flavour | str = Flavour.VANILLA)
     check_version(pg_version)
     Flavour.parse(flavour)
     common: tuple[type[RmgrRecord], ...] = (
-        XlogFpi, HeapInsert, HeapDelete, HeapUpdate, HeapLock, HeapInplace, HeapConfirm,
-        Heap2MultiInsert, Heap2Visible, BtreeInsert, BtreeNewroot,
+        XlogFpi,
+        HeapInsert,
+        HeapDelete,
+        HeapUpdate,
+        HeapLock,
+        HeapInplace,
+        HeapConfirm,
+        Heap2MultiInsert,
+        Heap2Visible,
+        BtreeInsert,
+        BtreeNewroot,
     )
     if pg_version >= 17:
         return (*common, Heap2PruneFreeze)
@@ -188,4 +199,6 @@ def describe_record(
     """pg_waldump's rmgr name, record name and description for ``decoded``."""
     fl = Flavour.parse(flavour)
     body = parse(decoded, pg_version, fl)
-    return RecordDescription(rmgr_name(decoded.rmid), body.identify(pg_version, fl), body.describe(pg_version, fl))
+    return RecordDescription(
+        rmgr_name(decoded.rmid), body.identify(pg_version, fl), body.describe(pg_version, fl)
+    )

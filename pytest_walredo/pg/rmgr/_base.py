@@ -91,7 +91,9 @@ def build(
     ids = {b.block_id for b in blocks}
     missing = sorted(set(data) - ids)
     if missing:
-        raise ValueError(f"{type(body).__name__} puts data in block id(s) {missing} but no such block was given")
+        raise ValueError(
+            f"{type(body).__name__} puts data in block id(s) {missing} but no such block was given"
+        )
     fixed = []
     for b in blocks:
         d = data.get(b.block_id, b"")
@@ -131,7 +133,13 @@ def offsets(buf: bytes, offset: int, count: int, what: str) -> tuple[int, ...]:
 
 # pg_waldump's infobits text ------------------------------------------------------------------
 
-_INFOBITS = ((0x01, "IS_MULTI"), (0x02, "LOCK_ONLY"), (0x04, "EXCL_LOCK"), (0x08, "KEYSHR_LOCK"), (0x10, "KEYS_UPDATED"))
+_INFOBITS = (
+    (0x01, "IS_MULTI"),
+    (0x02, "LOCK_ONLY"),
+    (0x04, "EXCL_LOCK"),
+    (0x08, "KEYSHR_LOCK"),
+    (0x10, "KEYS_UPDATED"),
+)
 
 
 def fmt_infobits_15(infobits: int) -> str:

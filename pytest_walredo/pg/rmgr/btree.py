@@ -87,8 +87,13 @@ class BtreeMetadata:
 
     def encode(self) -> bytes:
         return _META.pack(
-            self.version, self.root, self.level, self.fastroot, self.fastlevel,
-            self.last_cleanup_num_delpages, self.allequalimage,
+            self.version,
+            self.root,
+            self.level,
+            self.fastroot,
+            self.fastlevel,
+            self.last_cleanup_num_delpages,
+            self.allequalimage,
         )
 
     @classmethod
@@ -178,7 +183,9 @@ class BtreeNewroot(RmgrRecord):
         return f"level: {self.level}" if pg_version >= 16 else f"lev {self.level}"
 
 
-def decode_btree(info: int, main: bytes, blocks: dict[int, bytes], pg_version: int, flavour: Flavour) -> RmgrRecord:
+def decode_btree(
+    info: int, main: bytes, blocks: dict[int, bytes], pg_version: int, flavour: Flavour
+) -> RmgrRecord:
     """Decode a btree record's main data and block data."""
     op = info & 0xF0
     if op in (XLOG_BTREE_INSERT_LEAF, XLOG_BTREE_INSERT_UPPER, XLOG_BTREE_INSERT_META):

@@ -268,7 +268,9 @@ class HeapDelete(RmgrRecord):
         else:
             out = struct.pack("<IHBB", self.xmax, self.offnum, self.infobits_set, self.flags)
         if (self.old_tuple is not None) != bool(self.flags & XLH_DELETE_CONTAINS_OLD):
-            raise ValueError("heap DELETE: old_tuple must be given exactly when flags has CONTAINS_OLD_TUPLE/KEY")
+            raise ValueError(
+                "heap DELETE: old_tuple must be given exactly when flags has CONTAINS_OLD_TUPLE/KEY"
+            )
         _check_tuple_cid(self.old_tuple, cid, "heap DELETE")
         return out + (self.old_tuple.encode() if self.old_tuple is not None else b"")
 
@@ -330,16 +332,29 @@ class HeapUpdate(RmgrRecord):
         cid = self._cid(pg_version, flavour)
         if cid:
             out = struct.pack(
-                "<IHBBIIH", self.old_xmax, self.old_offnum, self.old_infobits_set, self.flags,
-                self.t_cid, self.new_xmax, self.new_offnum,
+                "<IHBBIIH",
+                self.old_xmax,
+                self.old_offnum,
+                self.old_infobits_set,
+                self.flags,
+                self.t_cid,
+                self.new_xmax,
+                self.new_offnum,
             )
         else:
             out = struct.pack(
-                "<IHBBIH", self.old_xmax, self.old_offnum, self.old_infobits_set, self.flags,
-                self.new_xmax, self.new_offnum,
+                "<IHBBIH",
+                self.old_xmax,
+                self.old_offnum,
+                self.old_infobits_set,
+                self.flags,
+                self.new_xmax,
+                self.new_offnum,
             )
         if (self.old_tuple is not None) != bool(self.flags & XLH_UPDATE_CONTAINS_OLD):
-            raise ValueError("heap UPDATE: old_tuple must be given exactly when flags has CONTAINS_OLD_TUPLE/KEY")
+            raise ValueError(
+                "heap UPDATE: old_tuple must be given exactly when flags has CONTAINS_OLD_TUPLE/KEY"
+            )
         return out + (self.old_tuple.encode() if self.old_tuple is not None else b"")
 
     def block_data(self, pg_version: int, flavour: Flavour) -> dict[int, bytes]:
@@ -395,9 +410,13 @@ class HeapLock(RmgrRecord):
     def main_data(self, pg_version: int, flavour: Flavour) -> bytes:
         cid = neon_cid_layout(pg_version, flavour, self.t_cid, "heap LOCK")
         if cid and pg_version <= 15:
-            return struct.pack("<IH2xIBB", self.locking_xid, self.offnum, self.t_cid, self.infobits_set, self.flags)
+            return struct.pack(
+                "<IH2xIBB", self.locking_xid, self.offnum, self.t_cid, self.infobits_set, self.flags
+            )
         if cid:
-            return struct.pack("<IIHBB", self.locking_xid, self.t_cid, self.offnum, self.infobits_set, self.flags)
+            return struct.pack(
+                "<IIHBB", self.locking_xid, self.t_cid, self.offnum, self.infobits_set, self.flags
+            )
         return struct.pack("<IHBB", self.locking_xid, self.offnum, self.infobits_set, self.flags)
 
     def describe(self, pg_version: int, flavour: Flavour) -> str:
@@ -503,7 +522,9 @@ def decode_heap(
         if op == -2:
             raise UnsupportedRecord(f"rmgr neon info 0x{info:02X} is not supported by the model")
     if init and op not in (XLOG_HEAP_INSERT, XLOG_HEAP_UPDATE, XLOG_HEAP_HOT_UPDATE):
-        raise UnsupportedRecord(f"rmgr Heap info 0x{info:02X}: INIT_PAGE is only valid on INSERT/UPDATE/HOT_UPDATE")
+        raise UnsupportedRecord(
+            f"rmgr Heap info 0x{info:02X}: INIT_PAGE is only valid on INSERT/UPDATE/HOT_UPDATE"
+        )
     t_cid: int | None
     if op == XLOG_HEAP_INSERT:
         _exact(main, 3, "heap INSERT")
@@ -524,7 +545,9 @@ def decode_heap(
         return HeapDelete(xmax, offnum, infobits, flags, t_cid, old)
     if op in (XLOG_HEAP_UPDATE, XLOG_HEAP_HOT_UPDATE):
         if cid:
-            old_xmax, old_off, old_bits, flags, t_cid, new_xmax, new_off = unpack("<IHBBIIH", main, 0, "heap UPDATE")
+            old_xmax, old_off, old_bits, flags, t_cid, new_xmax, new_off = unpack(
+                "<IHBBIIH", main, 0, "heap UPDATE"
+            )
             size = 18
         else:
             old_xmax, old_off, old_bits, flags, new_xmax, new_off = unpack("<IHBBIH", main, 0, "heap UPDATE")
@@ -542,8 +565,19 @@ def decode_heap(
                 pos += 2
             new = XlTuple.decode(b0, pos, cid, "heap UPDATE block 0")
         return HeapUpdate(
-            old_xmax, old_off, new_xmax, new_off, old_bits, flags, op == XLOG_HEAP_HOT_UPDATE, init,
-            t_cid, new, prefix, suffix, old,
+            old_xmax,
+            old_off,
+            new_xmax,
+            new_off,
+            old_bits,
+            flags,
+            op == XLOG_HEAP_HOT_UPDATE,
+            init,
+            t_cid,
+            new,
+            prefix,
+            suffix,
+            old,
         )
     if op == XLOG_HEAP_LOCK:
         if cid and pg_version <= 15:

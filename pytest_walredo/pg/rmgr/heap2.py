@@ -178,8 +178,10 @@ class Heap2MultiInsert(RmgrRecord):
 
     def main_data(self, pg_version: int, flavour: Flavour) -> bytes:
         top, _ = self._layout(pg_version, flavour)
-        head = struct.pack("<BxHI", self.flags, self.ntuples, self.t_cid) if top else struct.pack(
-            "<BxH", self.flags, self.ntuples
+        head = (
+            struct.pack("<BxHI", self.flags, self.ntuples, self.t_cid)
+            if top
+            else struct.pack("<BxH", self.flags, self.ntuples)
         )
         return head + struct.pack(f"<{len(self.offsets)}H", *self.offsets)
 
@@ -238,7 +240,9 @@ def decode_multi_insert(
             tuples.append(MultiInsertTuple(m2, m, hoff, bytes(b0[p : p + datalen]), cid))
             p += datalen
         if p != len(b0):
-            raise RmgrDecodeError(f"MULTI_INSERT block 0 has {len(b0) - p} byte(s) after its {ntuples} tuples")
+            raise RmgrDecodeError(
+                f"MULTI_INSERT block 0 has {len(b0) - p} byte(s) after its {ntuples} tuples"
+            )
     return Heap2MultiInsert(flags, ntuples, offs, tuple(tuples), init, t_cid)
 
 
@@ -424,11 +428,15 @@ def _plans_bytes(plans: tuple[FreezePlan, ...]) -> bytes:
 
 
 def _plans_desc(plans: tuple[FreezePlan, ...]) -> str:
-    return " [" + ", ".join(
-        f"{{ xmax: {p.xmax}, infomask: {p.t_infomask}, infomask2: {p.t_infomask2}, "
-        f"ntuples: {len(p.offsets)}, offsets:{offsets_desc(p.offsets)} }}"
-        for p in plans
-    ) + "]"
+    return (
+        " ["
+        + ", ".join(
+            f"{{ xmax: {p.xmax}, infomask: {p.t_infomask}, infomask2: {p.t_infomask2}, "
+            f"ntuples: {len(p.offsets)}, offsets:{offsets_desc(p.offsets)} }}"
+            for p in plans
+        )
+        + "]"
+    )
 
 
 def _decode_plans(buf: bytes, pos: int, nplans: int, what: str) -> tuple[list[tuple[int, ...]], int]:
@@ -468,7 +476,9 @@ class Heap2FreezePage(RmgrRecord):
         if self.is_catalog_rel and v < 16:
             raise ValueError(f"heap2 FREEZE_PAGE: isCatalogRel does not exist in PostgreSQL {v}")
         if self.offsets_logged and len(items) != self.count:
-            raise ValueError(f"heap2 FREEZE_PAGE: count {self.count} disagrees with {len(items)} logged items")
+            raise ValueError(
+                f"heap2 FREEZE_PAGE: count {self.count} disagrees with {len(items)} logged items"
+            )
         if not self.offsets_logged and (items or self.count == 0):
             raise ValueError("heap2 FREEZE_PAGE: offsets_logged=False needs count > 0 and no items")
 
@@ -657,7 +667,9 @@ def _decode_prune17(op: int, main: bytes, b0: bytes) -> Heap2PruneFreeze:
     return rec
 
 
-def decode_heap2(info: int, main: bytes, blocks: dict[int, bytes], pg_version: int, flavour: Flavour) -> RmgrRecord:
+def decode_heap2(
+    info: int, main: bytes, blocks: dict[int, bytes], pg_version: int, flavour: Flavour
+) -> RmgrRecord:
     """Decode a heap2 (rmid 9) record."""
     op = info & 0x70
     init = bool(info & XLOG_HEAP_INIT_PAGE)
@@ -681,7 +693,9 @@ def decode_heap2(info: int, main: bytes, blocks: dict[int, bytes], pg_version: i
         if not b0:
             return Heap2Prune(xid, nred, ndead, is_catalog_rel=cat, offsets_logged=nred + ndead == 0)
         if len(b0) % 2 or len(b0) < 2 * (2 * nred + ndead):
-            raise RmgrDecodeError(f"heap2 PRUNE block 0 data ({len(b0)} bytes) does not hold the counted offsets")
+            raise RmgrDecodeError(
+                f"heap2 PRUNE block 0 data ({len(b0)} bytes) does not hold the counted offsets"
+            )
         flat = offsets(b0, 0, len(b0) // 2, "heap2 PRUNE offsets")
         red = tuple((flat[2 * i], flat[2 * i + 1]) for i in range(nred))
         dead = flat[2 * nred : 2 * nred + ndead]
@@ -708,7 +722,9 @@ def decode_heap2(info: int, main: bytes, blocks: dict[int, bytes], pg_version: i
                 plans.append(FreezePlan(pxmax, m2, m, frz, offsets(b0, pos, nt, "heap2 FREEZE_PAGE offsets")))
                 pos += 2 * nt
             if pos != len(b0):
-                raise RmgrDecodeError(f"heap2 FREEZE_PAGE block 0 has {len(b0) - pos} byte(s) after its plans")
+                raise RmgrDecodeError(
+                    f"heap2 FREEZE_PAGE block 0 has {len(b0) - pos} byte(s) after its plans"
+                )
             return Heap2FreezePage(xid, nplans, plans=tuple(plans), is_catalog_rel=bool(cat))
         if len(main) != 6:
             raise RmgrDecodeError(f"heap2 FREEZE_PAGE main data is {len(main)} bytes, expected 6")
@@ -719,7 +735,11 @@ def decode_heap2(info: int, main: bytes, blocks: dict[int, bytes], pg_version: i
             raise RmgrDecodeError(f"heap2 FREEZE_PAGE block 0 is {len(b0)} bytes, expected {12 * ntuples}")
         tuples = tuple(FreezeTuple(*struct.unpack_from("<IHHHBx", b0, 12 * i)) for i in range(ntuples))
         return Heap2FreezePage(xid, ntuples, tuples=tuples)
-    names = {XLOG_HEAP2_REWRITE: "REWRITE", XLOG_HEAP2_LOCK_UPDATED: "LOCK_UPDATED", XLOG_HEAP2_NEW_CID: "NEW_CID"}
+    names = {
+        XLOG_HEAP2_REWRITE: "REWRITE",
+        XLOG_HEAP2_LOCK_UPDATED: "LOCK_UPDATED",
+        XLOG_HEAP2_NEW_CID: "NEW_CID",
+    }
     raise UnsupportedRecord(
         f"rmgr Heap2 info {names.get(op, 'UNKNOWN')} (0x{info:02X}) is not supported by the model "
         f"for PostgreSQL {pg_version}"

@@ -17,6 +17,8 @@ from pytest_walredo.pg.version import Flavour
 __all__ = ["RM_NEON_ID", "decode_neon"]
 
 
-def decode_neon(info: int, main: bytes, blocks: dict[int, bytes], pg_version: int, flavour: Flavour) -> RmgrRecord:
+def decode_neon(
+    info: int, main: bytes, blocks: dict[int, bytes], pg_version: int, flavour: Flavour
+) -> RmgrRecord:
     """Decode a rmgr-134 record into the matching heap/heap2 typed record."""
     return decode_heap(RM_NEON_ID, info, main, blocks, pg_version, flavour)

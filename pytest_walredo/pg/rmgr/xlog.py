@@ -68,12 +68,18 @@ class XlogFpi(RmgrRecord):
         return "FPI_FOR_HINT" if self.for_hint else "FPI"
 
 
-def decode_xlog(info: int, main: bytes, blocks: dict[int, bytes], pg_version: int, flavour: Flavour) -> RmgrRecord:
+def decode_xlog(
+    info: int, main: bytes, blocks: dict[int, bytes], pg_version: int, flavour: Flavour
+) -> RmgrRecord:
     op = info & 0xF0
     if op in (XLOG_FPI, XLOG_FPI_FOR_HINT):
         if main:
             raise RmgrDecodeError(f"XLOG {_NAMES[op]} has {len(main)} main data byte(s), expected none")
         if blocks:
-            raise RmgrDecodeError(f"XLOG {_NAMES[op]} has block data on block(s) {sorted(blocks)}, expected only images")
+            raise RmgrDecodeError(
+                f"XLOG {_NAMES[op]} has block data on block(s) {sorted(blocks)}, expected only images"
+            )
         return XlogFpi(op == XLOG_FPI_FOR_HINT)
-    raise UnsupportedRecord(f"rmgr XLOG info {_NAMES.get(op, 'UNKNOWN')} (0x{info:02X}) is not supported by the model")
+    raise UnsupportedRecord(
+        f"rmgr XLOG info {_NAMES.get(op, 'UNKNOWN')} (0x{info:02X}) is not supported by the model"
+    )
