@@ -257,7 +257,8 @@ class SimTransport:
     @property
     def waiting_for_answer(self) -> bool:
         """A reader waits and no bytes will come (a hung or silent process): a deadlock."""
-        return self._waiter is not None and not self._eof and not self._aborted
+        return (self._waiter is not None and not self._waiter.done() and not self._eof
+                and not self._aborted)
 
     def abort(self) -> None:
         self._aborted = True
