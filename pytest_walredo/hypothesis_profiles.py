@@ -1,0 +1,72 @@
+"""Hypothesis profiles for walredo properties: ``dev``, ``ci`` and ``thorough``.
+
+Selected with ``--walredo-hypothesis-profile`` (or ``$WALREDO_HYPOTHESIS_PROFILE``, or ini
+``walredo_hypothesis_profile``); without one, ``ci`` when ``$CI`` is set, else ``dev``. The plugin
+calls :func:`load_profile` at configure time.
+
+=============  ============  ===========  ==================================================
+profile        max_examples  derandomize  use
+=============  ============  ===========  ==================================================
+``dev``        40            no           quick local runs (the conformance suite against the
+                                          reference walredo finishes in well under a minute)
+``ci``         40            yes          the same budget with a fixed seed per test, so CI
+                                          failures reproduce by rerunning
+``thorough``   400           no           nightly / before a release
+=============  ============  ===========  ==================================================
+
+All profiles: no deadline (a walredo round trip's time depends on the machine, and a
+relaunch after a failure takes a moment), ``print_blob=True`` (a failure prints the
+``@reproduce_failure`` line that replays it), and the ``function_scoped_fixture`` health check
+off, because the conformance suite deliberately keeps one process per test and reuses it across
+examples (its process pool relaunches the process after a failing example itself).
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+__all__ = ["DEFAULT_PROFILES", "load_profile", "register_profiles", "resolve_profile_name"]
+
+DEFAULT_PROFILES = ("dev", "ci", "thorough")
+
+_COMMON = dict(
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                           HealthCheck.data_too_large],
+)
+
+
+def register_profiles() -> None:
+    """Register the three profiles with Hypothesis (idempotent)."""
+    settings.register_profile("dev", max_examples=40, **_COMMON)  # type: ignore[arg-type]
+    settings.register_profile("ci", max_examples=40, derandomize=True, **_COMMON)  # type: ignore[arg-type]
+    settings.register_profile("thorough", max_examples=400, **_COMMON)  # type: ignore[arg-type]
+
+
+def resolve_profile_name(name: str | None, environ: dict[str, str] | None = None) -> str:
+    """The profile to use: ``name``, else ``ci`` when ``$CI`` is set (non-empty), else ``dev``.
+
+    Raises ValueError naming the option when ``name`` is not a known profile.
+    """
+    env = os.environ if environ is None else environ
+    if name is None or not str(name).strip():
+        return "ci" if env.get("CI") else "dev"
+    name = str(name).strip()
+    if name not in DEFAULT_PROFILES:
+        raise ValueError(
+            f"--walredo-hypothesis-profile value {name!r} is not a profile; "
+            f"expected one of {', '.join(DEFAULT_PROFILES)}"
+        )
+    return name
+
+
+def load_profile(name: str | None) -> str:
+    """Register the profiles and make ``name`` (resolved by :func:`resolve_profile_name`) the
+    active Hypothesis profile; return its name."""
+    register_profiles()
+    chosen = resolve_profile_name(name)
+    settings.load_profile(chosen)
+    return chosen
