@@ -124,8 +124,10 @@ class WaldumpResult:
         m = _STOP_RE.search(err)
         if m:
             return parse_lsn(m.group("lsn")) == aligned
-        m = _MAGIC_STOP_RE.search(err)
-        return bool(m) and aligned % 8192 == 0 and int(m.group("offset")) == aligned % seg_size
+        magic = _MAGIC_STOP_RE.search(err)
+        if magic is None:
+            return False
+        return aligned % 8192 == 0 and int(magic.group("offset")) == aligned % seg_size
 
 
 def find_pg_waldump() -> str | None:
