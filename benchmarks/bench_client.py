@@ -2,8 +2,8 @@
 
 Not a test: prints a table. Four scenarios, each for 1, 8 and 64 concurrent callers:
 
-- ``raw -> C stub``: a tight Python loop with ``os.read``/``os.write`` (``select`` to keep
-  ``callers`` requests in flight) against ``stub.c``, a do-nothing walredo compiled here with the
+- ``raw -> C stub``: a tight Python loop with ``os.read``/``os.write`` (write a batch of
+  ``callers`` requests, read their answers) against ``stub.c``, a do-nothing walredo compiled here with the
   system ``cc``. This is the floor: pipe + syscall cost only. Every ratio is against this row.
 - ``raw -> ref server``: the same loop against ``python -m pytest_walredo.refserver`` (seccomp
   on): the cost of the reference server.
@@ -90,7 +90,11 @@ def _read_exactly(fd: int, n: int) -> bytes:
 
 
 def raw_run(argv: list[str], op: str, depth: int, seconds: float) -> Row:
-    """Keep ``depth`` requests in flight with select + os.read/os.write for ``seconds``."""
+    """Write a batch of ``depth`` requests, read their ``depth`` answers, repeat for ``seconds``.
+
+    ``select`` interleaves writing and reading inside a batch, so a batch larger than the pipe
+    (64 echo requests are 527 KB) cannot deadlock against a server blocked on its own write.
+    """
     proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL)
     assert proc.stdin is not None and proc.stdout is not None
@@ -99,33 +103,29 @@ def raw_run(argv: list[str], op: str, depth: int, seconds: float) -> Row:
         os.write(wfd, OPS["ping"])  # warm-up: wait for start-up outside the timed part
         _read_exactly(rfd, BLCKSZ)
         os.set_blocking(wfd, False)
-        payload = OPS[op]
-        pending = bytearray()
-        outstanding = done = leftover = 0
+        batch = OPS[op] * depth
+        want = depth * BLCKSZ
+        done = 0
         start = time.perf_counter()
         deadline = start + seconds
-        issuing = True
-        while issuing or outstanding:
-            if issuing and outstanding < depth:
-                pending += payload * (depth - outstanding)
-                outstanding = depth
-            readable, writable, _ = select.select([rfd], [wfd] if pending else [], [])
-            if writable:
-                try:
-                    n = os.write(wfd, pending)
-                    del pending[:n]
-                except BlockingIOError:
-                    pass
-            if readable:
-                data = os.read(rfd, 1 << 20)
+        while time.perf_counter() < deadline:
+            view = memoryview(batch)
+            got = 0
+            while got < want:
+                if view:
+                    try:
+                        view = view[os.write(wfd, view):]
+                    except BlockingIOError:
+                        pass
+                if view:
+                    readable = select.select([rfd], [wfd], [])[0]
+                    if not readable:
+                        continue
+                data = os.read(rfd, want - got)
                 if not data:
                     raise RuntimeError(f"{argv[0]} closed its stdout")
-                leftover += len(data)
-                answers, leftover = divmod(leftover, BLCKSZ)
-                outstanding -= answers
-                done += answers
-            if issuing and time.perf_counter() >= deadline:
-                issuing = False
+                got += len(data)
+            done += depth
         elapsed = time.perf_counter() - start
     finally:
         proc.stdin.close()
