@@ -396,6 +396,11 @@ def test_bad_ref_fault_and_binary_flags(capsys, tmp_path, short):
     not_exec.write_text("#!/bin/sh\n")
     code, _, err = run(capsys, "replay", short, "--walredo-bin", not_exec)
     assert_one_line_error(code, err, "not-exec", "is not executable")
+    not_a_program = tmp_path / "garbage-bin"
+    not_a_program.write_bytes(b"\x00\x01 not an executable format")
+    not_a_program.chmod(0o755)
+    code, _, err = run(capsys, "replay", short, "--walredo-bin", not_a_program)
+    assert_one_line_error(code, err, "could not be started", "garbage-bin", "exec format error")
 
 
 # ------------------------------------------------------------------------------------ console script

@@ -171,6 +171,8 @@ def run_replay_command(args: argparse.Namespace, out: TextIO) -> int:
         binary = resolve_binary(args.walredo_bin, args.lib_dir, args.ref_fault, args.pg_version, args.flavour,
                                 scratch)
         outcome = run_request(binary, request, args.timeout, scratch)
+    if outcome.status == "launch-error":  # a bad --walredo-bin is a usage error, not a finding
+        raise TriageError(f"the walredo process could not be started: {outcome.message}")
 
     expected_page: bytes | None
     expected_error: str | None
