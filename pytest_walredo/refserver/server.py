@@ -145,8 +145,10 @@ class RefServer:
                 except ImportError:
                     pass
         except Exception as exc:  # a missing or broken model must be one clear line
-            self._load_error = Fatal(f"reference redo model (pytest_walredo.pg.redo) cannot be loaded: "
-                        f"{type(exc).__name__}: {exc}")
+            self._load_error = Fatal(
+                "reference redo model (pytest_walredo.pg.redo) cannot be loaded: "
+                f"{type(exc).__name__}: {exc}"
+            )
             raise self._load_error from exc
         self._redo = redo.redo_record
         self._redo_error = redo.RedoError
