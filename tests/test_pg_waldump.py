@@ -123,7 +123,15 @@ def _batch(draw: st.DrawFn) -> list[bytes]:
     for _ in range(n):
         body, blocks = draw(_record_case(PG, Flavour.VANILLA))
         xid = draw(st.integers(0, 2**32 - 1))
-        out.append(build(body, blocks, pg_version=PG, xid=xid).encode())
+        # Replication origin, top-level xid headers and the caller-settable low xl_info bits
+        # (SPECIAL_REL_UPDATE 0x01, CHECK_CONSISTENCY 0x02) must not confuse the reader.
+        origin = draw(st.none() | st.integers(0, 2**16 - 1))
+        toplevel = draw(st.none() | st.integers(0, 2**32 - 1))
+        low = draw(st.sampled_from([0, 0x01, 0x02, 0x03]))
+        rec = build(
+            body, blocks, pg_version=PG, xid=xid, origin=origin, toplevel_xid=toplevel, xl_info_low=low
+        )
+        out.append(rec.encode())
     return out
 
 

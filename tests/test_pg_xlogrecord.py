@@ -384,3 +384,13 @@ def test_mutated_records_fail_only_with_decode_errors(data: st.DataObject) -> No
                 assert len(blk.image.restore_page()) == BLCKSZ
             except CompressionError:
                 pass
+
+
+@pytest.mark.needs_vectors
+def test_version_decides_bimg_meaning(vectors_dir: Path) -> None:
+    """bimg_info 0x05 is HAS_HOLE|APPLY in PG14 but HAS_HOLE|COMPRESS_PGLZ in PG15: read as
+    PG15, the PG14 record claims a compressed image and its header no longer parses."""
+    (_, raw1), _ = _records(vectors_dir, "short_v14.walredo")
+    assert decode_record(raw1, 14).blocks[0].image.bimg_info == 0x05  # type: ignore[union-attr]
+    with pytest.raises(RecordDecodeError):
+        decode_record(raw1, 15)
