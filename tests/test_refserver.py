@@ -456,3 +456,26 @@ def test_model_gets_the_b_block_and_the_records_lsn() -> None:
     assert (seen["spcnode"], seen["dbnode"], seen["relnode"], seen["forknum"], seen["blkno"]) == (
         REL.spcnode, REL.dbnode, REL.relnode, REL.forknum, TAG.blknum)
     assert seen["end_lsn"] == 0x2_0000_0010 and seen["pg_version"] == 17
+
+
+def test_a_model_that_cannot_load_is_a_fatal_at_the_first_record(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_walredo.refserver.server import Options, RefServer
+
+    monkeypatch.setitem(sys.modules, "pytest_walredo.pg.redo", None)  # import now fails
+    server = RefServer(Options(seccomp=False))
+    server.preload()  # keeps the failure for later instead of dying at start-up
+    fds = [os.pipe() for _ in range(3)]
+    (r_in, w_in), (r_out, w_out), (r_err, w_err) = fds
+    os.write(w_in, _one_record_stream())
+    os.close(w_in)
+    server.rfd, server.wfd, server.efd = r_in, w_out, w_err
+    assert server.serve() == 1
+    for fd in (r_in, w_out, w_err):
+        os.close(fd)
+    assert os.read(r_out, 1 << 16) == ZERO  # the ping before the record was answered
+    err = os.read(r_err, 1 << 16).decode()
+    assert err.startswith("FATAL:  reference redo model (pytest_walredo.pg.redo) cannot be loaded:")
+    assert err.count("\n") == 1
+    os.close(r_out)
+    os.close(r_err)
