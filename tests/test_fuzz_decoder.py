@@ -13,11 +13,14 @@ Two properties:
 Both check that :func:`decode_stream` raises only :class:`ProtocolError` (with an offset inside
 the input), that a stream that decodes re-encodes to the same bytes, that the incremental
 :class:`Decoder` fed in random chunks agrees with it, and that ``inspect`` raises only
-:class:`TriageError` and otherwise produces a report that serializes to JSON and renders.
+:class:`TriageError` and otherwise produces a report that serializes to JSON and renders; every
+50th seeded input also runs through ``pytest-walredo inspect`` (exit 0, or exit 2 with one line).
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import random
 from collections import Counter
@@ -41,6 +44,7 @@ from pytest_walredo.protocol import (
     encode_messages,
 )
 from pytest_walredo.triage import TriageError
+from pytest_walredo.triage.cli import main
 from pytest_walredo.triage.inspect import inspect_bytes, render_report
 
 pytestmark = pytest.mark.needs_vectors
@@ -236,11 +240,25 @@ def check_one(data: bytes, rng: random.Random, stats: Counter[str]) -> None:
 
 # No shrink phase: shrinking a seed re-runs 2,000 inputs per attempt and cannot make the input
 # smaller; the failure message names the seed, iteration and bytes instead.
+def check_cli(data: bytes, path: Path) -> None:
+    """The command line on the same bytes: exit 0 with output, or exit 2 with exactly one line on
+    stderr; never a traceback."""
+    path.write_bytes(data)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["inspect", str(path), "--pg-version", "14"])
+    if code == 0:
+        assert err.getvalue() == "" and out.getvalue()
+    else:
+        assert code == 2 and err.getvalue().count("\n") == 1 and "Traceback" not in err.getvalue()
+
+
 @settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
           phases=[Phase.explicit, Phase.generate], suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**64 - 1))
-def test_seeded_mutations_decoder_and_inspect_raise_only_clean_errors(seeds, seed):
+def test_seeded_mutations_decoder_and_inspect_raise_only_clean_errors(seeds, seed, tmp_path_factory):
     rng = random.Random(seed)
+    cli_file = tmp_path_factory.mktemp("fuzz") / "input.walredo"
     stats: Counter[str] = Counter()
     done = 0
     for i in range(PER_EXAMPLE):
@@ -249,6 +267,8 @@ def test_seeded_mutations_decoder_and_inspect_raise_only_clean_errors(seeds, see
             data = mutate(data, seeds, rng)
         try:
             check_one(data, rng, stats)
+            if i % 50 == 0:  # 40 inputs per example also go through the command line
+                check_cli(data, cli_file)
         except Exception as exc:  # name the reproducer: seed, iteration and the bytes
             raise AssertionError(f"seed {seed} iteration {i}: {type(exc).__name__}: {exc}; "
                                  f"input ({len(data)} bytes) {data[:512].hex()}") from exc
