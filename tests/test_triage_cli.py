@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pytest_walredo.pg import rmgr
-from pytest_walredo.pg.page import BLCKSZ
+from pytest_walredo.pg.page import BLCKSZ, Page
 from pytest_walredo.pg.version import Flavour
 from pytest_walredo.pg.waldump import find_pg_waldump, run_waldump
 from pytest_walredo.pg.walsegment import write_segment
@@ -493,3 +494,30 @@ def test_inspect_agrees_with_pg_waldump(capsys, tmp_path, vectors_dir):
             if t.fpw:
                 assert (b["image"]["hole_offset"], b["image"]["hole_length"]) == (t.hole_offset, t.hole_length)
                 assert b["image"]["apply"] == t.apply
+
+
+def _index_page(page_id_or_cycle: int, btpo_flags: int) -> bytes:
+    """A page with a 16-byte special space (btree opaque layout) and one index tuple."""
+    page = Page.initialized(special_size=16)
+    page.data[BLCKSZ - 16:] = struct.pack("<IIIHH", 0, 7, 0, btpo_flags, page_id_or_cycle)
+    item = struct.pack("<HHHH", 0, 3, 5, 16) + bytes(range(1, 9))  # t_tid (3,5), t_info: size 16
+    assert page.add_item(item) == 1
+    return page.to_bytes()
+
+
+def test_inspect_index_pages(capsys, tmp_path):
+    btree = tmp_path / "btree.page"
+    btree.write_bytes(_index_page(0, 0x0003))
+    code, out, _ = run(capsys, "inspect", btree, "--json")
+    page = json.loads(out)["page"]
+    assert code == 0 and page["kind"] == "btree" and page["problem"] is None
+    assert page["special"]["btpo_flag_names"] == ["LEAF", "ROOT"] and page["special"]["btpo_next"] == 7
+    (tup,) = page["tuples"]
+    assert tup["t_tid"] == [3, 5] and tup["size"] == 16 and tup["data"] == bytes(range(1, 9)).hex()
+    code, text, _ = run(capsys, "inspect", btree)
+    assert "special (btree): prev 0, next 7, level 0, flags 0x0003 (LEAF|ROOT)" in text
+    assert "lp 1: NORMAL off 8160 len 16 | tid (3,5) size 16" in text
+    gist = tmp_path / "gist.page"
+    gist.write_bytes(_index_page(0xFF81, 0x0001))
+    code, out, _ = run(capsys, "inspect", gist, "--json")
+    assert json.loads(out)["page"]["kind"] == "gist"

@@ -65,6 +65,8 @@ from pytest_walredo.triage import TriageError
 
 __all__ = [
     "FORK_NAMES",
+    "heap_tuple_summary",
+    "index_tuple_summary",
     "inspect_bytes",
     "inspect_file",
     "load_page",
@@ -84,6 +86,8 @@ _PD_FLAG_NAMES = ((PD_HAS_FREE_LINES, "HAS_FREE_LINES"), (PD_PAGE_FULL, "PAGE_FU
 _BLOCK_FLAG_NAMES = ((BKPBLOCK_HAS_IMAGE, "HAS_IMAGE"), (BKPBLOCK_HAS_DATA, "HAS_DATA"),
                      (BKPBLOCK_WILL_INIT, "WILL_INIT"), (BKPBLOCK_SAME_REL, "SAME_REL"))
 
+# Index page layouts are read by hand here because the page model has no index-page view yet
+# (pg/btree_page.py has not landed); only what a summary needs.
 # IndexTupleData (itup.h): t_tid (bi_hi u16, bi_lo u16, ip_posid u16) @0, t_info u16 @6.
 _INDEX_TUPLE_HEADER = struct.Struct("<HHHH")
 _INDEX_SIZE_MASK = 0x1FFF
@@ -91,6 +95,11 @@ _INDEX_INFO_NAMES = ((0x4000, "HAS_VARWIDTH"), (0x8000, "HAS_NULLS"))
 # BTPageOpaqueData (nbtree.h): btpo_prev u32, btpo_next u32, btpo_level u32, btpo_flags u16,
 # btpo_cycleid u16: 16 bytes of special space.
 _BTREE_OPAQUE = struct.Struct("<IIIHH")
+# A 16-byte special space is shared by btree, GiST and hash pages; its last u16 tells them
+# apart: GiST and hash store a page id there (GIST_PAGE_ID 0xFF81, HASHO_PAGE_ID 0xFF80),
+# btree its vacuum cycle id, which never exceeds MAX_BT_CYCLE_ID 0xFF7F.
+_MAX_BT_CYCLE_ID = 0xFF7F
+_SPECIAL_PAGE_IDS = {0xFF80: "hash", 0xFF81: "gist"}
 _BTREE_FLAG_NAMES = ((0x0001, "LEAF"), (0x0002, "ROOT"), (0x0004, "DELETED"), (0x0008, "META"),
                      (0x0010, "HALF_DEAD"), (0x0020, "SPLIT_END"), (0x0040, "HAS_GARBAGE"),
                      (0x0080, "INCOMPLETE_SPLIT"), (0x0100, "HAS_FULLXID"))
@@ -177,7 +186,8 @@ def _page_kind(view: PageView, data: bytes) -> str:
     if special_size == 0:
         return "heap"
     if special_size == _BTREE_OPAQUE.size:
-        return "btree"
+        last = struct.unpack_from("<H", data, BLCKSZ - 2)[0]
+        return "btree" if last <= _MAX_BT_CYCLE_ID else _SPECIAL_PAGE_IDS.get(last, "index")
     return "index"
 
 
@@ -220,7 +230,7 @@ def page_summary(page: bytes) -> dict[str, Any]:
 
     Schema::
 
-        {"kind": "heap"|"btree"|"index"|"new"|"corrupt",
+        {"kind": "heap"|"btree"|"gist"|"hash"|"index"|"new"|"corrupt",
          "header": {"lsn", "checksum", "flags", "flag_names", "lower", "upper", "special",
                     "pagesize", "layout_version", "prune_xid"},
          "problem": str|None,         # why PageIsVerified-style checks fail, if they do
@@ -261,7 +271,7 @@ def page_summary(page: bytes) -> dict[str, Any]:
                                                              f"(off {lp.off}, len {lp.len})"})
             continue
         item = data[lp.off: lp.off + lp.len]
-        fields = index_tuple_summary(item) if kind in ("btree", "index") else heap_tuple_summary(item)
+        fields = heap_tuple_summary(item) if kind in ("heap", "corrupt") else index_tuple_summary(item)
         out["tuples"].append({"offnum": offnum, **fields})
     if SIZE_OF_PAGE_HEADER <= h.special < BLCKSZ:
         raw = data[h.special:]
