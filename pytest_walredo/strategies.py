@@ -228,10 +228,22 @@ def btree_leaf_pages(draw: st.DrawFn, *, max_tuples: int = 8, max_key_size: int 
     return page.to_bytes()
 
 
-def raw_pages() -> st.SearchStrategy[bytes]:
-    """Any 8192 bytes (the walredo process passes a pushed page through unchanged, whatever
-    it holds). Shrinks to all zeros."""
-    return st.binary(min_size=BLCKSZ, max_size=BLCKSZ)
+@st.composite
+def raw_pages(draw: st.DrawFn) -> bytes:
+    """Arbitrary page bytes (the walredo process passes a pushed page through unchanged,
+    whatever it holds): a fill byte with up to a few short runs of drawn bytes at drawn
+    offsets. Drawn this way rather than as 8192 independent bytes so that examples stay
+    small and shrink to all zeros.
+
+    >>> len(raw_pages().example())
+    8192
+    """
+    page = bytearray([draw(st.integers(0, 255))]) * BLCKSZ
+    for _ in range(draw(st.integers(0, 4))):
+        run = draw(st.binary(min_size=1, max_size=64))
+        at = draw(st.integers(0, BLCKSZ - len(run)))
+        page[at : at + len(run)] = run
+    return bytes(page)
 
 
 def pages(*, max_tuples: int = 8) -> st.SearchStrategy[bytes]:

@@ -1,0 +1,81 @@
+"""Fixtures and report hooks of the conformance suite (see ``__init__``).
+
+Fixtures: ``walredo_pool`` (a :class:`~.pool.ProcessPool` for the test), ``walredo_recorder``
+(an :class:`~.recorder.ExampleRecorder`), ``pg_version`` and ``flavour`` (of the binary under
+test). When a test fails, its recorded example is added to the report as the section
+``walredo failing example`` and to ``user_properties`` as ``walredo_example``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from pytest_walredo.conformance.pool import ProcessPool
+from pytest_walredo.conformance.recorder import ExampleRecorder
+from pytest_walredo.hypothesis_profiles import load_profile
+from pytest_walredo.mutants import MutantPlugin
+from pytest_walredo.pg.version import Flavour
+
+RECORDER_KEY = pytest.StashKey[ExampleRecorder]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The plugin loads the profile at configure time; this covers a plugin that does not (yet).
+    settings = config.stash.get(_settings_key(), None)
+    name = getattr(settings, "hypothesis_profile", None)
+    try:
+        load_profile(name)
+    except ValueError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def _settings_key() -> Any:
+    from pytest_walredo import plugin
+
+    return plugin.SETTINGS_KEY
+
+
+@pytest.fixture
+def pg_version(walredo_bin: Any) -> int:
+    """The PostgreSQL major version whose WAL the binary under test replays."""
+    return int(walredo_bin.pg_version)
+
+
+@pytest.fixture
+def flavour(walredo_bin: Any) -> Flavour:
+    """The WAL flavour (neon or vanilla) of the binary under test."""
+    return Flavour(walredo_bin.flavour)
+
+
+@pytest.fixture
+def walredo_recorder(request: pytest.FixtureRequest) -> ExampleRecorder:
+    """Records the current example of the test's property (see :mod:`.recorder`)."""
+    rec = ExampleRecorder()
+    request.node.stash[RECORDER_KEY] = rec
+    return rec
+
+
+@pytest.fixture
+def walredo_pool(request: pytest.FixtureRequest, walredo_factory: Any) -> Iterator[ProcessPool]:
+    """Live clients for this test, reused across examples and relaunched after failures."""
+    plugin = request.config.pluginmanager.get_plugin(MutantPlugin.NAME)
+    pool = ProcessPool(walredo_factory, mutant=getattr(plugin, "mutant", None))
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    rec = item.stash.get(RECORDER_KEY, None)
+    if rec is None or rec.current is None or report.when != "call" or not report.failed:
+        return
+    report.sections.append(("walredo failing example", rec.render()))
+    report.user_properties.append(("walredo_example", json.dumps(rec.summary())))
