@@ -31,7 +31,9 @@ files, whatever the clock says.
 How a recorder hands over the final failing example: fill a :class:`FailureRecord` and call
 :func:`record_failure` with the test item (the last call wins, so a recorder simply records every
 Hypothesis example and the final, shrunk one is what remains), or expose it from a fixture value
-with a ``failure_record()`` method (:class:`FailureRecordSource`).
+with a ``failure_record()`` method (:class:`FailureRecordSource`). The conformance suite's
+``walredo_recorder`` fixture (an ``ExampleRecorder`` whose ``current`` is an ``ExampleRecord``)
+is recognised as is and adapted with :func:`record_from_example`.
 
 Invariant: nothing in this module raises out of :func:`write_failure_artifacts` because of the
 content it is given (undecodable bytes, wrong page sizes): a broken artifact must never hide the
@@ -72,6 +74,7 @@ __all__ = [
     "hypothesis_info",
     "page_diff_text",
     "record_failure",
+    "record_from_example",
     "write_failure_artifacts",
 ]
 
@@ -82,6 +85,8 @@ TEXT = "text/plain"
 
 MAX_DECODED_PROCESS_DUMPS = 20
 """Client-made dumps decoded per failure (the newest); a long Hypothesis run can make hundreds."""
+MAX_STDERR_PROCESSES = 10
+"""Processes whose stderr tail is written per failure (the newest); pools may start hundreds."""
 
 
 # ------------------------------------------------------------------------------------------
@@ -133,6 +138,38 @@ class FailureRecordSource(Protocol):
 
 
 FAILURE_RECORD_KEY = pytest.StashKey[FailureRecord]()
+
+
+def record_from_example(example: Any) -> FailureRecord:
+    """Adapt the conformance suite's ``ExampleRecord`` (duck-typed: ``prop``, ``requests``,
+    ``expected``, ``actual``, ``timeline``, ``schedule``, ``notes``) to a :class:`FailureRecord`.
+
+    Duck-typed because the conformance suite sits above the plugin layer, which must not import
+    it. ``requests[i]`` is caller i's job; None (a ping) carries no input and is only noted.
+    """
+    requests: list[RedoRequest | None] = list(getattr(example, "requests", []) or [])
+    expected = list(getattr(example, "expected", []) or [])
+    actual = list(getattr(example, "actual", []) or [])
+    many = len(requests) > 1
+    out = FailureRecord(notes=[f"property {getattr(example, 'prop', '?')}"])
+    for i, req in enumerate(requests):
+        if req is None:
+            out.notes.append(f"caller {i}: ping")
+            continue
+        out.requests.append(RequestRecord(
+            req,
+            expected=expected[i] if i < len(expected) else None,
+            actual=actual[i] if i < len(actual) else None,
+            caller=i if many else None,
+        ))
+    timeline = getattr(example, "timeline", None)
+    if timeline is not None:
+        schedule = getattr(example, "schedule", None)
+        lines = timeline.lines() if hasattr(timeline, "lines") else str(timeline).splitlines()
+        head = [f"schedule: {schedule}"] if schedule is not None else []
+        out.timeline = "\n".join([*head, *lines])
+    out.notes.extend(str(n) for n in getattr(example, "notes", []) or [])
+    return out
 
 
 def record_failure(node: pytest.Item, record: FailureRecord) -> None:
@@ -431,7 +468,10 @@ def write_failure_artifacts(
         index_lines.append(f"  ... and {skipped} older dump(s), not decoded")
 
     stderr_parts = []
-    for proc in processes:
+    procs = list(processes)
+    if len(procs) > MAX_STDERR_PROCESSES:
+        stderr_parts.append(f"({len(procs) - MAX_STDERR_PROCESSES} older process(es) left out)\n")
+    for proc in procs[-MAX_STDERR_PROCESSES:]:
         status = "still running" if proc.returncode is None else f"exit status {proc.returncode}"
         stderr_parts.append(f"--- walredo pid {proc.pid} ({status}) ---\n{proc.stderr_tail.rstrip() or '(no stderr)'}\n")
     if record is not None and record.stderr_tail.strip():

@@ -5,8 +5,9 @@ When the call phase of a *walredo test* fails, it gathers what explains the fail
 it to :func:`pytest_walredo.artifacts.write_failure_artifacts`:
 
 * the final failing example from a recorder (:class:`~pytest_walredo.artifacts.FailureRecord`,
-  set with :func:`~pytest_walredo.artifacts.record_failure` or exposed by a fixture value with a
-  ``failure_record()`` method): one ``.walredo`` per request, its decode, the page diff;
+  set with :func:`~pytest_walredo.artifacts.record_failure`, exposed by a fixture value with a
+  ``failure_record()`` method, or the conformance suite's ``walredo_recorder``): one
+  ``.walredo`` per request, its decode, the page diff;
 * the ``.walredo`` dumps the test's walredo clients already wrote (decoded);
 * each process's stderr tail and exit status;
 * for Hypothesis tests, the seed and the ``@reproduce_failure`` line.
@@ -44,6 +45,7 @@ from .artifacts import (
     client_dumps,
     client_processes,
     hypothesis_info,
+    record_from_example,
     write_failure_artifacts,
 )
 
@@ -70,6 +72,11 @@ def _find_record(item: pytest.Item) -> FailureRecord | None:
                 continue
             if found is not None:
                 return found
+    for value in getattr(item, "funcargs", {}).values():
+        # The conformance suite's ExampleRecorder (duck-typed: see record_from_example).
+        current = getattr(value, "current", None)
+        if current is not None and all(hasattr(current, a) for a in ("prop", "requests", "expected", "actual")):
+            return record_from_example(current)
     return None
 
 
