@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pytest_walredo.pg.version import Flavour
 from pytest_walredo.pg.xlogrecord import (
@@ -120,7 +120,7 @@ def need(buf: bytes, size: int, what: str) -> None:
         raise RmgrDecodeError(f"{what} needs {size} bytes, the record has {len(buf)}")
 
 
-def unpack(fmt: str, buf: bytes, offset: int, what: str) -> tuple[int, ...]:
+def unpack(fmt: str, buf: bytes, offset: int, what: str) -> tuple[Any, ...]:
     size = struct.calcsize(fmt)
     if offset + size > len(buf):
         raise RmgrDecodeError(f"{what} needs {size} bytes at offset {offset}, the data has {len(buf)}")

@@ -16,7 +16,7 @@ Layouts from PostgreSQL's ``src/include/access/nbtxlog.h`` (PG14-17, little-endi
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from pytest_walredo.pg.rmgr._base import RmgrDecodeError, RmgrRecord, UnsupportedRecord
@@ -70,7 +70,7 @@ _NAMES = {
     XLOG_BTREE_META_CLEANUP: "META_CLEANUP",
 }
 
-_META = struct.Struct("<IIIIIIB3x")
+_META = struct.Struct("<IIIIIIB3s")
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,8 @@ class BtreeMetadata:
     fastlevel: int
     last_cleanup_num_delpages: int = 0
     allequalimage: bool = False
+    # The struct's 3 trailing C padding bytes (kept so real records rebuild exactly).
+    pad: bytes = field(default=b"\0\0\0", compare=False, repr=False)
 
     def encode(self) -> bytes:
         return _META.pack(
@@ -94,16 +96,17 @@ class BtreeMetadata:
             self.fastlevel,
             self.last_cleanup_num_delpages,
             self.allequalimage,
+            self.pad,
         )
 
     @classmethod
     def decode(cls, buf: bytes, what: str) -> BtreeMetadata:
         if len(buf) != _META.size:
             raise RmgrDecodeError(f"{what} xl_btree_metadata is {len(buf)} bytes, expected {_META.size}")
-        v, root, lev, fr, fl, dp, ae = _META.unpack(buf)
+        v, root, lev, fr, fl, dp, ae, pad = _META.unpack(buf)
         if ae > 1:
             raise RmgrDecodeError(f"{what} allequalimage is {ae}, expected 0 or 1")
-        return cls(v, root, lev, fr, fl, dp, bool(ae))
+        return cls(v, root, lev, fr, fl, dp, bool(ae), pad)
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ tuple bytes to the main data.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from pytest_walredo.pg.rmgr._base import (
@@ -249,6 +249,8 @@ class HeapDelete(RmgrRecord):
     flags: int = 0
     t_cid: int | None = None
     old_tuple: XlTuple | None = None
+    # The 2 C padding bytes of Neon PG14/15's struct (kept so real records rebuild exactly).
+    pad: bytes = field(default=b"\0\0", compare=False, repr=False)
 
     def rmid(self, pg_version: int, flavour: Flavour) -> int:
         return _rmid(pg_version, neon_cid_layout(pg_version, flavour, self.t_cid, "heap DELETE"))
@@ -262,7 +264,9 @@ class HeapDelete(RmgrRecord):
     def main_data(self, pg_version: int, flavour: Flavour) -> bytes:
         cid = neon_cid_layout(pg_version, flavour, self.t_cid, "heap DELETE")
         if cid and pg_version <= 15:
-            out = struct.pack("<IH2xIBB", self.xmax, self.offnum, self.t_cid, self.infobits_set, self.flags)
+            out = struct.pack(
+                "<IH2sIBB", self.xmax, self.offnum, self.pad, self.t_cid, self.infobits_set, self.flags
+            )
         elif cid:
             out = struct.pack("<IHBBI", self.xmax, self.offnum, self.infobits_set, self.flags, self.t_cid)
         else:
@@ -396,6 +400,8 @@ class HeapLock(RmgrRecord):
     infobits_set: int = 0
     flags: int = 0
     t_cid: int | None = None
+    # The 2 C padding bytes of Neon PG14/15's struct (kept so real records rebuild exactly).
+    pad: bytes = field(default=b"\0\0", compare=False, repr=False)
 
     def rmid(self, pg_version: int, flavour: Flavour) -> int:
         return _rmid(pg_version, neon_cid_layout(pg_version, flavour, self.t_cid, "heap LOCK"))
@@ -411,7 +417,13 @@ class HeapLock(RmgrRecord):
         cid = neon_cid_layout(pg_version, flavour, self.t_cid, "heap LOCK")
         if cid and pg_version <= 15:
             return struct.pack(
-                "<IH2xIBB", self.locking_xid, self.offnum, self.t_cid, self.infobits_set, self.flags
+                "<IH2sIBB",
+                self.locking_xid,
+                self.offnum,
+                self.pad,
+                self.t_cid,
+                self.infobits_set,
+                self.flags,
             )
         if cid:
             return struct.pack(
@@ -533,8 +545,10 @@ def decode_heap(
         return HeapInsert(offnum, flags, tup, init, tup.t_cid if tup is not None else (0 if cid else None))
     if op == XLOG_HEAP_DELETE:
         if cid and pg_version <= 15:
-            xmax, offnum, t_cid, infobits, flags = unpack("<IH2xIBB", main, 0, "heap DELETE")
+            xmax, offnum, pad, t_cid, infobits, flags = unpack("<IH2sIBB", main, 0, "heap DELETE")
             size = 14
+            old = _tail_tuple(main, size, bool(flags & XLH_DELETE_CONTAINS_OLD), cid, "heap DELETE")
+            return HeapDelete(xmax, offnum, infobits, flags, t_cid, old, pad)
         elif cid:
             xmax, offnum, infobits, flags, t_cid = unpack("<IHBBI", main, 0, "heap DELETE")
             size = 12
@@ -582,7 +596,8 @@ def decode_heap(
     if op == XLOG_HEAP_LOCK:
         if cid and pg_version <= 15:
             _exact(main, 14, "heap LOCK")
-            xid, offnum, t_cid, infobits, flags = struct.unpack("<IH2xIBB", main)
+            xid, offnum, pad, t_cid, infobits, flags = struct.unpack("<IH2sIBB", main)
+            return HeapLock(xid, offnum, infobits, flags, t_cid, pad)
         elif cid:
             _exact(main, 12, "heap LOCK")
             xid, t_cid, offnum, infobits, flags = struct.unpack("<IIHBB", main)

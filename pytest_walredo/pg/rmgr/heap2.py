@@ -30,7 +30,7 @@ Layouts from PostgreSQL's ``heapam_xlog.h`` per version (little-endian):
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from pytest_walredo.pg.rmgr._base import (
@@ -142,6 +142,11 @@ class Heap2MultiInsert(RmgrRecord):
     tuples: tuple[MultiInsertTuple, ...] = ()
     init_page: bool = False
     t_cid: int | None = None
+    # C padding PostgreSQL leaves uninitialised, kept so real records rebuild exactly: the
+    # byte after ``flags`` and, in block 0, the alignment byte before each tuple header that
+    # needs one plus Neon PG14/15's 2 bytes inside it, in order. Missing bytes encode as 0.
+    main_pad: int = field(default=0, compare=False, repr=False)
+    block_pad: bytes = field(default=b"", compare=False, repr=False)
 
     def _layout(self, v: int, fl: Flavour) -> tuple[bool, bool]:
         """(record-level cid, per-tuple cid)"""
@@ -179,20 +184,24 @@ class Heap2MultiInsert(RmgrRecord):
     def main_data(self, pg_version: int, flavour: Flavour) -> bytes:
         top, _ = self._layout(pg_version, flavour)
         head = (
-            struct.pack("<BxHI", self.flags, self.ntuples, self.t_cid)
+            struct.pack("<BBHI", self.flags, self.main_pad, self.ntuples, self.t_cid)
             if top
-            else struct.pack("<BxH", self.flags, self.ntuples)
+            else struct.pack("<BBH", self.flags, self.main_pad, self.ntuples)
         )
         return head + struct.pack(f"<{len(self.offsets)}H", *self.offsets)
 
     def block_data(self, pg_version: int, flavour: Flavour) -> dict[int, bytes]:
         _, per_tuple = self._layout(pg_version, flavour)
         out = bytearray()
+        pads = iter(self.block_pad)
         for t in self.tuples:
             if len(out) % 2:
-                out.append(0)  # SHORTALIGN; PostgreSQL leaves this byte uninitialised
+                out.append(next(pads, 0))  # SHORTALIGN
             if per_tuple:
-                out += struct.pack("<HHH2xIB", len(t.data), t.t_infomask2, t.t_infomask, t.t_cid, t.t_hoff)
+                inner = bytes((next(pads, 0), next(pads, 0)))
+                out += struct.pack(
+                    "<HHH2sIB", len(t.data), t.t_infomask2, t.t_infomask, inner, t.t_cid, t.t_hoff
+                )
             else:
                 out += struct.pack("<HHHB", len(t.data), t.t_infomask2, t.t_infomask, t.t_hoff)
             out += t.data
@@ -211,10 +220,10 @@ def decode_multi_insert(
     main: bytes, b0: bytes, init: bool, pg_version: int, flavour: Flavour, *, neon_rmgr: bool
 ) -> Heap2MultiInsert:
     if neon_rmgr:
-        flags, ntuples, t_cid = unpack("<BxHI", main, 0, "neon MULTI_INSERT")
+        flags, main_pad, ntuples, t_cid = unpack("<BBHI", main, 0, "neon MULTI_INSERT")
         pos: int = 8
     else:
-        flags, ntuples = unpack("<BxH", main, 0, "heap2 MULTI_INSERT")
+        flags, main_pad, ntuples = unpack("<BBH", main, 0, "heap2 MULTI_INSERT")
         t_cid, pos = None, 4
     n_off = 0 if init else ntuples
     if len(main) != pos + 2 * n_off:
@@ -224,13 +233,19 @@ def decode_multi_insert(
     offs = offsets(main, pos, n_off, "MULTI_INSERT offsets")
     per_tuple = flavour is Flavour.NEON and pg_version <= 15 and not neon_rmgr
     tuples: list[MultiInsertTuple] = []
+    pad = bytearray()
     if b0:
         p = 0
         for i in range(ntuples):
-            p += p % 2
+            if p % 2:
+                if p >= len(b0):
+                    raise RmgrDecodeError(f"MULTI_INSERT tuple {i} is missing (block 0 ends at {p})")
+                pad.append(b0[p])
+                p += 1
             what = f"MULTI_INSERT tuple {i}"
             if per_tuple:
-                datalen, m2, m, cid, hoff = unpack("<HHH2xIB", b0, p, what)
+                datalen, m2, m, inner, cid, hoff = unpack("<HHH2sIB", b0, p, what)
+                pad += inner
                 p += 13
             else:
                 datalen, m2, m, hoff = unpack("<HHHB", b0, p, what)
@@ -243,7 +258,7 @@ def decode_multi_insert(
             raise RmgrDecodeError(
                 f"MULTI_INSERT block 0 has {len(b0) - p} byte(s) after its {ntuples} tuples"
             )
-    return Heap2MultiInsert(flags, ntuples, offs, tuple(tuples), init, t_cid)
+    return Heap2MultiInsert(flags, ntuples, offs, tuple(tuples), init, t_cid, main_pad, bytes(pad))
 
 
 # --------------------------------------------------------------------------------------------
@@ -408,6 +423,7 @@ class FreezeTuple:
     t_infomask2: int
     t_infomask: int
     frzflags: int
+    pad: int = field(default=0, compare=False, repr=False)  # the struct's trailing C padding byte
 
 
 @dataclass(frozen=True)
@@ -419,11 +435,13 @@ class FreezePlan:
     t_infomask: int
     frzflags: int
     offsets: tuple[int, ...] = ()
+    pad: int = field(default=0, compare=False, repr=False)  # C padding byte after frzflags
 
 
 def _plans_bytes(plans: tuple[FreezePlan, ...]) -> bytes:
     return b"".join(
-        struct.pack("<IHHBxH", p.xmax, p.t_infomask2, p.t_infomask, p.frzflags, len(p.offsets)) for p in plans
+        struct.pack("<IHHBBH", p.xmax, p.t_infomask2, p.t_infomask, p.frzflags, p.pad, len(p.offsets))
+        for p in plans
     )
 
 
@@ -442,7 +460,7 @@ def _plans_desc(plans: tuple[FreezePlan, ...]) -> str:
 def _decode_plans(buf: bytes, pos: int, nplans: int, what: str) -> tuple[list[tuple[int, ...]], int]:
     raw = []
     for i in range(nplans):
-        raw.append(unpack("<IHHBxH", buf, pos, f"{what} plan {i}"))
+        raw.append(unpack("<IHHBBH", buf, pos, f"{what} plan {i}"))
         pos += 12
     return raw, pos
 
@@ -506,7 +524,7 @@ class Heap2FreezePage(RmgrRecord):
             out = _plans_bytes(self.plans) + struct.pack(f"<{len(offs)}H", *offs)
         else:
             out = b"".join(
-                struct.pack("<IHHHBx", t.xmax, t.offset, t.t_infomask2, t.t_infomask, t.frzflags)
+                struct.pack("<IHHHBB", t.xmax, t.offset, t.t_infomask2, t.t_infomask, t.frzflags, t.pad)
                 for t in self.tuples
             )
         return {0: out} if out else {}
@@ -544,6 +562,8 @@ class Heap2PruneFreeze(RmgrRecord):
     redirected: tuple[tuple[int, int], ...] = ()
     dead: tuple[int, ...] = ()
     unused: tuple[int, ...] = ()
+    # xlhp_freeze_plans' 2 C padding bytes after nplans (kept so real records rebuild exactly).
+    plans_pad: bytes = field(default=b"\0\0", compare=False, repr=False)
 
     def content_flags(self) -> int:
         """The HAS_* bits the non-empty parts call for."""
@@ -592,7 +612,7 @@ class Heap2PruneFreeze(RmgrRecord):
     def block_data(self, pg_version: int, flavour: Flavour) -> dict[int, bytes]:
         out = b""
         if self.plans:
-            out += struct.pack("<H2x", len(self.plans)) + _plans_bytes(self.plans)
+            out += struct.pack("<H2s", len(self.plans), self.plans_pad) + _plans_bytes(self.plans)
         if self.redirected:
             flat = [x for pair in self.redirected for x in pair]
             out += struct.pack(f"<H{len(flat)}H", len(self.redirected), *flat)
@@ -632,6 +652,7 @@ def _decode_prune17(op: int, main: bytes, b0: bytes) -> Heap2PruneFreeze:
     if len(main) != size:
         raise RmgrDecodeError(f"heap2 prune/freeze main data is {len(main)} bytes, expected {size}")
     pos = 0
+    plans_pad = b"\0\0"
     raw_plans: list[tuple[int, ...]] = []
     redirected: tuple[tuple[int, int], ...] = ()
     dead: tuple[int, ...] = ()
@@ -639,7 +660,7 @@ def _decode_prune17(op: int, main: bytes, b0: bytes) -> Heap2PruneFreeze:
     what = "heap2 prune/freeze block 0"
     if b0:
         if flags & XLHP_HAS_FREEZE_PLANS:
-            (nplans,) = unpack("<H2x", b0, pos, f"{what} nplans")
+            nplans, plans_pad = unpack("<H2s", b0, pos, f"{what} nplans")
             raw_plans, pos = _decode_plans(b0, pos + 4, nplans, what)
         if flags & XLHP_HAS_REDIRECTIONS:
             (n,) = unpack("<H", b0, pos, f"{what} nredirected")
@@ -656,12 +677,12 @@ def _decode_prune17(op: int, main: bytes, b0: bytes) -> Heap2PruneFreeze:
                 else:
                     unused = items
     plans = []
-    for xmax, m2, m, frz, nt in raw_plans:
-        plans.append(FreezePlan(xmax, m2, m, frz, offsets(b0, pos, nt, f"{what} frozen offsets")))
+    for xmax, m2, m, frz, ppad, nt in raw_plans:
+        plans.append(FreezePlan(xmax, m2, m, frz, offsets(b0, pos, nt, f"{what} frozen offsets"), ppad))
         pos += 2 * nt
     if pos != len(b0):
         raise RmgrDecodeError(f"{what} has {len(b0) - pos} unexplained byte(s) (flags 0x{flags:02X})")
-    rec = Heap2PruneFreeze(op, reason, flags, conflict, tuple(plans), redirected, dead, unused)
+    rec = Heap2PruneFreeze(op, reason, flags, conflict, tuple(plans), redirected, dead, unused, plans_pad)
     if b0 and rec.content_flags() != flags & _PARTS:
         raise RmgrDecodeError(f"{what}: flags 0x{flags:02X} announce parts that are empty")
     return rec
@@ -718,8 +739,10 @@ def decode_heap2(
                 return Heap2FreezePage(xid, nplans, is_catalog_rel=bool(cat), offsets_logged=nplans == 0)
             raw, pos = _decode_plans(b0, 0, nplans, "heap2 FREEZE_PAGE")
             plans = []
-            for pxmax, m2, m, frz, nt in raw:
-                plans.append(FreezePlan(pxmax, m2, m, frz, offsets(b0, pos, nt, "heap2 FREEZE_PAGE offsets")))
+            for pxmax, m2, m, frz, ppad, nt in raw:
+                plans.append(
+                    FreezePlan(pxmax, m2, m, frz, offsets(b0, pos, nt, "heap2 FREEZE_PAGE offsets"), ppad)
+                )
                 pos += 2 * nt
             if pos != len(b0):
                 raise RmgrDecodeError(
@@ -733,7 +756,7 @@ def decode_heap2(
             return Heap2FreezePage(xid, ntuples, offsets_logged=ntuples == 0)
         if len(b0) != 12 * ntuples:
             raise RmgrDecodeError(f"heap2 FREEZE_PAGE block 0 is {len(b0)} bytes, expected {12 * ntuples}")
-        tuples = tuple(FreezeTuple(*struct.unpack_from("<IHHHBx", b0, 12 * i)) for i in range(ntuples))
+        tuples = tuple(FreezeTuple(*struct.unpack_from("<IHHHBB", b0, 12 * i)) for i in range(ntuples))
         return Heap2FreezePage(xid, ntuples, tuples=tuples)
     names = {
         XLOG_HEAP2_REWRITE: "REWRITE",
