@@ -6,7 +6,7 @@ purpose) and goes in front of :class:`~pytest_walredo.interleave.ScheduledClient
 conformance suite's interleaving property drives it like the real client. They exist to prove
 that the suite notices each bug; nothing outside the project's own tests can select them:
 there is no option or environment variable, only :func:`client_class` called by a test
-that registers a :class:`MutantPlugin` with the pytest run.
+that registers a :class:`SeededBugPlugin` with the pytest run.
 
 =================  ===========================================================================
 name               the bug
@@ -27,7 +27,7 @@ from __future__ import annotations
 from .interleave import ScheduledClient
 from .process.client import Call
 
-__all__ = ["MUTANTS", "MutantPlugin", "client_class"]
+__all__ = ["MUTANTS", "SeededBugPlugin", "client_class"]
 
 
 class PopFront:
@@ -92,13 +92,16 @@ def client_class(mutant: str | None) -> type[ScheduledClient]:
     return type(f"Mutant_{mixin.__name__}", (mixin, ScheduledClient), {})
 
 
-class MutantPlugin:
-    """Register with ``pytest.main([...], plugins=[MutantPlugin("pop-front")])`` to make the
-    conformance suite drive a mutant client. Looked up by the suite under the name
-    :attr:`NAME`."""
+class SeededBugPlugin:
+    """Register with ``pytest.main([...], plugins=[SeededBugPlugin(mutant="pop-front")])`` (or
+    ``faults=["swap-responses:2"]``) to make the conformance suite test a seeded bug: its
+    process pool then drives the mutant client and/or launches the process under test with
+    these reference ``--fault=`` specs. Looked up by the suite under the name :attr:`NAME`.
+    """
 
-    NAME = "walredo-client-mutant"
+    NAME = "walredo-seeded-bug"
 
-    def __init__(self, mutant: str) -> None:
+    def __init__(self, *, mutant: str | None = None, faults: tuple[str, ...] = ()) -> None:
         client_class(mutant)  # validate
         self.mutant = mutant
+        self.faults = tuple(faults)

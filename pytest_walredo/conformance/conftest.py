@@ -17,7 +17,7 @@ import pytest
 from pytest_walredo.conformance.pool import ProcessPool
 from pytest_walredo.conformance.recorder import ExampleRecorder
 from pytest_walredo.hypothesis_profiles import load_profile
-from pytest_walredo.mutants import MutantPlugin
+from pytest_walredo.mutants import SeededBugPlugin
 from pytest_walredo.pg.version import Flavour
 
 RECORDER_KEY = pytest.StashKey[ExampleRecorder]()
@@ -28,9 +28,16 @@ def pytest_configure(config: pytest.Config) -> None:
     settings = config.stash.get(_settings_key(), None)
     name = getattr(settings, "hypothesis_profile", None)
     try:
-        load_profile(name)
+        chosen = load_profile(name)
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
+    if config.pluginmanager.get_plugin(SeededBugPlugin.NAME) is not None:
+        # A seeded-bug hunt measures how many examples the profile needs: no replay of
+        # failures saved by an earlier hunt.
+        from hypothesis import settings
+
+        settings.register_profile(f"{chosen}-nodb", settings.get_profile(chosen), database=None)
+        settings.load_profile(f"{chosen}-nodb")
 
 
 def _settings_key() -> Any:
@@ -62,8 +69,9 @@ def walredo_recorder(request: pytest.FixtureRequest) -> ExampleRecorder:
 @pytest.fixture
 def walredo_pool(request: pytest.FixtureRequest, walredo_factory: Any) -> Iterator[ProcessPool]:
     """Live clients for this test, reused across examples and relaunched after failures."""
-    plugin = request.config.pluginmanager.get_plugin(MutantPlugin.NAME)
-    pool = ProcessPool(walredo_factory, mutant=getattr(plugin, "mutant", None))
+    bug = request.config.pluginmanager.get_plugin(SeededBugPlugin.NAME)
+    pool = ProcessPool(walredo_factory, mutant=getattr(bug, "mutant", None),
+                       faults=getattr(bug, "faults", ()))
     try:
         yield pool
     finally:

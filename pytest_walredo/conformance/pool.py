@@ -48,22 +48,25 @@ class ProcessPool:
     private event loop, and :meth:`close` at the end of the test.
     """
 
-    def __init__(self, factory: Any, *, mutant: str | None = None,
+    def __init__(self, factory: Any, *, mutant: str | None = None, faults: tuple[str, ...] = (),
                  fresh_each_example: bool | None = None, timeout: float | None = None) -> None:
         self.factory = factory
+        self.faults = tuple(faults)
         self.cls = client_class(mutant)
         self.mutant = mutant
         self.timeout = timeout if timeout is not None else factory.timeout
         if fresh_each_example is None:
-            fresh_each_example = has_counted_faults(tuple(factory.binary.args))
+            fresh_each_example = has_counted_faults(
+                tuple(factory.binary.args) + tuple(f"--fault={f}" for f in self.faults))
         self.fresh_each_example = fresh_each_example
         self.loop = asyncio.new_event_loop()
         self._client: ScheduledClient | None = None
         self._spare: ScheduledClient | None = None
+        self._solo: WalredoClient | None = None
         self.launches = 0
 
     def _launch(self) -> ScheduledClient:
-        base: WalredoClient = self.factory(timeout=self.timeout)
+        base: WalredoClient = self.factory(timeout=self.timeout, faults=self.faults)
         assert base.process is not None
         client = self.cls(base.process, timeout=self.timeout, dumper=base.dumper)
         self.launches += 1
@@ -105,6 +108,19 @@ class ProcessPool:
         client = self.client()
         return self.run(client.apply(request))
 
+    def solo(self, job: RedoRequest | None) -> bytes:
+        """Run ``job`` (None: a ping) alone on the *solo* process: a second process of the same
+        binary, without seeded faults or client mutant, used only one request at a time. It is
+        the "same request run alone on a fresh process" of the concurrency property (requests
+        are self-contained: ``B`` resets the block, ``G`` forgets the relation's pages, so one
+        process serves every solo run)."""
+        c = self._solo
+        if c is None or c.poisoned or (c.process is not None and c.process.poll() is not None):
+            if c is not None:
+                c.close()
+            c = self._solo = self.factory(timeout=self.timeout)
+        return self.run(c.ping() if job is None else c.apply(job))
+
     def ping(self) -> bytes:
         """Ping on a live client and return the answer."""
         client = self.client()
@@ -112,7 +128,8 @@ class ProcessPool:
 
     def close(self) -> None:
         self.discard()
-        if self._spare is not None:
-            self._spare.close()
-            self._spare = None
+        for extra in (self._spare, self._solo):
+            if extra is not None:
+                extra.close()
+        self._spare = self._solo = None
         self.loop.close()

@@ -2,7 +2,8 @@
 
 Each example draws 1..16 jobs (redo requests, cheap pushed-image requests, pings) and a
 :class:`~pytest_walredo.interleave.Schedule`; the jobs first run alone one after another on
-the pool's process (what each caller must get), then all together as concurrent callers in the
+a second process of the same binary (:meth:`~.pool.ProcessPool.solo`: what each caller must
+get), then all together on the pool's process as concurrent callers in the
 drawn order, with a drawn cancellation. The oracle is
 :func:`~pytest_walredo.interleave.check_run`.
 """
@@ -40,7 +41,7 @@ def _run(pool, recorder, jobs, schedule):
 
     with recorder.example("concurrent-callers") as ex:
         ex.requests, ex.schedule = list(jobs), schedule
-        expected = [pool.ping() if j is None else pool.apply(j) for j in jobs]
+        expected = [pool.solo(j) for j in jobs]
         ex.expected = list(expected)
         client = pool.client()
         result = pool.run(run_schedule(client, jobs, schedule, real_io=True))
