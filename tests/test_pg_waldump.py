@@ -7,8 +7,9 @@ block, image, hole, compression) and the description text. Failure messages carr
 pg_waldump command line (the segment is kept in a temporary folder).
 
 The other direction: a real PostgreSQL 15 server (initdb + a workload with pglz/lz4/zstd page
-images) writes WAL that our segment reader, record decoder, image decompressors and describer
-must read the way pg_waldump does.
+images, wal_consistency_checking images, a subtransaction and a replication origin) writes WAL
+that our segment reader, record decoder, image decompressors and describer must read the way
+pg_waldump does, and that our typed encoders must rebuild byte for byte.
 """
 
 from __future__ import annotations
@@ -219,6 +220,16 @@ VACUUM t;
 VACUUM (FREEZE) t;
 VACUUM (FREEZE) c;
 CHECKPOINT;
+SET wal_consistency_checking = 'heap,btree';
+UPDATE t SET v = 'z' WHERE id = 1;
+UPDATE t SET v = 'zz' WHERE id = 1;
+RESET wal_consistency_checking;
+BEGIN; SAVEPOINT s1; INSERT INTO c VALUES (4, 'four'); COMMIT;
+SELECT pg_replication_origin_create('walredo_test');
+SELECT pg_replication_origin_session_setup('walredo_test');
+INSERT INTO c VALUES (5, 'five');
+SELECT pg_replication_origin_session_reset();
+CHECKPOINT;
 """
 
 
@@ -255,7 +266,7 @@ def real_wal_dir() -> Iterator[Path]:
     run([str(PGBIN / "initdb"), "-D", str(data), "-k", "-A", "trust", "--no-sync"])
     opts = (
         f"-c listen_addresses='' -c unix_socket_directories={root} -c port=5439 -c fsync=off "
-        "-c full_page_writes=on -c wal_level=replica -c autovacuum=off"
+        "-c full_page_writes=on -c wal_level=logical -c autovacuum=off"
     )
     run([str(PGBIN / "pg_ctl"), "-D", str(data), "-w", "-l", str(root / "log"), "-o", opts, "start"])
     try:
@@ -291,6 +302,7 @@ def test_real_postgres_wal_agrees(real_wal_dir: Path) -> None:
     kinds: dict[str, int] = {}
     methods: set[str] = set()
     rebuild_mismatch: list[str] = []
+    seen: set[str] = set()
     compared = 0
     for path in segments:
         ours, _why = read_segment(path.read_bytes(), pg_version=PG)
@@ -314,7 +326,15 @@ def test_real_postgres_wal_agrees(real_wal_dir: Path) -> None:
             assert [(b.block_id, b.relnode, b.forknum, b.blkno, b.fpw) for b in got.blkrefs] == [
                 (b.block_id, b.relnode, b.forknum, b.blkno, b.image is not None) for b in rec.blocks
             ], where
+            if rec.origin is not None:
+                seen.add("origin")
+            if rec.toplevel_xid is not None:
+                seen.add("toplevel_xid")
+            if rec.info & 0x02:
+                seen.add("XLR_CHECK_CONSISTENCY")
             for im in images:
+                if not im.apply:
+                    seen.add("image for WAL verification")
                 page = im.restore_page()
                 # pd_pagesize_version: BLCKSZ | layout version 4
                 assert struct.unpack_from("<H", page, 18)[0] == BLCKSZ | 4, f"{rec_pos.start:X}{where}"
@@ -359,6 +379,7 @@ def test_real_postgres_wal_agrees(real_wal_dir: Path) -> None:
     ):
         assert needed in kinds, f"the workload produced no {needed}: {sorted(kinds)}"
     assert methods == {"pglz", "lz4", "zstd"}
+    assert seen == {"origin", "toplevel_xid", "XLR_CHECK_CONSISTENCY", "image for WAL verification"}
     assert not rebuild_mismatch, f"typed rebuild differs for {len(rebuild_mismatch)}: {rebuild_mismatch[:10]}"
 
 
