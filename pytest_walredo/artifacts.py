@@ -267,7 +267,11 @@ def hypothesis_info(item: pytest.Item, exc: BaseException | None, report_text: s
     notes = _exception_notes(exc)
     texts = [*notes, report_text]
     repro = next((m.group(0) for t in texts for m in [_REPRODUCE.search(t)] if m), None)
-    falsifying = next((n for n in notes if n.lstrip().startswith("Falsifying")), None)
+    # The falsifying example and what follows it (``Draw 1: ...`` lines of st.data()).
+    start = next((i for i, n in enumerate(notes) if n.lstrip().startswith("Falsifying")), None)
+    falsifying = None
+    if start is not None:
+        falsifying = "\n".join(n for n in notes[start:] if "@reproduce_failure" not in n)
     if falsifying is None:
         m = re.search(r"^Falsifying example:.*?(?=^\S|\Z)", report_text, re.M | re.S)
         falsifying = m.group(0) if m else None

@@ -8,6 +8,7 @@ import re
 import threading
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import hypothesis
 import pytest
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 
 from pytest_walredo.artifacts import (
     FailureRecord,
+    HypothesisInfo,
     ProcessInfo,
     RequestRecord,
     decode_text,
@@ -99,8 +101,7 @@ def test_record_artifacts_are_complete_and_replayable(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(a.name for a in out.artifacts)
 
 
-def hypothesis_info_stub():  # type: ignore[no-untyped-def]
-    from pytest_walredo.artifacts import HypothesisInfo
+def hypothesis_info_stub() -> HypothesisInfo:
 
     return HypothesisInfo(123, "generated", "@reproduce_failure('6.0.0', b'AA==')", "Falsifying example: t(n=5)", True)
 
@@ -159,7 +160,7 @@ def test_conformance_example_record_is_adapted() -> None:
         ex.expected = [_page(1), None, _page(2)]
         ex.actual = [_page(1), bytes(BLCKSZ), _page(9)]
         ex.timeline = Timeline([Event(0, "start"), Event(2, "write", 0, cancel=True)])
-        ex.schedule = Schedule([1, 0])
+        ex.schedule = Schedule((1, 0))
         ex.notes.append("c2 got c0's page")
     fr = record_from_example(rec.current)
     assert [r.caller for r in fr.requests] == [0, 2]
@@ -174,7 +175,7 @@ def test_conformance_example_record_is_adapted() -> None:
 # ------------------------------------------------------------------------------------------
 
 
-def _failing_property(seen: list[int]):  # type: ignore[no-untyped-def]
+def _failing_property(seen: list[int]) -> Any:
     @settings(database=None, print_blob=True, max_examples=200)
     @given(st.integers(0, 10_000))
     def prop(n: int) -> None:
@@ -247,7 +248,7 @@ def test_not_walredo():
 """
 
 
-def _results(alluredir: Path) -> dict[str, dict]:  # type: ignore[type-arg]
+def _results(alluredir: Path) -> dict[str, dict[str, Any]]:
     out = {}
     for p in alluredir.glob("*-result.json"):
         d = json.loads(p.read_text())
