@@ -110,8 +110,13 @@ class Chromium:
         os.close(b)
         self._buf = b""
         self._id = 0
-        target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
-        self.session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        self.session = ""
+        try:
+            target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
+            self.session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        except BaseException:
+            self.close()
+            raise
 
     def call(self, method: str, params: dict[str, Any] | None = None, page: bool = False) -> dict[str, Any]:
         """Send one command and wait (bounded) for its answer; events in between are dropped."""
@@ -271,3 +276,11 @@ def test_allure_report_shows_the_walredo_attachment(pytester: pytest.Pytester, c
     assert shot.read_bytes().startswith(b"\x89PNG")
     url = chromium.evaluate("location.href")
     assert case["uid"] in url, url  # the browser is on the failing test's page
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("true", pytest.fail.Exception), ("", pytest.skip.Exception)])
+def test_missing_tool_skips_only_outside_ci(monkeypatch: pytest.MonkeyPatch, ci: str, outcome: type) -> None:
+    monkeypatch.setenv("CI", ci)
+    with pytest.raises(outcome, match="chromium is not installed"):
+        _need("chromium", None)
+    assert _need("chromium", "/usr/bin/chromium") == "/usr/bin/chromium"
