@@ -45,19 +45,24 @@ class EchoResponder:
 class MemoryTransport:
     """A scripted stand-in for the walredo pipes.
 
-    ``written`` accumulates everything the client wrote. With ``auto=False`` answers pile up in
+    ``written`` accumulates everything the client wrote, in ``write_chunk`` pieces. A responder
+raising ``ValueError`` (e.g. :class:`~pytest_walredo.protocol.ProtocolError` on garbled input)
+ends the stream as a dying process would: answers so far are delivered, then EOF, and writes
+fail with ``BrokenPipeError``. With ``auto=False`` answers pile up in
     ``held`` until :meth:`release`; :meth:`feed` injects arbitrary bytes (garbage, short pages)
     and :meth:`feed_eof` ends the stream.
     """
 
     def __init__(self, responder: Callable[[bytes], bytes] | None = None, *,
-                 auto: bool = True) -> None:
+                 auto: bool = True, write_chunk: int = 4096) -> None:
         self.responder = responder if responder is not None else EchoResponder()
         self.auto = auto
+        self.write_chunk = write_chunk
         self.written = bytearray()
         self.held = bytearray()
         self._rbuf = bytearray()
         self._eof = False
+        self._broken = False
         self._aborted = False
         self._waiter: asyncio.Future[None] | None = None
 
@@ -86,15 +91,29 @@ class MemoryTransport:
     # -- Transport ------------------------------------------------------------------------------
 
     async def write_all(self, data: bytes) -> None:
-        if self._aborted:
-            raise TransportClosed("memory transport was aborted")
-        await asyncio.sleep(0)  # a write is a suspension point, as on a real pipe
-        self.written += data
-        answer = self.responder(bytes(data))
-        if self.auto:
-            self.feed(answer)
-        else:
-            self.held += answer
+        # Like a pipe, a large write goes in pieces with suspension points in between, so a
+        # client that lets two writers overlap produces interleaved (garbled) bytes here too.
+        for start in range(0, len(data), self.write_chunk):
+            await asyncio.sleep(0)
+            if self._aborted:
+                raise TransportClosed("memory transport was aborted")
+            if self._broken:
+                raise BrokenPipeError("memory walredo stopped reading (malformed input)")
+            piece = bytes(data[start:start + self.write_chunk])
+            self.written += piece
+            try:
+                answer = self.responder(piece)
+            except ValueError:
+                # Malformed stream: like the real process, stop and close the answer stream.
+                self._broken = True
+                self.feed(bytes(self.held))
+                self.held.clear()
+                self.feed_eof()
+                raise BrokenPipeError("memory walredo stopped reading (malformed input)") from None
+            if self.auto:
+                self.feed(answer)
+            else:
+                self.held += answer
 
     async def read_exactly(self, n: int) -> bytes:
         while len(self._rbuf) < n:
