@@ -33,6 +33,7 @@ from pytest_walredo.process import (
     WalredoTimeout,
     refserver_config,
 )
+from pytest_walredo.process.errors import stderr_summary
 from pytest_walredo.process.fake import fake_config
 from pytest_walredo.protocol import BLCKSZ, RedoRequest, RelTag
 
@@ -294,10 +295,18 @@ async def test_crash_reports_exit_status_and_stderr_tail(
     assert "injected crash at answer 1" in (err.stderr_tail or "")
     assert "exited with status 1" in str(err)
     assert "before answering request #1" in str(err)
-    assert "FATAL:  injected crash at answer 1" in str(err)  # last stderr line quoted
+    assert "(stderr: 'FATAL:  injected crash at answer 1')" in str(err)
     with pytest.raises(WalredoPoisoned, match="exited with status 1"):
         await client.ping()
     await client.aclose()
+
+
+def test_stderr_summary_prefers_the_postgres_error_line() -> None:
+    tail = "FATAL:  invalid message length\nCONTEXT:  WAL redo at 0/16A9388\nLOG:  bye"
+    assert stderr_summary(tail) == "FATAL:  invalid message length"
+    assert stderr_summary("first\nsecond\n\n") == "second"
+    assert stderr_summary("") is None and stderr_summary(None) is None
+    assert stderr_summary("x" * 1000, limit=10) == "x" * 10
 
 
 @pytest.mark.asyncio

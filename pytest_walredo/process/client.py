@@ -31,7 +31,7 @@ from .errors import (
     WalredoProcessError,
     WalredoTimeout,
     describe_returncode,
-    last_line,
+    stderr_summary,
 )
 from .sandbox import WalredoProcess
 
@@ -599,9 +599,9 @@ class WalredoClient:
             msg = f"the walredo transport was closed under request #{call.no} ({call.what})"
         else:
             msg = f"I/O error on the walredo pipes ({who}): {exc}"
-        line = last_line(tail)
+        line = stderr_summary(tail)
         if line:
-            msg += f" (last stderr line: {line!r})"
+            msg += f" (stderr: {line!r})"
         err = WalredoProcessError(msg, stderr_tail=tail, returncode=returncode, request_no=call.no)
         self._set_poison(f"request #{call.no} failed: {msg}", err, call, override=True)
         return err

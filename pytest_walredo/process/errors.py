@@ -18,6 +18,7 @@ __all__ = [
     "WalredoProcessError",
     "WalredoTimeout",
     "describe_returncode",
+    "stderr_summary",
 ]
 
 
@@ -44,6 +45,22 @@ def last_line(text: str | None) -> str | None:
         if line.strip():
             return line.strip()
     return None
+
+
+_SEVERITIES = ("PANIC:", "FATAL:", "ERROR:")
+
+
+def stderr_summary(text: str | None, limit: int = 300) -> str | None:
+    """The stderr line that best says what went wrong: the last PostgreSQL ``PANIC:``/
+    ``FATAL:``/``ERROR:`` line if there is one, else the last non-blank line; cut to ``limit``
+    characters."""
+    if not text:
+        return None
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for line in reversed(lines):
+        if line.startswith(_SEVERITIES):
+            return line[:limit]
+    return lines[-1][:limit] if lines else None
 
 
 class WalredoError(Exception):
