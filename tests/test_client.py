@@ -12,6 +12,7 @@ import importlib.util
 import random
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -388,6 +389,30 @@ def test_sync_facade_from_many_threads(launch: Callable[..., WalredoProcess]) ->
     assert proc.returncode == -signal.SIGKILL
     with pytest.raises(RuntimeError, match="closed"):
         client.ping()
+
+
+def test_one_client_one_loop_at_a_time(launch: Callable[..., WalredoProcess]) -> None:
+    sync = SyncWalredoClient(launch("--hang-at", "0"), timeout=30)
+    with ThreadPoolExecutor(1) as pool:
+        hung = pool.submit(sync.ping)  # in flight on the facade's loop
+        while sync.client.requests_sent == 0:
+            threading.Event().wait(0.005)
+        with pytest.raises(RuntimeError, match="in use on another event loop"):
+            asyncio.run(sync.client.ping())
+        sync.close()  # aborts the hung call
+        with pytest.raises(WalredoPoisoned, match="client was closed"):
+            hung.result()
+
+
+@pytest.mark.asyncio
+async def test_apply_many_waits_for_all_then_raises_the_first_failure(
+    launch: Callable[..., WalredoProcess],
+) -> None:
+    client = WalredoClient(launch("--crash-at", "3"), timeout=60)
+    with pytest.raises((WalredoProcessError, WalredoPoisoned)):
+        await client.apply_many(echo_requests(8))
+    assert client._in_flight == 0  # nothing left running
+    await client.aclose()
 
 
 def test_sync_facade_raises_the_same_errors(launch: Callable[..., WalredoProcess]) -> None:

@@ -364,8 +364,17 @@ class WalredoClient:
 
     async def apply_many(self, requests: Iterable[RedoRequest],
                          timeout: float | None = None) -> list[bytes]:
-        """Apply requests concurrently (pipelined); answers in the same order."""
-        return list(await asyncio.gather(*(self.apply(r, timeout) for r in requests)))
+        """Apply requests concurrently (pipelined); answers in the same order.
+
+        Waits for every request to finish (none is left running in the background), then
+        raises the first failure in request order, if any.
+        """
+        results = await asyncio.gather(*(self.apply(r, timeout) for r in requests),
+                                       return_exceptions=True)
+        for res in results:
+            if isinstance(res, BaseException):
+                raise res
+        return list(results)  # type: ignore[arg-type]
 
     def close(self) -> None:
         """Poison the client, abort the transport and (if owned) kill and reap the process.
