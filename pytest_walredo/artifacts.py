@@ -72,6 +72,7 @@ __all__ = [
     "client_processes",
     "decode_text",
     "hypothesis_info",
+    "next_steps",
     "page_diff_text",
     "record_failure",
     "record_from_example",
@@ -353,6 +354,8 @@ class FailureArtifacts:
     directory: Path
     index: Path
     artifacts: list[Artifact] = field(default_factory=list)
+    next_steps: list[str] = field(default_factory=list)
+    """The triage command lines also written at the end of the index (empty: no request)."""
 
     def paths(self) -> list[Path]:
         return [a.path for a in self.artifacts]
@@ -408,13 +411,16 @@ def write_failure_artifacts(
     process_dumps: Sequence[Path] = (),
     processes: Iterable[ProcessInfo] = (),
     hypothesis: HypothesisInfo | None = None,
+    walredo_bin: Path | None = None,
 ) -> FailureArtifacts:
     """Write the artifacts of one failed test into ``directory`` and list them.
 
     ``record`` is the recorder's final failing example (its requests are dumped as new
     ``.walredo`` files); ``process_dumps`` are ``.walredo`` files the client already wrote for
     requests that failed at the process level (decoded here, not copied); ``processes`` gives
-    the stderr tails. ``outcome`` is a one-line summary of the failure for the index.
+    the stderr tails. ``outcome`` is a one-line summary of the failure for the index, which
+    also ends with the triage commands to run next (``walredo_bin``: the binary under test,
+    None for the embedded reference).
     """
     directory = Path(directory)
     index = _reserve_stem(directory, f"{test_id}\n{outcome}\n")
@@ -422,6 +428,8 @@ def write_failure_artifacts(
     result = FailureArtifacts(directory, index)
     arts = result.artifacts
     index_lines: list[str] = []
+    # The request the "next steps" commands use: (dump, --until, expected page, actual page).
+    focus: tuple[Path, str, Path | None, Path | None] | None = None
 
     if record is not None:
         dumper = FailureDumper(directory)
@@ -438,14 +446,20 @@ def write_failure_artifacts(
             line = f"request {n}{who}: {path.name}"
             if req.error:
                 line += f": error: {req.error}"
+                if focus is None:
+                    focus = (path, _until_for(req.error), None, None)
             if req.expected is not None and req.actual is not None:
                 diff = page_diff_text(req.expected, req.actual)
                 arts.append(Artifact(_write_text(_companion(path, ".diff.txt"), diff), "diff", TEXT))
+                pages = []
                 for label, page in (("expected", req.expected), ("actual", req.actual)):
                     p = _companion(path, f".{label}.page")
                     p.write_bytes(page)
                     arts.append(Artifact(p, "page", OCTET_STREAM))
+                    pages.append(p)
                 line += f": {diff.splitlines()[0]}"
+                if focus is None and req.expected != req.actual:
+                    focus = (path, "differs", pages[0], pages[1])
             elif req.actual is not None:
                 p = _companion(path, ".actual.page")
                 p.write_bytes(req.actual)
@@ -470,6 +484,10 @@ def write_failure_artifacts(
         index_lines.append(f"  {dump.name} (decoded in {decode.name})")
     if skipped:
         index_lines.append(f"  ... and {skipped} older dump(s), not decoded")
+    if focus is None and dumps:
+        focus = (dumps[-1], _until_for(outcome), None, None)
+    if focus is None and record is not None and record.requests and arts:
+        focus = (arts[0].path, "differs", None, None)
 
     stderr_parts = []
     procs = list(processes)
@@ -492,6 +510,9 @@ def write_failure_artifacts(
         if hypothesis.seed is not None:
             index_lines.append(f"seed: {hypothesis.seed} ({hypothesis.seed_source})")
 
+    if focus is not None:
+        result.next_steps = next_steps(*focus, pg_version=pg_version, flavour=flavour, walredo_bin=walredo_bin)
+        index_lines.extend(result.next_steps)
     with index.open("a", encoding="utf-8") as f:
         for line in index_lines:
             f.write(line + "\n")
@@ -500,6 +521,35 @@ def write_failure_artifacts(
             f.write(f"  {a.name}\n")
     arts.append(Artifact(index, "index", TEXT))
     return result
+
+
+def _until_for(error: str) -> str:
+    """The ``shrink --until`` kind that keeps a failure described by ``error``."""
+    low = error.lower()
+    return "timeout" if ("timeout" in low or "timed out" in low or "waited more than" in low) else "crash"
+
+
+def next_steps(
+    dump: Path,
+    until: str,
+    expected: Path | None,
+    actual: Path | None,
+    *,
+    pg_version: int,
+    flavour: Flavour,
+    walredo_bin: Path | None = None,
+) -> list[str]:
+    """The triage commands for ``dump``, run from its directory (index file lines)."""
+    common = f" --pg-version {pg_version} --flavour {flavour.value}"
+    binary = f" --walredo-bin {walredo_bin}" if walredo_bin is not None else ""
+    expect = f" --expect {expected.name}" if expected is not None else ""
+    lines = ["next steps (from this directory):",
+             f"  pytest-walredo inspect {dump.name}{common}",
+             f"  pytest-walredo replay {dump.name}{common}{binary}{expect}",
+             f"  pytest-walredo shrink {dump.name} --until {until}{common}{binary}"]
+    if expected is not None and actual is not None:
+        lines.append(f"  pytest-walredo diff {expected.name} {actual.name}")
+    return lines
 
 
 def client_dumps(clients: Iterable[Any]) -> list[Path]:

@@ -141,14 +141,14 @@ class WalredoReporting:
             process_dumps=client_dumps(clients),
             processes=client_processes(clients),
             hypothesis=hypothesis_info(item, exc, report.longreprtext),
+            walredo_bin=settings.bin,
         )
         lines = [f"failure artifacts in {written.directory}:"]
         lines += [f"  {a.name}" for a in written.artifacts]
         lines += [f"  {p.name} (written by the client)" for p in client_dumps(clients)]
-        walredo = [a for a in written.artifacts if a.kind == "walredo"] or [
-            Artifact(p, "walredo", "") for p in client_dumps(clients)][-1:]
-        if walredo:
-            lines.append(f"inspect one with: pytest-walredo inspect {walredo[0].path}")
+        if written.next_steps:
+            lines.append(f"next steps (cd {written.directory}):")
+            lines += written.next_steps[1:]
         report.sections.append((SECTION, "\n".join(lines)))
         report.user_properties.append((ARTIFACTS_PROPERTY, str(written.index)))
         if _allure_active(item.config):

@@ -94,6 +94,10 @@ def test_record_artifacts_are_complete_and_replayable(tmp_path: Path) -> None:
     assert "c1 write #0 CANCEL" in next(a.path for a in out.artifacts if a.kind == "timeline").read_text()
     index = out.index.read_text()
     assert index.startswith("tests/x.py::test_y\nAssertionError: boom\n")
+    # Next steps aim at the first request that went wrong: the one whose pages differ.
+    assert f"  pytest-walredo shrink {dumps[0].name} --until differs --pg-version 15 --flavour neon\n" in index
+    assert out.next_steps[-1] == f"  pytest-walredo diff {dumps[0].name.removesuffix('.walredo')}.expected.page " \
+                                 f"{dumps[0].name.removesuffix('.walredo')}.actual.page"
     assert "property each_caller_gets_its_page" in index and "error: walredo process exited" in index
     for a in out.artifacts[:-1]:
         assert f"  {a.name}\n" in index  # the index lists every other file
@@ -176,7 +180,7 @@ def test_conformance_example_record_is_adapted() -> None:
 
 
 def _failing_property(seen: list[int]) -> Any:
-    @settings(database=None, print_blob=True, max_examples=200)
+    @settings(database=None, print_blob=True, max_examples=200, deadline=None)
     @given(st.integers(0, 10_000))
     def prop(n: int) -> None:
         seen.append(n)
@@ -228,7 +232,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from pytest_walredo.artifacts import FailureRecord, RequestRecord, record_failure
 from pytest_walredo.protocol import RedoRequest, RelTag
 
-@settings(max_examples=30, database=None, print_blob=True,
+@settings(max_examples=30, database=None, print_blob=True, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.integers(0, 1000))
 def test_recorded_property(request, walredo, blk):
@@ -256,7 +260,8 @@ def _results(alluredir: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
-def test_reporting_writes_and_attaches_artifacts(pytester: pytest.Pytester) -> None:
+def test_reporting_writes_and_attaches_artifacts(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
     pytester.makepyfile(_SUBRUN_TESTS)
     dumps = pytester.path / "dumps"
     alluredir = pytester.path / "allure-results"
@@ -295,6 +300,19 @@ def test_reporting_writes_and_attaches_artifacts(pytester: pytest.Pytester) -> N
     assert any(n.endswith(".stderr.txt") for n in
                (a["name"] for a in results["test_plain_fixture_assertion"]["attachments"]))
     assert not results["test_not_walredo"].get("attachments")
+
+    # The index's next steps are real commands: run them where the files are.
+    index = next(p for p in tdir.glob("failure-*.txt") if p.name.count(".") == 1).read_text()
+    steps = [line.split()[1:] for line in index.splitlines() if line.startswith("  pytest-walredo ")]
+    assert [s[0] for s in steps] == ["inspect", "replay", "shrink", "diff"]
+    assert steps[2][:4] == ["shrink", walredos[0].name, "--until", "differs"]
+    monkeypatch.chdir(tdir)
+    from pytest_walredo.triage.cli import main
+
+    capsys.readouterr()
+    assert main(steps[0]) == 0 and "G GetPage 1663/5/16384 blk 7" in capsys.readouterr().out
+    assert main(steps[1]) == 1 and f"differs from --expect {stem}.expected.page" in capsys.readouterr().out
+    assert main(steps[3]) == 1 and "bytes 200..200" in capsys.readouterr().out
 
 
 def test_reporting_without_allure_still_writes(pytester: pytest.Pytester) -> None:
