@@ -20,8 +20,8 @@ import asyncio
 import collections
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
 
 from ..protocol import BLCKSZ, Ping, RedoRequest
 from .dump import FailureDumper
@@ -33,7 +33,7 @@ from .errors import (
     describe_returncode,
     stderr_summary,
 )
-from .sandbox import WalredoProcess
+from .sandbox import LaunchConfig, WalredoProcess
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -250,7 +250,6 @@ class Call:
     dumpable: bool = True
     no: int | None = None
     sent: bool = False
-    extra: dict[str, object] = field(default_factory=dict)
 
 
 @dataclass
@@ -330,9 +329,9 @@ class WalredoClient:
         self._in_flight = 0
 
     @classmethod
-    def launch(cls, config: object, **kw: object) -> WalredoClient:
-        """Launch a process from a :class:`~pytest_walredo.process.LaunchConfig` and wrap it."""
-        return cls(WalredoProcess.launch(config), **kw)  # type: ignore[arg-type]
+    def launch(cls, config: LaunchConfig, **kw: Any) -> WalredoClient:
+        """Launch a process from ``config`` and wrap it (``kw``: the constructor's options)."""
+        return cls(WalredoProcess.launch(config), **kw)
 
     # -- public API -----------------------------------------------------------------------------
 
