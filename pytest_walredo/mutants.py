@@ -24,10 +24,18 @@ name               the bug
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
 from .interleave import ScheduledClient
 from .process.client import Call
 
-__all__ = ["MUTANTS", "SeededBugPlugin", "client_class"]
+__all__ = ["CATALOGUE", "MUTANTS", "HuntResult", "SeededBug", "SeededBugPlugin", "classify",
+           "client_class", "hunt"]
 
 
 class PopFront:
@@ -96,12 +104,129 @@ class SeededBugPlugin:
     """Register with ``pytest.main([...], plugins=[SeededBugPlugin(mutant="pop-front")])`` (or
     ``faults=["swap-responses:2"]``) to make the conformance suite test a seeded bug: its
     process pool then drives the mutant client and/or launches the process under test with
-    these reference ``--fault=`` specs. Looked up by the suite under the name :attr:`NAME`.
+    these reference ``--fault=`` specs. The suite finds it among the run's plugins by type.
     """
-
-    NAME = "walredo-seeded-bug"
 
     def __init__(self, *, mutant: str | None = None, faults: tuple[str, ...] = ()) -> None:
         client_class(mutant)  # validate
         self.mutant = mutant
         self.faults = tuple(faults)
+
+
+# --------------------------------------------------------------------------------------------
+# The seeded-bug catalogue and the hunt
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SeededBug:
+    """One catalogue entry: a reference ``--fault`` or a client mutant, the conformance test
+    expected to catch it, and the failure categories that count as the right reason."""
+
+    name: str
+    test: str
+    reasons: tuple[str, ...]
+    faults: tuple[str, ...] = ()
+    mutant: str | None = None
+
+
+_CONC = "test_concurrency.py::test_each_caller_gets_its_own_page"
+CATALOGUE: tuple[SeededBug, ...] = (
+    SeededBug("swap-responses", _CONC, ("wrong-page", "timeout"), faults=("swap-responses:2",)),
+    SeededBug("drop-response", _CONC, ("wrong-page", "timeout"), faults=("drop-response:2",)),
+    SeededBug("duplicate-response", _CONC, ("wrong-page", "error"), faults=("duplicate-response:2",)),
+    SeededBug("ignore-records", "test_answers.py::test_pages_agree_with_the_model", ("wrong-page",),
+              faults=("ignore-records",)),
+    SeededBug("truncate-page", "test_answers.py::test_ping_answers_8192_bytes", ("timeout", "wrong-page"),
+              faults=("truncate-page",)),
+    SeededBug("no-lsn", "test_answers.py::test_full_page_image_is_restored_with_its_lsn", ("wrong-page",),
+              faults=("no-lsn",)),
+    SeededBug("corrupt-byte", "test_answers.py::test_getpage_answers_the_pushed_image", ("wrong-page",),
+              faults=("corrupt-byte:100",)),
+    SeededBug("crash-after", "test_answers.py::test_same_request_twice_gives_the_same_page", ("error",),
+              faults=("crash-after:1",)),
+    SeededBug("hang-after", "test_answers.py::test_same_request_twice_gives_the_same_page", ("timeout",),
+              faults=("hang-after:1",)),
+    SeededBug("pop-front", _CONC, ("wrong-page",), mutant="pop-front"),
+    SeededBug("off-by-one", _CONC, ("wrong-page", "hang", "timeout"), mutant="off-by-one"),
+    SeededBug("no-poison", _CONC, ("wrong-page", "hang", "timeout"), mutant="no-poison"),
+    SeededBug("early-release", _CONC, ("wrong-page",), mutant="early-release"),
+)
+"""Every seeded bug; :func:`hunt` runs the conformance test named by ``test`` against it."""
+
+
+@dataclass
+class HuntResult:
+    """What the conformance suite made of one seeded bug."""
+
+    bug: SeededBug
+    caught: bool
+    reason: str | None = None
+    message: str = ""
+    examples: int | None = None
+    callers: int | None = None
+    requests: int | None = None
+    records: int | None = None
+    example: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def right_reason(self) -> bool:
+        return self.caught and self.reason in self.bug.reasons
+
+
+def classify(text: str) -> str:
+    """The failure category of a conformance failure's report text."""
+    for tag in ("wrong-page", "hang", "timeout"):
+        if f"[{tag}]" in text:
+            return tag
+    if "WalredoTimeout" in text:
+        return "timeout"
+    if "Walredo" in text and "Error" in text:
+        return "error"
+    if "[error]" in text:
+        return "error"
+    return "other"
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.failures: list[tuple[str, str, dict[str, Any]]] = []
+
+    def pytest_runtest_logreport(self, report: Any) -> None:
+        if report.when == "call" and report.failed:
+            example: dict[str, Any] = {}
+            for key, value in report.user_properties:
+                if key == "walredo_example":
+                    example = json.loads(value)
+            self.failures.append((report.nodeid, report.longreprtext, example))
+
+
+def hunt(bug: SeededBug, *, timeout: float = 1.0, extra_args: Sequence[str] = ()) -> HuntResult:
+    """Run ``bug.test`` of the conformance suite, in this process, against ``bug``.
+
+    Uses the Hypothesis profile the environment selects (``dev`` by default) with no example
+    database, and a ``timeout`` second request timeout so that hangs are seen quickly.
+    """
+    import pytest
+
+    collector = _Collector()
+    args = ["-p", "no:cacheprovider", "-q", "--no-header", "-p", "no:randomly",
+            "--walredo-timeout", str(timeout), "--pyargs", "pytest_walredo.conformance",
+            "-k", bug.test.split("::")[-1], *extra_args]
+    plugin = SeededBugPlugin(mutant=bug.mutant, faults=bug.faults)
+    with contextlib.redirect_stdout(io.StringIO()):
+        pytest.main(args, plugins=[plugin, collector])
+    if not collector.failures:
+        return HuntResult(bug, False)
+    _nodeid, text, example = collector.failures[0]
+    return HuntResult(
+        bug, True, classify(text), _first_line(text), example.get("first_failure_at"),
+        example.get("callers"), example.get("requests"), example.get("records"), example,
+    )
+
+
+def _first_line(text: str) -> str:
+    for line in text.splitlines():
+        if line.startswith("E ") and line[1:].strip():
+            return line[1:].strip()[:200]
+    return text.strip().splitlines()[-1][:200] if text.strip() else ""

@@ -26,6 +26,9 @@ Neon flavours): XLOG FPI / FPI_FOR_HINT (optionally compressed, optionally with 
 unrelated block reference), heap INSERT (+INIT), DELETE, LOCK, UPDATE / HOT_UPDATE (same
 page, +INIT), INPLACE, CONFIRM, heap2 MULTI_INSERT (+INIT), btree INSERT_LEAF and NEWROOT
 (level 0).
+
+Interleavings of concurrent callers come from :func:`schedules` (re-exported from
+:mod:`pytest_walredo.interleave`, which runs them).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from dataclasses import dataclass
 
 from hypothesis import strategies as st
 
+from .interleave import Schedule, schedules
 from .pg import rmgr
 from .pg.btree_page import BTP_LEAF, BTP_ROOT, BTPageOpaque, IndexTuple, btree_page_init
 from .pg.page import LP_NORMAL, MAX_HEAP_TUPLES_PER_PAGE, Page, maxalign
@@ -47,6 +51,7 @@ from .protocol import BLCKSZ, BufferTag, RedoRequest, RelTag
 __all__ = [
     "RECORD_KINDS",
     "BlockTrace",
+    "Schedule",
     "block_numbers",
     "btree_leaf_pages",
     "buffer_tags",
@@ -59,6 +64,7 @@ __all__ = [
     "record_sequences",
     "redo_requests",
     "rel_tags",
+    "schedules",
     "workloads",
 ]
 

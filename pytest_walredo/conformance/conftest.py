@@ -31,13 +31,21 @@ def pytest_configure(config: pytest.Config) -> None:
         chosen = load_profile(name)
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
-    if config.pluginmanager.get_plugin(SeededBugPlugin.NAME) is not None:
+    if _seeded_bug(config) is not None:
         # A seeded-bug hunt measures how many examples the profile needs: no replay of
         # failures saved by an earlier hunt.
         from hypothesis import settings
 
         settings.register_profile(f"{chosen}-nodb", settings.get_profile(chosen), database=None)
         settings.load_profile(f"{chosen}-nodb")
+
+
+def _seeded_bug(config: pytest.Config) -> SeededBugPlugin | None:
+    """The seeded bug a project test registered with this run (``pytest.main(plugins=...)``)."""
+    for plugin in config.pluginmanager.get_plugins():
+        if isinstance(plugin, SeededBugPlugin):
+            return plugin
+    return None
 
 
 def _settings_key() -> Any:
@@ -69,7 +77,7 @@ def walredo_recorder(request: pytest.FixtureRequest) -> ExampleRecorder:
 @pytest.fixture
 def walredo_pool(request: pytest.FixtureRequest, walredo_factory: Any) -> Iterator[ProcessPool]:
     """Live clients for this test, reused across examples and relaunched after failures."""
-    bug = request.config.pluginmanager.get_plugin(SeededBugPlugin.NAME)
+    bug = _seeded_bug(request.config)
     pool = ProcessPool(walredo_factory, mutant=getattr(bug, "mutant", None),
                        faults=getattr(bug, "faults", ()))
     try:
