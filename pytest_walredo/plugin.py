@@ -33,6 +33,7 @@ import pytest
 
 from .factories import WalredoFactory, probe_binary
 from .process import SyncWalredoClient, WalredoClient
+from .reporting import WalredoReporting
 from .settings import OPTIONS, SettingError, WalredoSettings, resolve_settings
 from .target import BinaryError, WalredoBinary, reference_binary, user_binary
 
@@ -77,7 +78,9 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SETTINGS_KEY] = settings
     config.stash[START_KEY] = time.time()
-    config.pluginmanager.register(__import__("pytest_walredo.reporting", fromlist=["_"]).WalredoReporting(), "walredo-reporting")
+    config.pluginmanager.register(WalredoReporting(), "walredo-reporting")
+    if not _is_xdist_worker(config):
+        config.pluginmanager.register(DumpSummary(config), "walredo-dump-summary")
     if settings.bin is not None and not _is_xdist_worker(config) and not config.option.help:
         # A bad --walredo-bin is one error at session start, not a traceback in every test.
         try:
@@ -203,25 +206,47 @@ def _allure_attacher(config: pytest.Config):  # type: ignore[no-untyped-def]
     return attach
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:  # type: ignore[no-untyped-def]
-    settings = config.stash.get(SETTINGS_KEY, None)
-    if settings is None or _is_xdist_worker(config):
-        return
-    try:
-        root = _dump_root(config, settings)
-    except Exception:  # no tmp_path_factory (e.g. -p no:tmpdir)
-        return
-    if not root.is_dir():
-        return
-    started = config.stash.get(START_KEY, 0.0)
-    dumps = sorted(
-        p for p in root.rglob("*.walredo") if p.is_file() and p.stat().st_mtime >= started - 1
-    )
-    if dumps:
+class DumpSummary:
+    """Lists, at the end of the run, the dumps written for tests that failed.
+
+    A plugin object (registered at configure time) rather than module hooks, so that its state
+    is per run. ``pytest_runtest_logreport`` also sees xdist workers' reports in the controller,
+    so the list covers every worker. Dumps of tests that passed (tests that expected a process to
+    fail) are only counted.
+    """
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.failed_nodeids: set[str] = set()
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.failed:
+            self.failed_nodeids.add(report.nodeid)
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:  # type: ignore[no-untyped-def]
+        config = self.config
+        settings = config.stash[SETTINGS_KEY]
+        try:
+            root = _dump_root(config, settings)
+        except Exception:  # no tmp_path_factory (e.g. -p no:tmpdir)
+            return
+        if not self.failed_nodeids or not root.is_dir():
+            return
+        started = config.stash.get(START_KEY, 0.0)
+        failed_dirs = {_test_dump_dir(config, settings, n) for n in self.failed_nodeids}
+        dumps = sorted(
+            p for p in root.rglob("*.walredo") if p.is_file() and p.stat().st_mtime >= started - 1
+        )
+        of_failed = [p for p in dumps if p.parent in failed_dirs]
+        if not of_failed:
+            return
+        w = terminalreporter.write_line
         terminalreporter.section("walredo failing inputs")
-        terminalreporter.write_line(f"{len(dumps)} failing input(s) saved under {root}:")
-        for p in dumps[:50]:
-            terminalreporter.write_line(f"  {p}")
-        if len(dumps) > 50:
-            terminalreporter.write_line(f"  ... and {len(dumps) - 50} more")
-        terminalreporter.write_line("Inspect one with: pytest-walredo inspect FILE")
+        w(f"{len(of_failed)} input(s) of failed tests saved under {root}:")
+        for p in of_failed[:50]:
+            w(f"  {p}")
+        if len(of_failed) > 50:
+            w(f"  ... and {len(of_failed) - 50} more")
+        if len(dumps) > len(of_failed):
+            w(f"({len(dumps) - len(of_failed)} more from tests that passed, e.g. expected crashes)")
+        w("Inspect one with: pytest-walredo inspect FILE")
