@@ -12,8 +12,8 @@ Typical use::
 
 Modules: ``sandbox`` (launch, stderr), ``client`` (asyncio client, pipe transport), ``sync``
 (blocking facade), ``dump`` (failing inputs), ``errors``, ``memory`` (in-memory transport for
-deterministic tests), ``fake`` (a tiny misbehaving walredo for this layer's own tests),
-``bench`` (``python -m pytest_walredo.process.bench`` prints a throughput table).
+deterministic tests), ``fake`` (a tiny misbehaving walredo for this layer's own tests). Throughput is measured by
+``benchmarks/bench_client.py``, not here.
 """
 
 from .client import (
