@@ -210,3 +210,63 @@ def test_dump_names_never_collide_and_all_are_present(xdist_run: XdistRun) -> No
     for side in "ab":
         for test in ("test_hang", "test_crash", "test_concurrent_crashes"):
             assert f"test_side_{side}.py::{test}\n" in run.out
+
+
+# ------------------------------------------------------------------------------------------
+# The conformance suite itself under -n 2
+# ------------------------------------------------------------------------------------------
+
+# Loaded into the sub-run with -p: before each test's teardown, log the walredo processes its
+# walredo_factory started and, for the live ones, their parent pid.
+_PIDLOG_PLUGIN = """
+import json, os
+import pytest
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item):
+    factory = getattr(item, "funcargs", {}).get("walredo_factory")
+    if factory is not None:
+        procs = []
+        for client in factory.clients:
+            process = client.process
+            if process is None:
+                continue
+            try:
+                with open(f"/proc/{process.pid}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                ppid = None  # already exited and reaped
+            procs.append([process.pid, ppid])
+        with open(os.environ["XDIST_TEST_LOG"], "a") as f:
+            f.write(json.dumps({"test": item.nodeid, "worker": os.environ.get("PYTEST_XDIST_WORKER"),
+                                "pytest_pid": os.getpid(), "procs": procs}) + "\\n")
+    yield
+"""
+
+
+def test_conformance_suite_under_xdist_gets_a_process_per_test(tmp_path: Path) -> None:
+    (tmp_path / "walredo_pidlog.py").write_text(_PIDLOG_PLUGIN)
+    log = tmp_path / "log.jsonl"
+    env = dict(os.environ, XDIST_TEST_LOG=str(log),
+               PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
+    env.pop("PYTEST_XDIST_WORKER", None)
+    env.pop("PYTEST_ADDOPTS", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "walredo_pidlog", "-n", "2", "-q",
+         "--pyargs", "pytest_walredo.conformance", f"--walredo-dump-dir={tmp_path / 'dumps'}"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(entries) >= 10, out[-2000:]  # the suite's walredo tests all logged
+    assert {e["worker"] for e in entries} == {"gw0", "gw1"}
+    owner: dict[int, str] = {}
+    live = [ppid for e in entries for _, ppid in e["procs"] if ppid is not None]
+    assert len(live) >= len(entries) // 2, entries  # most processes are alive until teardown
+    for e in entries:
+        assert e["procs"], f"{e['test']} started no walredo process"
+        for pid, ppid in e["procs"]:
+            assert owner.setdefault(pid, e["test"]) == e["test"], f"pid {pid} served two tests"
+            # A live process is a child of the worker that runs its test, not of the other one.
+            assert ppid in (None, e["pytest_pid"]), (e, pid, ppid)
