@@ -55,6 +55,8 @@ log = logging.getLogger("pytest_walredo.reporting")
 
 SECTION = "walredo artifacts"
 """Title of the report section listing a failed test's artifacts."""
+MAX_LISTED_CLIENT_DUMPS = 20
+"""Client-written dumps named in the report section (the newest); the index has the count."""
 ARTIFACTS_PROPERTY = "walredo_artifacts"
 """User property (junit XML) holding the path of a failed test's artifact index file."""
 
@@ -145,7 +147,10 @@ class WalredoReporting:
         )
         lines = [f"failure artifacts in {written.directory}:"]
         lines += [f"  {a.name}" for a in written.artifacts]
-        lines += [f"  {p.name} (written by the client)" for p in client_dumps(clients)]
+        by_client = client_dumps(clients)
+        if len(by_client) > MAX_LISTED_CLIENT_DUMPS:
+            lines.append(f"  ... {len(by_client) - MAX_LISTED_CLIENT_DUMPS} older dump(s) written by the client")
+        lines += [f"  {p.name} (written by the client)" for p in by_client[-MAX_LISTED_CLIENT_DUMPS:]]
         if written.next_steps:
             lines.append(f"next steps (cd {written.directory}):")
             lines += written.next_steps[1:]
