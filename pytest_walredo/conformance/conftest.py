@@ -75,11 +75,13 @@ def walredo_recorder(request: pytest.FixtureRequest) -> ExampleRecorder:
 
 
 @pytest.fixture
-def walredo_pool(request: pytest.FixtureRequest, walredo_factory: Any) -> Iterator[ProcessPool]:
+def walredo_pool(request: pytest.FixtureRequest, walredo_factory: Any,
+                 walredo_recorder: ExampleRecorder) -> Iterator[ProcessPool]:
     """Live clients for this test, reused across examples and relaunched after failures."""
     bug = _seeded_bug(request.config)
     pool = ProcessPool(walredo_factory, mutant=getattr(bug, "mutant", None),
                        faults=getattr(bug, "faults", ()))
+    walredo_recorder.listeners.append(pool.new_example)
     try:
         yield pool
     finally:

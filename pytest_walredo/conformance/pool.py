@@ -64,6 +64,12 @@ class ProcessPool:
         self._spare: ScheduledClient | None = None
         self._solo: WalredoClient | None = None
         self.launches = 0
+        self._stale = False  # a new example started since the current client was handed out
+
+    def new_example(self) -> None:
+        """Called at the start of every example (the recorder does it): with
+        ``fresh_each_example`` the next :meth:`client` starts a fresh process."""
+        self._stale = True
 
     def _launch(self) -> ScheduledClient:
         base: WalredoClient = self.factory(timeout=self.timeout, faults=self.faults)
@@ -78,9 +84,11 @@ class ProcessPool:
         return client
 
     def client(self) -> ScheduledClient:
-        """A client whose process is alive and not poisoned (fresh when required)."""
+        """A client whose process is alive and not poisoned; with ``fresh_each_example``, a
+        process that has served no earlier example. Within one example, the same client."""
         c = self._client
-        if c is not None and (self.fresh_each_example or c.poisoned or
+        stale, self._stale = self._stale, False
+        if c is not None and ((self.fresh_each_example and stale) or c.poisoned or
                               (c.process is not None and c.process.poll() is not None)):
             self.discard()
             c = None

@@ -21,7 +21,7 @@ Usage inside a property::
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,12 +69,16 @@ class ExampleRecorder:
         self.current: ExampleRecord | None = None
         self.examples = 0
         self.first_failure_at: int | None = None
+        self.listeners: list[Callable[[], None]] = []
+        """Called at the start of every example (the process pool uses it)."""
 
     @contextlib.contextmanager
     def example(self, prop: str) -> Iterator[ExampleRecord]:
         """Start a new example of property ``prop``; mark it failed if the block raises."""
         self.examples += 1
         self.current = rec = ExampleRecord(prop)
+        for listener in self.listeners:
+            listener()
         try:
             yield rec
         except BaseException:
