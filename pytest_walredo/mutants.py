@@ -214,8 +214,15 @@ def hunt(bug: SeededBug, *, timeout: float = 0.5, extra_args: Sequence[str] = ()
             "--walredo-timeout", str(timeout), "--pyargs", "pytest_walredo.conformance",
             "-k", bug.test.split("::")[-1], *extra_args]
     plugin = SeededBugPlugin(mutant=bug.mutant, faults=bug.faults)
-    with contextlib.redirect_stdout(io.StringIO()):
-        pytest.main(args, plugins=[plugin, collector])
+    from hypothesis import settings
+
+    # The inner run loads its own Hypothesis profile; the caller's stays in force afterwards.
+    outer_profile = settings.get_current_profile_name()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            pytest.main(args, plugins=[plugin, collector])
+    finally:
+        settings.load_profile(outer_profile)
     if not collector.failures:
         return HuntResult(bug, False)
     _nodeid, text, example = collector.failures[0]
