@@ -60,7 +60,7 @@ class OffByOne:
 
     def _assign_request_number(self) -> int:
         self._n_requests += 1  # type: ignore[attr-defined]
-        return self._n_requests  # type: ignore[attr-defined,no-any-return]
+        return self._n_requests  # type: ignore[attr-defined]
 
 
 class NoPoison:

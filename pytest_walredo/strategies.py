@@ -341,12 +341,11 @@ def _compressions(v: int) -> tuple[Compression, ...]:
 def _draw_record(draw: st.DrawFn, b: _Block, kind: str, max_tuple_size: int) -> bytes | None:
     """Draw one raw record of ``kind`` for block ``b`` (None: the kind does not fit now)."""
     v, fl, tag = b.v, b.fl, b.tag
-    target = dict(rel=b.rel3, blkno=tag.blknum, forknum=tag.rel.forknum)
     xid = draw(st.integers(0, _MAX_U32))
 
     def built(body: rmgr.RmgrRecord, *, will_init: bool = False, extra: Sequence = ()) -> bytes:
-        blocks = [make_block(0, target["rel"], target["blkno"], forknum=target["forknum"],
-                             will_init=will_init), *extra]
+        blocks = [make_block(0, b.rel3, tag.blknum, forknum=tag.rel.forknum, will_init=will_init),
+                  *extra]
         return rmgr.build(body, blocks, pg_version=v, flavour=fl, xid=xid).encode()
 
     def payload(limit: int) -> bytes | None:
