@@ -349,16 +349,19 @@ class WalredoClient:
 
     async def apply(self, request: RedoRequest, timeout: float | None = None) -> bytes:
         """Send one redo request (``B [P] A* G``) and return the 8192-byte page."""
+        __tracebackhide__ = True
         return await self._submit(Call(request.encode(), request.describe()), timeout)
 
     async def apply_raw(self, data: bytes, timeout: float | None = None,
                         what: str = "raw request") -> bytes:
         """Send raw bytes that the process answers with exactly one page (a ``.walredo`` file's
         content) and return that page."""
+        __tracebackhide__ = True
         return await self._submit(Call(bytes(data), what), timeout)
 
     async def ping(self, timeout: float | None = None) -> bytes:
         """Send ``H`` and return the answer (8192 zero bytes from a real process)."""
+        __tracebackhide__ = True
         return await self._submit(Call(Ping().encode(), "ping", dumpable=False), timeout)
 
     async def apply_many(self, requests: Iterable[RedoRequest],
@@ -368,6 +371,7 @@ class WalredoClient:
         Waits for every request to finish (none is left running in the background), then
         raises the first failure in request order, if any.
         """
+        __tracebackhide__ = True
         results = await asyncio.gather(*(self.apply(r, timeout) for r in requests),
                                        return_exceptions=True)
         for res in results:
@@ -404,6 +408,7 @@ class WalredoClient:
     # -- the request path -----------------------------------------------------------------------
 
     async def _submit(self, call: Call, timeout: float | None) -> bytes:
+        __tracebackhide__ = True
         self._raise_if_poisoned(call)
         self._bind_loop()
         limit = self.timeout if timeout is None else timeout
@@ -417,7 +422,11 @@ class WalredoClient:
         except WalredoError as err:
             if call.sent and call.dumpable:
                 self._dump(call, err)
-            raise
+            # Users see one sentence, not our internals: the message already says what failed
+            # (exit status, stderr line, dump file). The low-level cause stays reachable as
+            # ``err.internal_cause`` for whoever debugs this client.
+            err.internal_cause = err.__cause__  # type: ignore[attr-defined]
+            raise err.with_traceback(None) from None
         finally:
             self._in_flight -= 1
         self._after_success()

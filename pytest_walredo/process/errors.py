@@ -108,7 +108,7 @@ class WalredoTimeout(WalredoError):
 
 class WalredoPoisoned(WalredoError):
     """The client refused a call because an earlier failure or cancellation left the pipe in an
-    unknown state; ``__cause__`` (and ``cause``) is that earlier failure."""
+    unknown state; ``cause`` is that earlier failure."""
 
     def __init__(self, message: str, *, cause: BaseException | None = None, **kw: object) -> None:
         super().__init__(message, **kw)  # type: ignore[arg-type]

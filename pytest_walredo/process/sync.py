@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from ..protocol import RedoRequest
 from .client import DEFAULT_TIMEOUT, Transport, WalredoClient
 from .dump import FailureDumper
+from .errors import WalredoError
 from .sandbox import LaunchConfig, WalredoProcess
 
 __all__ = ["SyncWalredoClient"]
@@ -72,19 +73,28 @@ class SyncWalredoClient:
         if threading.current_thread() is self._thread:
             coro.close()
             raise RuntimeError("SyncWalredoClient called from its own event-loop thread")
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+        __tracebackhide__ = True
+        try:
+            return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+        except WalredoError as err:
+            # The frames are the loop thread's, not the caller's: report from here.
+            raise err.with_traceback(None) from None
 
     def apply(self, request: RedoRequest, timeout: float | None = None) -> bytes:
+        __tracebackhide__ = True
         return self._run(self.client.apply(request, timeout))
 
     def apply_raw(self, data: bytes, timeout: float | None = None) -> bytes:
+        __tracebackhide__ = True
         return self._run(self.client.apply_raw(data, timeout))
 
     def ping(self, timeout: float | None = None) -> bytes:
+        __tracebackhide__ = True
         return self._run(self.client.ping(timeout))
 
     def apply_many(self, requests: Iterable[RedoRequest],
                    timeout: float | None = None) -> list[bytes]:
+        __tracebackhide__ = True
         return self._run(self.client.apply_many(list(requests), timeout))
 
     def close(self) -> None:
