@@ -24,7 +24,6 @@ dumps failing requests into the test's dump directory; with allure-pytest active
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,16 +33,20 @@ import pytest
 from .factories import WalredoFactory, probe_binary
 from .process import SyncWalredoClient, WalredoClient
 from .reporting import WalredoReporting
+from .runstate import (
+    BINARY_KEY,
+    SETTINGS_KEY,
+    START_KEY,
+    allure_active,
+    dump_dir_for_test,
+    is_xdist_worker,
+)
 from .settings import OPTIONS, SettingError, WalredoSettings, resolve_settings
 from .target import BinaryError, WalredoBinary, reference_binary, user_binary
 
 __all__ = ["walredo", "walredo_bin", "walredo_factory", "walredo_process", "walredo_settings"]
 
 log = logging.getLogger("pytest_walredo.plugin")
-
-SETTINGS_KEY = pytest.StashKey[WalredoSettings]()
-BINARY_KEY = pytest.StashKey[WalredoBinary]()
-START_KEY = pytest.StashKey[float]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -79,9 +82,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[SETTINGS_KEY] = settings
     config.stash[START_KEY] = time.time()
     config.pluginmanager.register(WalredoReporting(), "walredo-reporting")
-    if not _is_xdist_worker(config):
-        config.pluginmanager.register(DumpSummary(config), "walredo-dump-summary")
-    if settings.bin is not None and not _is_xdist_worker(config) and not config.option.help:
+    if settings.bin is not None and not is_xdist_worker(config) and not config.option.help:
         # A bad --walredo-bin is one error at session start, not a traceback in every test.
         try:
             binary = user_binary(settings.bin, settings.lib_dir, settings.pg_version, settings.flavour)
@@ -89,21 +90,6 @@ def pytest_configure(config: pytest.Config) -> None:
         except BinaryError as exc:
             raise pytest.UsageError(str(exc)) from None
         config.stash[BINARY_KEY] = binary
-
-
-def _is_xdist_worker(config: pytest.Config) -> bool:
-    return hasattr(config, "workerinput")
-
-
-def _dump_root(config: pytest.Config, settings: WalredoSettings) -> Path:
-    if settings.dump_dir is not None:
-        return settings.dump_dir.resolve()
-    factory = config._tmp_path_factory  # type: ignore[attr-defined]
-    # Under xdist each worker has its own basetemp; dumps go next to the controller's.
-    base = factory.getbasetemp()
-    if _is_xdist_worker(config):
-        base = base.parent
-    return base / "walredo-dumps"
 
 
 @pytest.fixture(scope="session")
@@ -130,14 +116,6 @@ def walredo_bin(
         pytest.fail(str(exc), pytrace=False)
 
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
-
-
-def _test_dump_dir(config: pytest.Config, settings: WalredoSettings, nodeid: str) -> Path:
-    name = _UNSAFE.sub("_", nodeid).strip("_")[-120:] or "test"
-    return _dump_root(config, settings) / name
-
-
 @pytest.fixture
 def walredo_factory(
     request: pytest.FixtureRequest,
@@ -153,7 +131,7 @@ def walredo_factory(
         walredo_bin,
         timeout=walredo_settings.timeout,
         workdir_root=tmp_path,
-        dump_dir=_test_dump_dir(request.config, walredo_settings, request.node.nodeid),
+        dump_dir=dump_dir_for_test(request.config, walredo_settings, request.node.nodeid),
         on_dump=_allure_attacher(request.config),
     )
     try:
@@ -183,14 +161,8 @@ def walredo(walredo_factory: WalredoFactory) -> SyncWalredoClient:
 # ------------------------------------------------------------------------------------------
 
 
-def _allure_active(config: pytest.Config) -> bool:
-    return bool(getattr(config.option, "allure_report_dir", None)) and config.pluginmanager.hasplugin(
-        "allure_pytest"
-    )
-
-
 def _allure_attacher(config: pytest.Config):  # type: ignore[no-untyped-def]
-    if not _allure_active(config):
+    if not allure_active(config):
         return None
     import allure
 
@@ -204,49 +176,3 @@ def _allure_attacher(config: pytest.Config):  # type: ignore[no-untyped-def]
             )
 
     return attach
-
-
-class DumpSummary:
-    """Lists, at the end of the run, the dumps written for tests that failed.
-
-    A plugin object (registered at configure time) rather than module hooks, so that its state
-    is per run. ``pytest_runtest_logreport`` also sees xdist workers' reports in the controller,
-    so the list covers every worker. Dumps of tests that passed (tests that expected a process to
-    fail) are only counted.
-    """
-
-    def __init__(self, config: pytest.Config) -> None:
-        self.config = config
-        self.failed_nodeids: set[str] = set()
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.failed:
-            self.failed_nodeids.add(report.nodeid)
-
-    def pytest_terminal_summary(self, terminalreporter) -> None:  # type: ignore[no-untyped-def]
-        config = self.config
-        settings = config.stash[SETTINGS_KEY]
-        try:
-            root = _dump_root(config, settings)
-        except Exception:  # no tmp_path_factory (e.g. -p no:tmpdir)
-            return
-        if not self.failed_nodeids or not root.is_dir():
-            return
-        started = config.stash.get(START_KEY, 0.0)
-        failed_dirs = {_test_dump_dir(config, settings, n) for n in self.failed_nodeids}
-        dumps = sorted(
-            p for p in root.rglob("*.walredo") if p.is_file() and p.stat().st_mtime >= started - 1
-        )
-        of_failed = [p for p in dumps if p.parent in failed_dirs]
-        if not of_failed:
-            return
-        w = terminalreporter.write_line
-        terminalreporter.section("walredo failing inputs")
-        w(f"{len(of_failed)} input(s) of failed tests saved under {root}:")
-        for p in of_failed[:50]:
-            w(f"  {p}")
-        if len(of_failed) > 50:
-            w(f"  ... and {len(of_failed) - 50} more")
-        if len(dumps) > len(of_failed):
-            w(f"({len(dumps) - len(of_failed)} more from tests that passed, e.g. expected crashes)")
-        w("Inspect one with: pytest-walredo inspect FILE")

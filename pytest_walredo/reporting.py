@@ -48,6 +48,7 @@ from .artifacts import (
     record_from_example,
     write_failure_artifacts,
 )
+from .runstate import SETTINGS_KEY, allure_active, dump_dir_for_test
 
 __all__ = ["ARTIFACTS_PROPERTY", "SECTION", "WalredoReporting"]
 
@@ -80,12 +81,6 @@ def _find_record(item: pytest.Item) -> FailureRecord | None:
         if current is not None and all(hasattr(current, a) for a in ("prop", "requests", "expected", "actual")):
             return record_from_example(current)
     return None
-
-
-def _allure_active(config: pytest.Config) -> bool:
-    return bool(getattr(config.option, "allure_report_dir", None)) and config.pluginmanager.hasplugin(
-        "allure_pytest"
-    )
 
 
 def _attach(artifacts: list[Artifact]) -> None:
@@ -124,11 +119,9 @@ class WalredoReporting:
         factory = getattr(item, "funcargs", {}).get("walredo_factory")
         if record is None and factory is None and item.get_closest_marker("walredo") is None:
             return
-        from .plugin import SETTINGS_KEY, _test_dump_dir
-
         settings = item.config.stash[SETTINGS_KEY]
         clients = factory.clients if factory is not None else []
-        directory = Path(factory.dump_dir) if factory is not None else _test_dump_dir(
+        directory = Path(factory.dump_dir) if factory is not None else dump_dir_for_test(
             item.config, settings, item.nodeid)
         exc = call.excinfo.value if call.excinfo is not None else None
         crash = getattr(getattr(report.longrepr, "reprcrash", None), "message", "") or "failed"
@@ -156,7 +149,7 @@ class WalredoReporting:
             lines += written.next_steps[1:]
         report.sections.append((SECTION, "\n".join(lines)))
         report.user_properties.append((ARTIFACTS_PROPERTY, str(written.index)))
-        if _allure_active(item.config):
+        if allure_active(item.config):
             _attach(written.artifacts)
 
     # -- controller (or the only process): summary ------------------------------------------

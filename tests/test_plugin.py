@@ -264,7 +264,7 @@ def test_failing_request_is_dumped_and_attached_to_allure(pytester: pytest.Pytes
     assert dump.read_bytes() == expected
     out = result.stdout.str()
     assert dump.name in out  # the failure message names the file
-    assert "walredo failing inputs" in out and str(dumps) in out
+    assert "walredo failure artifacts" in out and str(dumps) in out
 
     results = [json.loads(p.read_text()) for p in alluredir.glob("*-result.json")]
     assert len(results) == 1
@@ -281,7 +281,7 @@ def test_dump_without_allure_still_written(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(_CRASHING_TEST)
     result = pytester.runpytest_subprocess("-p", "no:allure_pytest")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*walredo failing inputs*", "*walredo-*.walredo*"])
+    result.stdout.fnmatch_lines(["*walredo-*.walredo*", "*walredo failure artifacts*", "*test_crash*"])
 
 
 class RedoRequestBytes:
