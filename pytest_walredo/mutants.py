@@ -132,9 +132,9 @@ class SeededBug:
 
 _CONC = "test_concurrency.py::test_each_caller_gets_its_own_page"
 CATALOGUE: tuple[SeededBug, ...] = (
-    SeededBug("swap-responses", _CONC, ("wrong-page", "timeout"), faults=("swap-responses:2",)),
-    SeededBug("drop-response", _CONC, ("wrong-page", "timeout"), faults=("drop-response:2",)),
-    SeededBug("duplicate-response", _CONC, ("wrong-page", "error"), faults=("duplicate-response:2",)),
+    SeededBug("swap-responses", _CONC, ("wrong-page", "timeout"), faults=("swap-responses:1",)),
+    SeededBug("drop-response", _CONC, ("wrong-page", "timeout"), faults=("drop-response:1",)),
+    SeededBug("duplicate-response", _CONC, ("wrong-page", "error"), faults=("duplicate-response:1",)),
     SeededBug("ignore-records", "test_answers.py::test_pages_agree_with_the_model", ("wrong-page",),
               faults=("ignore-records",)),
     SeededBug("truncate-page", "test_answers.py::test_ping_answers_8192_bytes", ("timeout", "wrong-page"),
