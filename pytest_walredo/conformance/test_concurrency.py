@@ -31,8 +31,10 @@ def test_each_caller_gets_its_own_page(walredo_pool, walredo_recorder, pg_versio
     """Under any drawn interleaving of up to 16 callers, with a drawn cancellation, a caller
     that gets a page gets the page of its own request; nobody hangs; nobody fails unless a
     cancellation poisoned the client, and then only with WalredoPoisoned."""
-    jobs = data.draw(_jobs(pg_version, flavour, 16), label="jobs")
+    # The schedule is drawn first: when shrinking deletes a job, the picks keep their place in
+    # Hypothesis's choice sequence instead of being reinterpreted, so fewer callers still fail.
     schedule = data.draw(schedules(), label="schedule")
+    jobs = data.draw(_jobs(pg_version, flavour, 16), label="jobs")
     _run(walredo_pool, walredo_recorder, jobs, schedule)
 
 
