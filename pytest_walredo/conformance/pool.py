@@ -40,6 +40,13 @@ def has_counted_faults(args: tuple[str, ...]) -> bool:
                for a in args)
 
 
+def _owes_answers(client: WalredoClient) -> bool:
+    """Whether an earlier example left answers unread or untaken (only a broken client can:
+    a correct one poisons itself when a caller abandons its answer). Such a process is not
+    reused, so that every example's outcome depends on that example alone."""
+    return client._n_requests != client._n_processed or bool(client._pending)
+
+
 class ProcessPool:
     """Live :class:`~pytest_walredo.interleave.ScheduledClient` s for one test.
 
@@ -88,7 +95,7 @@ class ProcessPool:
         process that has served no earlier example. Within one example, the same client."""
         c = self._client
         stale, self._stale = self._stale, False
-        if c is not None and ((self.fresh_each_example and stale) or c.poisoned or
+        if c is not None and ((stale and (self.fresh_each_example or _owes_answers(c))) or c.poisoned or
                               (c.process is not None and c.process.poll() is not None)):
             self.discard()
             c = None
