@@ -54,8 +54,10 @@ def _hunt(mutant: str):
     cls = client_class(mutant)
     found: list = []
 
-    @FAST
-    @given(jobs=JOBS, schedule=schedules())
+    # Derandomized so the hunt is the same every run; the budget is generous because a
+    # no-poison failure needs a cancellation at one particular checkpoint.
+    @settings(FAST, max_examples=400, derandomize=True)
+    @given(schedule=schedules(), jobs=JOBS)
     def prop(jobs, schedule):
         result = _run(cls, jobs, schedule)
         found.append((jobs, schedule, result.timeline))
