@@ -13,7 +13,18 @@ import pytest
 from pytest_walredo.mutants import CATALOGUE, SeededBug, classify, hunt
 
 
-@pytest.mark.parametrize("bug", CATALOGUE, ids=[b.name for b in CATALOGUE])
+# Hunts that pay a request timeout per example (lost, swapped or misnumbered answers look like
+# hangs over a real pipe) take minutes each and their example counts vary between runs. They run
+# with ``pytest -m slow``; the default run keeps the quick hunts, and the client-side mutants are
+# also hunted deterministically in the simulation (tests/test_interleave.py).
+SLOW = {"swap-responses", "drop-response", "duplicate-response", "off-by-one", "no-poison", "early-release"}
+
+
+@pytest.mark.parametrize(
+    "bug",
+    [pytest.param(b, marks=pytest.mark.slow) if b.name in SLOW else b for b in CATALOGUE],
+    ids=[b.name for b in CATALOGUE],
+)
 def test_seeded_bug_is_caught_and_shrunk(bug: SeededBug):
     result = hunt(bug)
     assert result.caught, f"the conformance suite did not notice {bug.name}"
