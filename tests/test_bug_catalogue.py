@@ -12,7 +12,6 @@ import pytest
 
 from pytest_walredo.mutants import CATALOGUE, SeededBug, classify, hunt
 
-
 # Hunts that pay a request timeout per example (lost, swapped or misnumbered answers look like
 # hangs over a real pipe) take minutes each and their example counts vary between runs. They run
 # with ``pytest -m slow``; the default run keeps the quick hunts, and the client-side mutants are
