@@ -6,7 +6,6 @@ answers, errors and their exit codes, EOF, the seccomp sandbox, and redo of full
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import random
 import struct
@@ -32,8 +31,6 @@ from pytest_walredo.protocol import (
 ZERO = bytes(BLCKSZ)
 REL = RelTag(1663, 13010, 16384)
 TAG = BufferTag(REL, 7)
-HAVE_REDO = importlib.util.find_spec("pytest_walredo.pg.redo") is not None
-needs_redo = pytest.mark.skipif(not HAVE_REDO, reason="pytest_walredo.pg.redo has not landed yet")
 
 
 def command(*args: str) -> list[str]:
@@ -307,7 +304,6 @@ def _redo(records: list[tuple[int, bytes]], *args: str, base: bytes | None = Non
     return run(encode_messages(msgs), *args)
 
 
-@needs_redo
 @pytest.mark.parametrize("pg_version", [14, 15, 16, 17])
 @pytest.mark.parametrize("hole", [True, False])
 def test_full_page_image_is_restored_with_pd_lsn_set(pg_version: int, hole: bool) -> None:
@@ -319,7 +315,6 @@ def test_full_page_image_is_restored_with_pd_lsn_set(pg_version: int, hole: bool
     assert out == struct.pack("<II", end_lsn >> 32, end_lsn & 0xFFFFFFFF) + page[8:]
 
 
-@needs_redo
 def test_full_page_image_for_another_block_leaves_ours_alone() -> None:
     page = _heap_page(random.Random(5))
     other = BufferTag(REL, TAG.blknum + 1)
@@ -328,7 +323,6 @@ def test_full_page_image_for_another_block_leaves_ours_alone() -> None:
     assert (out, rc) == (base, 0), err
 
 
-@needs_redo
 def test_redo_error_prints_fatal_and_context_and_no_answer() -> None:
     page = _heap_page(random.Random(6))
     rec = _fpi_record(page, 17, hole=True, apply=False)
@@ -343,7 +337,6 @@ def test_redo_error_prints_fatal_and_context_and_no_answer() -> None:
     assert lines[1].startswith("CONTEXT:  WAL redo at ")
 
 
-@needs_redo
 def test_unknown_resource_manager_is_a_clean_fatal_naming_it() -> None:
     from pytest_walredo.pg import xlogrecord as xr
 
@@ -353,7 +346,6 @@ def test_unknown_resource_manager_is_a_clean_fatal_naming_it() -> None:
     assert err.startswith("FATAL:  ") and "77" in err.splitlines()[0], err
 
 
-@needs_redo
 @pytest.mark.needs_vectors
 def test_short_v14_vector_gives_the_recorded_page(vectors_dir: Path) -> None:
     stream = (vectors_dir / "short_v14.walredo").read_bytes()
@@ -363,7 +355,6 @@ def test_short_v14_vector_gives_the_recorded_page(vectors_dir: Path) -> None:
     assert out == expected
 
 
-@needs_redo
 @pytest.mark.needs_vectors
 def test_bench_medium_vector_builds_a_page_of_226_tuples(vectors_dir: Path) -> None:
     stream = (vectors_dir / "bench_medium_v14.walredo").read_bytes()
@@ -374,7 +365,6 @@ def test_bench_medium_vector_builds_a_page_of_226_tuples(vectors_dir: Path) -> N
     assert (pd_lower - 24) // 4 == 226
 
 
-@needs_redo
 @pytest.mark.needs_vectors
 def test_pipelined_vectors_and_pings_answer_in_order(vectors_dir: Path) -> None:
     # many requests in one write: the server batches their answers, order must hold

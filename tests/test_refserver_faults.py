@@ -6,7 +6,6 @@ shows exactly which answer was dropped, doubled, swapped, cut or replaced.
 
 from __future__ import annotations
 
-import importlib.util
 import random
 import struct
 import subprocess
@@ -29,7 +28,6 @@ from pytest_walredo.refserver.faults import FaultPlan, FaultSpecError, garbage, 
 
 ZERO = bytes(BLCKSZ)
 EOF_LINE = "LOG:  received EOF on stdin, shutting down\n"
-HAVE_REDO = importlib.util.find_spec("pytest_walredo.pg.redo") is not None
 
 
 def run(stream: bytes, *args: str) -> tuple[bytes, str, int]:
@@ -155,7 +153,6 @@ def test_several_faults_combine() -> None:
     assert (out, rc) == (flipped[0] * 2 + flipped[1] + flipped[2], 0)
 
 
-@pytest.mark.skipif(not HAVE_REDO, reason="pytest_walredo.pg.redo has not landed yet")
 def test_no_lsn_keeps_the_old_pd_lsn_after_redo() -> None:
     from pytest_walredo.pg import xlogrecord as xr
 
