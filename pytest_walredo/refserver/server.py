@@ -1,11 +1,10 @@
-"""The reference walredo server's loop: read messages from fd 0, write pages to fd 1.
+"""The reference walredo server's I/O loop: read messages from fd 0, write pages to fd 1.
 
-State, as in the real process: the block named by the last ``B`` (initially 0/0/0 fork 0 block
-0, the zero-initialised tag of the C code), and the pages pushed or built since the last ``G`` of
-their relation. ``P`` stores its page (any bytes) for its block; ``A`` applies one record to the
-``B`` block through :func:`pytest_walredo.pg.redo.redo_record`; ``G`` answers the page of its
-block (8192 zeros if there is none) and then forgets every page of that relation, as the real
-process drops its local buffers; ``H`` answers 8192 zeros.
+What the process does with the bytes is :class:`~.machine.WalredoMachine` (state, message
+handling, faults, the redo model); this module only moves bytes between the fds and the machine,
+prints its stderr lines and chooses the exit status. It adds the two things that need the
+operating system: importing the redo model up front (before the seccomp filter forbids opening
+files) and the ``probe-open`` fault's ``open()``.
 
 Throughput: stdin is read in chunks of up to 1 MiB, every complete message in the buffer is
 handled, and the answers of all of them leave in one ``write`` before the next blocking read. A
@@ -19,28 +18,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..pg.version import DEFAULT_VERSION, Flavour
-from ..protocol import (
-    BLCKSZ,
-    ApplyRecord,
-    BeginRedoForBlock,
-    BufferTag,
-    Decoder,
-    ErrorKind,
-    GetPage,
-    Message,
-    Ping,
-    ProtocolError,
-    PushPage,
-    RelTag,
-)
-from .faults import AnswerShaper, FaultPlan, Stop
+from ..protocol import BLCKSZ
+from .faults import FaultPlan, Stop
+from .machine import EOF_LINE, Fatal, RedoModel, WalredoMachine
 
 __all__ = ["Fatal", "Options", "RefServer"]
 
 READ_CHUNK = 1 << 20
-ZERO_PAGE = bytes(BLCKSZ)
-XLOG_RECORD_HEADER = 24  # sizeof(XLogRecord)
-EOF_LINE = "LOG:  received EOF on stdin, shutting down"
 _NOT_PRELOADED = frozenset({"waldump", "walsegment"})  # pg modules redo never needs
 
 
@@ -52,40 +36,6 @@ class Options:
     flavour: Flavour = Flavour.NEON
     seccomp: bool = True
     faults: FaultPlan = field(default_factory=FaultPlan)
-
-
-class Fatal(Exception):
-    """An error that ends the process: ``FATAL:  message`` (+ ``CONTEXT:  context``), exit 1."""
-
-    def __init__(self, message: str, context: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.context = context
-
-    def lines(self) -> str:
-        text = f"FATAL:  {self.message}\n"
-        if self.context:
-            text += f"CONTEXT:  {self.context}\n"
-        return text
-
-
-def _signed32(value: int) -> int:
-    return value - (1 << 32) if value >= 1 << 31 else value
-
-
-def protocol_fatal(err: ProtocolError) -> Fatal | None:
-    """The FATAL the real process prints for a malformed stream, or None for its EOF quirk.
-
-    The real process keeps the tag in a C ``char``, signed on x86_64: a tag byte >= 0x80 prints
-    as a negative number, and 0xFF equals ``EOF`` (-1), which it takes as end of input.
-    """
-    if err.kind is ErrorKind.UNKNOWN_TAG:
-        tag = err.tag if err.tag is not None else 0
-        signed = tag - 256 if tag >= 0x80 else tag
-        if signed == -1:
-            return None
-        return Fatal(f"{ErrorKind.UNKNOWN_TAG.value} {signed}")
-    return Fatal(err.kind.value)
 
 
 def _model_bug(exc: BaseException) -> Fatal:
@@ -100,18 +50,22 @@ def _model_bug(exc: BaseException) -> Fatal:
 
 
 class RefServer:
-    """One server process's state and loop; :meth:`serve` returns the exit status."""
+    """One server process: a :class:`~.machine.WalredoMachine` driven from fds; :meth:`serve`
+    returns the exit status."""
 
     def __init__(self, options: Options, *, rfd: int = 0, wfd: int = 1, efd: int = 2) -> None:
         self.options = options
         self.rfd, self.wfd, self.efd = rfd, wfd, efd
-        self.tag = BufferTag(RelTag(0, 0, 0, 0), 0)
-        self.pages: dict[BufferTag, bytes] = {}
-        self.shaper = AnswerShaper(options.faults)
         # pytest_walredo.pg.redo.redo_record and RedoError, imported on first use
         self._redo: Callable[..., bytes | None] | None = None
         self._redo_error: type[Exception] = Exception
         self._load_error: Fatal | None = None
+        self.machine = WalredoMachine(
+            pg_version=options.pg_version, flavour=options.flavour, faults=options.faults,
+            model=self._model,
+            ping_page=self._probe_open_page if options.faults.probe_open else None,
+            on_model_bug=_model_bug,
+        )
 
     # ---------------------------------------------------------------- model
 
@@ -160,33 +114,14 @@ class RefServer:
         except Fatal:
             pass
 
-    # ---------------------------------------------------------------- messages
+    def _model(self) -> RedoModel:
+        """The machine's model loader: :meth:`load_model`, then what it loaded."""
+        self.load_model()
+        assert self._redo is not None
+        return RedoModel(self._redo, self._redo_error)
 
-    def handle(self, msg: Message) -> Stop | None:
-        """Apply one message; raise :class:`Fatal` on an error the real process dies of."""
-        if isinstance(msg, Ping):
-            return self.shaper.answer(self._ping_page(), is_get=False)
-        if isinstance(msg, GetPage):
-            page = self.pages.get(msg.tag)
-            rel = msg.tag.rel
-            for key in [k for k in self.pages if (k.rel.spcnode, k.rel.dbnode, k.rel.relnode)
-                        == (rel.spcnode, rel.dbnode, rel.relnode)]:
-                del self.pages[key]
-            return self.shaper.answer(ZERO_PAGE if page is None else page, is_get=True)
-        if isinstance(msg, BeginRedoForBlock):
-            self.tag = msg.tag
-            return None
-        if isinstance(msg, PushPage):
-            self.pages[msg.tag] = msg.page
-            return None
-        if isinstance(msg, ApplyRecord):
-            self._apply(msg)
-            return None
-        raise AssertionError(f"decoder produced an unknown message {msg!r}")
-
-    def _ping_page(self) -> bytes:
-        if not self.options.faults.probe_open:
-            return ZERO_PAGE
+    def _probe_open_page(self) -> bytes:
+        """The ``probe-open`` fault's ping answer: whether ``open()`` is allowed here."""
         try:
             fd = os.open("/proc/self/status", os.O_RDONLY)
         except OSError as exc:
@@ -196,39 +131,7 @@ class RefServer:
             outcome = "probe-open: ok"
         return outcome.encode().ljust(BLCKSZ, b"\0")
 
-    def _apply(self, msg: ApplyRecord) -> None:
-        record = msg.record
-        # Framing checks the real process makes before decoding (no CONTEXT line yet).
-        if len(record) < XLOG_RECORD_HEADER:
-            raise Fatal(ErrorKind.SHORT_PAYLOAD.value)
-        tot_len = int.from_bytes(record[:4], "little")
-        if tot_len != len(record):
-            raise Fatal(f"mismatch between record ({_signed32(tot_len)}) and message size "
-                        f"({len(record)})")
-        if self.options.faults.ignore_records:
-            return
-        self.load_model()
-        tag = self.tag
-        page = self.pages.get(tag)
-        try:
-            assert self._redo is not None
-            new = self._redo(
-                page, spcnode=tag.rel.spcnode, dbnode=tag.rel.dbnode, relnode=tag.rel.relnode,
-                forknum=tag.rel.forknum, blkno=tag.blknum, end_lsn=msg.lsn, record=record,
-                pg_version=self.options.pg_version, flavour=self.options.flavour,
-            )
-        except Exception as exc:
-            if isinstance(exc, self._redo_error):
-                raise Fatal(str(exc), getattr(exc, "context", None)) from exc
-            raise _model_bug(exc) from exc
-        if new is None:
-            return
-        if self.options.faults.no_lsn and new is not page:
-            old_lsn = page[:8] if page is not None else bytes(8)
-            new = old_lsn + bytes(new[8:])
-        self.pages[tag] = bytes(new)
-
-    # ---------------------------------------------------------------- loop
+    # ---------------------------------------------------------------- output
 
     def _write(self, fd: int, data: bytes) -> None:
         view = memoryview(data)
@@ -237,7 +140,7 @@ class RefServer:
             view = view[written:]
 
     def _flush(self) -> None:
-        data = self.shaper.take()
+        data = self.machine.take()
         if data:
             try:
                 self._write(self.wfd, data)
@@ -250,6 +153,8 @@ class RefServer:
         except OSError:
             pass  # nobody is listening; the exit status still tells
 
+    # ---------------------------------------------------------------- endings
+
     def _die(self, fatal: Fatal) -> int:
         try:
             self._flush()  # answers produced before the error still reach a pipelined caller
@@ -258,11 +163,8 @@ class RefServer:
         self._say(fatal.lines())
         return 1
 
-    def _eof(self) -> int:
-        self._say(EOF_LINE + "\n")
-        return 0
-
     def _stop(self, stop: Stop) -> int:
+        """Write what is queued, then exit as ``stop`` says (a fault, or EOF: status 0)."""
         try:
             self._flush()
         except Fatal as fatal:
@@ -279,46 +181,24 @@ class RefServer:
             except OSError:
                 return 1
             if not data:
-                return self._eof()
+                self._say(EOF_LINE + "\n")
+                return 0
+
+    # ---------------------------------------------------------------- loop
 
     def serve(self) -> int:
         """Run until EOF, an error or a fault stop; return the exit status."""
-        start = self.shaper.at_start()
-        if start is not None:
-            return self._stop(start)
-        decoder = Decoder()
-        handle = self.handle
-        while True:
+        machine = self.machine
+        stop = machine.start()
+        while stop is None:
             try:
                 data = os.read(self.rfd, READ_CHUNK)
             except OSError as exc:
                 return self._die(Fatal(f"could not read message: {os.strerror(exc.errno or 0)}"))
-            if not data:
-                try:
-                    decoder.end_of_input()
-                except ProtocolError as err:
-                    return self._die(Fatal(err.kind.value))
-                self.shaper.release_held()
-                try:
-                    self._flush()
-                except Fatal as fatal:
-                    return self._die(fatal)
-                return self._eof()
-            decoder.feed(data)
             try:
-                while (msg := decoder.next()) is not None:
-                    stop = handle(msg)
-                    if stop is not None:
-                        return self._stop(stop)
-                self._flush()
-            except ProtocolError as err:
-                mapped = protocol_fatal(err)
-                if mapped is None:  # tag 0xFF: the real process's EOF
-                    try:
-                        self._flush()
-                    except Fatal as f:
-                        return self._die(f)
-                    return self._eof()
-                return self._die(mapped)
+                stop = machine.feed(data) if data else machine.end_of_input()
+                if stop is None:
+                    self._flush()
             except Fatal as fatal:
                 return self._die(fatal)
+        return self._stop(stop)
