@@ -11,18 +11,16 @@ Two uses:
   happens on the event loop in a fixed order, so a concurrent run over it is a pure function
   of the schedule (this is what makes :mod:`pytest_walredo.interleave` deterministic).
 
-The simulated process follows the same rules as the reference server
-(``pytest_walredo/refserver/server.py`` and ``shared/walredo-behaviour.md``): ``B`` names the
-current block, ``P`` stores a page for its block, ``A`` applies one record to the current block,
-``G`` answers the page of its block (8192 zeros when there is none) and forgets every page of
-that relation, ``H`` answers 8192 zeros. A malformed stream or a record the model rejects makes
-it "exit": answers produced before stay readable, then the stream ends; later writes fail with
-:class:`BrokenPipeError`.
-
-It also understands the reference server's ``--fault=`` specs (the answer-shaping ones through
-the reference's own :class:`~pytest_walredo.refserver.faults.AnswerShaper`, plus
-``ignore-records`` and ``no-lsn``), so the seeded-bug catalogue can be exercised without
-processes.
+The simulated process is the reference server's own state machine,
+:class:`~pytest_walredo.refserver.machine.WalredoMachine` (``shared/walredo-behaviour.md``), driven
+in memory instead of from file descriptors: ``B`` names the current block, ``P`` stores a page for
+its block, ``A`` applies one record to the current block, ``G`` answers the page of its block
+(8192 zeros when there is none) and forgets every page of that relation, ``H`` answers 8192
+zeros, and the reference's ``--fault=`` specs shape the answers. A malformed stream, a record the
+model rejects or a fault stop makes it "exit": answers produced before stay readable, then the
+stream ends; later writes fail with :class:`BrokenPipeError`. Unlike the reference server, an
+unexpected exception inside the redo model (a bug of ours) propagates to the caller instead of
+becoming a FATAL, and ``probe-open`` answers zeros (nothing is opened here).
 
 >>> from pytest_walredo.protocol import RedoRequest, RelTag
 >>> import asyncio
@@ -43,29 +41,28 @@ from collections.abc import Sequence
 from .pg.redo import RedoError, redo_record
 from .pg.version import DEFAULT_VERSION, Flavour
 from .process.client import TransportClosed
-from .protocol import (
-    BLCKSZ,
-    ApplyRecord,
-    BeginRedoForBlock,
-    BufferTag,
-    Decoder,
-    GetPage,
-    Ping,
-    ProtocolError,
-    PushPage,
-    RedoRequest,
-    RelTag,
-)
-from .refserver.faults import AnswerShaper, parse_faults
+from .process.memory import InMemoryStream
+from .protocol import BLCKSZ, BufferTag, RedoRequest
+from .refserver.faults import FaultPlan, Stop, parse_faults
+from .refserver.machine import EOF_LINE, Fatal, RedoModel, WalredoMachine
 
 __all__ = ["SimFatal", "SimTransport", "SimulatedWalredo", "model_page"]
 
 ZERO_PAGE = bytes(BLCKSZ)
-_XLOG_RECORD_HEADER = 24
+_MODEL = RedoModel(redo_record, RedoError)
 
 
 class SimFatal(Exception):
-    """The simulated process died; ``str(e)`` is its FATAL line (without ``FATAL:``)."""
+    """The simulated process died; ``str(e)`` is its last stderr line (for an error, the FATAL
+    message without ``FATAL:``); ``answers`` are the bytes it wrote before dying."""
+
+    def __init__(self, message: str, answers: bytes = b"") -> None:
+        super().__init__(message, answers)
+        self.message = message
+        self.answers = answers
+
+    def __str__(self) -> str:
+        return self.message
 
 
 def model_page(request: RedoRequest, pg_version: int = DEFAULT_VERSION,
@@ -84,10 +81,11 @@ def model_page(request: RedoRequest, pg_version: int = DEFAULT_VERSION,
 
 
 class SimulatedWalredo:
-    """The state machine of one walredo process: bytes in, answer bytes out.
+    """One walredo process in memory: bytes in, answer bytes out (a
+    :class:`~pytest_walredo.refserver.machine.WalredoMachine` and its life and death).
 
-    :meth:`feed` may be called with any split of the stream. After a fatal error
-    (:attr:`fatal` set) the process is dead and :meth:`feed` raises :class:`SimFatal`.
+    :meth:`feed` may be called with any split of the stream. After the process ended
+    (:attr:`fatal` set: its last stderr line) :meth:`feed` raises :class:`SimFatal`.
     ``hung`` is set by a ``hang-after`` fault: the process then reads but never answers.
     """
 
@@ -95,103 +93,75 @@ class SimulatedWalredo:
                  faults: Sequence[str] = ()) -> None:
         self.pg_version = pg_version
         self.flavour = flavour
-        self.plan = parse_faults(list(faults))
-        self.shaper = AnswerShaper(self.plan)
-        self.decoder = Decoder()
-        self.tag = BufferTag(RelTag(0, 0, 0, 0), 0)
-        self.pages: dict[BufferTag, bytes] = {}
+        self.plan: FaultPlan = parse_faults(list(faults))
+        self.machine = WalredoMachine(pg_version=pg_version, flavour=flavour, faults=self.plan,
+                                      model=lambda: _MODEL)
         self.fatal: str | None = None
         self.hung = False
-        self.answers = 0
-        start = self.shaper.at_start()
+        start = self.machine.start()
         if start is not None:
             self._stop(start)
 
-    def _stop(self, stop: object) -> None:
-        hang = getattr(stop, "hang", False)
-        if hang:
+    @property
+    def answers(self) -> int:
+        """How many ``G``/``H`` answers the process produced (the fault plan's ``N``)."""
+        return self.machine.answers
+
+    @property
+    def pages(self) -> dict[BufferTag, bytes]:
+        """The pages the process holds (pushed or built since the last ``G`` of their rel)."""
+        return self.machine.pages
+
+    def _stop(self, stop: Stop) -> None:
+        if stop.hang:
             self.hung = True
         else:
-            self.fatal = getattr(stop, "line", "") or "stopped"
+            self.fatal = stop.line
+
+    def _ended(self, stop: Stop | None) -> bytes:
+        """The answers to hand out after the machine returned ``stop``; raise
+        :class:`SimFatal` if it made the process exit."""
+        if stop is not None:
+            self._stop(stop)
+            if self.fatal is not None:
+                raise SimFatal(self.fatal, self.machine.take())
+        return self.machine.take()
 
     def feed(self, data: bytes) -> bytes:
         """Consume ``data``; return what the process writes in response (maybe nothing).
 
         Raises :class:`SimFatal` when the process dies (the answers it wrote before dying are
-        in ``e.args[1]``).
+        in ``e.answers``).
         """
         if self.fatal is not None:
-            raise SimFatal(self.fatal, b"")
+            raise SimFatal(self.fatal)
         if self.hung:
             return b""
-        self.decoder.feed(data)
         try:
-            while (msg := self.decoder.next()) is not None:
-                stop = self._handle(msg)
-                if stop is not None:
-                    self._stop(stop)
-                    if self.fatal is not None:
-                        raise SimFatal(self.fatal, self.shaper.take())
-                    return self.shaper.take()
-        except ProtocolError as err:
-            self.fatal = err.kind.value
-            raise SimFatal(self.fatal, self.shaper.take()) from None
-        except RedoError as err:
-            self.fatal = str(err)
-            raise SimFatal(self.fatal, self.shaper.take()) from None
-        return self.shaper.take()
+            stop = self.machine.feed(data)
+        except Fatal as fatal:
+            self.fatal = fatal.message
+            raise SimFatal(self.fatal, self.machine.take()) from None
+        return self._ended(stop)
 
     def end_of_input(self) -> bytes:
-        """EOF on stdin: a held (swapped) answer is released, as the reference does."""
-        self.shaper.release_held()
-        return self.shaper.take()
-
-    def _handle(self, msg: object) -> object | None:
-        if isinstance(msg, Ping):
-            self.answers += 1
-            return self.shaper.answer(ZERO_PAGE, is_get=False)
-        if isinstance(msg, GetPage):
-            page = self.pages.get(msg.tag)
-            rel = msg.tag.rel
-            key = (rel.spcnode, rel.dbnode, rel.relnode)
-            for k in [k for k in self.pages if (k.rel.spcnode, k.rel.dbnode, k.rel.relnode) == key]:
-                del self.pages[k]
-            self.answers += 1
-            return self.shaper.answer(ZERO_PAGE if page is None else page, is_get=True)
-        if isinstance(msg, BeginRedoForBlock):
-            self.tag = msg.tag
-            return None
-        if isinstance(msg, PushPage):
-            self.pages[msg.tag] = msg.page
-            return None
-        if isinstance(msg, ApplyRecord):
-            self._apply(msg)
-            return None
-        raise AssertionError(f"unknown message {msg!r}")
-
-    def _apply(self, msg: ApplyRecord) -> None:
-        record = msg.record
-        if len(record) < _XLOG_RECORD_HEADER:
-            raise RedoError("insufficient data left in message")
-        if self.plan.ignore_records:
-            tot_len = int.from_bytes(record[:4], "little")
-            if tot_len != len(record):
-                raise RedoError(f"mismatch between record ({tot_len}) and message size ({len(record)})")
-            return
-        tag = self.tag
-        page = self.pages.get(tag)
-        r = tag.rel
-        new = redo_record(page, spcnode=r.spcnode, dbnode=r.dbnode, relnode=r.relnode,
-                          forknum=r.forknum, blkno=tag.blknum, end_lsn=msg.lsn, record=record,
-                          pg_version=self.pg_version, flavour=self.flavour)
-        if new is None:
-            return
-        if self.plan.no_lsn and new is not page:
-            new = (page[:8] if page is not None else bytes(8)) + bytes(new[8:])
-        self.pages[tag] = bytes(new)
+        """EOF on stdin: the process exits, as the reference does (a held swapped answer is
+        released first); returns its last answers. Inside a message: :class:`SimFatal`."""
+        if self.fatal is not None:
+            raise SimFatal(self.fatal)
+        if self.hung:
+            self.fatal = EOF_LINE
+            return b""
+        try:
+            stop = self.machine.end_of_input()
+        except Fatal as fatal:
+            self.fatal = fatal.message
+            raise SimFatal(self.fatal, self.machine.take()) from None
+        self._stop(stop)
+        return self.machine.take()
 
 
-class SimTransport:
+class SimTransport(InMemoryStream):
     """:class:`~pytest_walredo.process.Transport` to a :class:`SimulatedWalredo`.
 
     ``write_all`` suspends once (``await asyncio.sleep(0)``, as a pipe write may) and then hands
@@ -200,67 +170,37 @@ class SimTransport:
     writes after that raise :class:`BrokenPipeError`. ``fatal`` is the death message.
     """
 
+    closed_message = "simulated walredo transport was aborted"
+
     def __init__(self, process: SimulatedWalredo | None = None) -> None:
+        super().__init__()
         self.process = process if process is not None else SimulatedWalredo()
         self.written = bytearray()
-        self._rbuf = bytearray()
-        self._eof = False
-        self._aborted = False
-        self._waiter: asyncio.Future[None] | None = None
 
     @property
     def fatal(self) -> str | None:
         return self.process.fatal
 
-    def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
     async def write_all(self, data: bytes) -> None:
         if self._aborted:
-            raise TransportClosed("simulated walredo transport was aborted")
+            raise TransportClosed(self.closed_message)
         await asyncio.sleep(0)
         if self._aborted:
-            raise TransportClosed("simulated walredo transport was aborted")
+            raise TransportClosed(self.closed_message)
         if self._eof:
             raise BrokenPipeError(f"simulated walredo exited: {self.process.fatal}")
         self.written += data
         try:
             out = self.process.feed(bytes(data))
         except SimFatal as exc:
-            self._rbuf += exc.args[1] if len(exc.args) > 1 else b""
-            self._eof = True
-            self._wake()
+            self.feed(exc.answers)
+            self.feed_eof()
             return
         if out:
-            self._rbuf += out
-            self._wake()
-
-    async def read_exactly(self, n: int) -> bytes:
-        while len(self._rbuf) < n:
-            if self._aborted:
-                raise TransportClosed("simulated walredo transport was aborted")
-            if self._eof:
-                raise asyncio.IncompleteReadError(bytes(self._rbuf), n)
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        out = bytes(self._rbuf[:n])
-        del self._rbuf[:n]
-        return out
-
-    def buffered(self) -> int:
-        return len(self._rbuf)
+            self.feed(out)
 
     @property
     def waiting_for_answer(self) -> bool:
         """A reader waits and no bytes will come (a hung or silent process): a deadlock."""
         return (self._waiter is not None and not self._waiter.done() and not self._eof
                 and not self._aborted)
-
-    def abort(self) -> None:
-        self._aborted = True
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_exception(TransportClosed("simulated walredo transport was aborted"))
