@@ -37,9 +37,12 @@ def test_sequences_are_coherent_for_every_version_and_flavour(version, flavour):
 
 
 def test_every_record_kind_is_drawn():
+    # derandomized: heap2_vacuum needs an LP_DEAD line pointer first (a prune, or a drawn
+    # page with one), so it is drawn in only a few percent of sequences; a fixed seed keeps
+    # this from flaking while still failing for a kind that is never drawn.
     seen: set[str] = set()
 
-    @settings(max_examples=150, deadline=None, database=None)
+    @settings(max_examples=300, deadline=None, database=None, derandomize=True)
     @given(ws.record_sequences(TAG, pg_version=16, min_records=3))
     def collect(trace):
         seen.update(trace.kinds)
