@@ -15,13 +15,19 @@ inspecting it. ``tests/test_fuzz_decoder.py`` checks this on 10,000+ mutated inp
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from pytest_walredo.lsn import format_lsn
 from pytest_walredo.pg import rmgr
+from pytest_walredo.pg.btree_page import (
+    BT_OPAQUE_SIZE,
+    INDEX_NULL_MASK,
+    INDEX_VAR_MASK,
+    BTPageOpaque,
+    IndexTuple,
+)
 from pytest_walredo.pg.page import (
     BLCKSZ,
     ITEM_ID_SIZE,
@@ -86,23 +92,15 @@ _PD_FLAG_NAMES = ((PD_HAS_FREE_LINES, "HAS_FREE_LINES"), (PD_PAGE_FULL, "PAGE_FU
 _BLOCK_FLAG_NAMES = ((BKPBLOCK_HAS_IMAGE, "HAS_IMAGE"), (BKPBLOCK_HAS_DATA, "HAS_DATA"),
                      (BKPBLOCK_WILL_INIT, "WILL_INIT"), (BKPBLOCK_SAME_REL, "SAME_REL"))
 
-# Index page layouts are read by hand here because the page model has no index-page view yet
-# (pg/btree_page.py has not landed); only what a summary needs.
-# IndexTupleData (itup.h): t_tid (bi_hi u16, bi_lo u16, ip_posid u16) @0, t_info u16 @6.
-_INDEX_TUPLE_HEADER = struct.Struct("<HHHH")
-_INDEX_SIZE_MASK = 0x1FFF
-_INDEX_INFO_NAMES = ((0x4000, "HAS_VARWIDTH"), (0x8000, "HAS_NULLS"))
-# BTPageOpaqueData (nbtree.h): btpo_prev u32, btpo_next u32, btpo_level u32, btpo_flags u16,
-# btpo_cycleid u16: 16 bytes of special space.
-_BTREE_OPAQUE = struct.Struct("<IIIHH")
-# A 16-byte special space is shared by btree, GiST and hash pages; its last u16 tells them
-# apart: GiST and hash store a page id there (GIST_PAGE_ID 0xFF81, HASHO_PAGE_ID 0xFF80),
-# btree its vacuum cycle id, which never exceeds MAX_BT_CYCLE_ID 0xFF7F.
+# Index tuples and btree special space come from the page model (pg/btree_page.py); telling a
+# btree page from another index page is inspect's own business: a 16-byte special space is
+# shared by btree, GiST and hash pages, and its last u16 tells them apart: GiST and hash store
+# a page id there (GIST_PAGE_ID 0xFF81, HASHO_PAGE_ID 0xFF80), btree its vacuum cycle id
+# (btpo_cycleid), which never exceeds MAX_BT_CYCLE_ID 0xFF7F.
+_INDEX_TUPLE_HEADER_SIZE = len(IndexTuple(0, 0, 0).pack())  # sizeof(IndexTupleData)
+_INDEX_INFO_NAMES = ((INDEX_VAR_MASK, "HAS_VARWIDTH"), (INDEX_NULL_MASK, "HAS_NULLS"))
 _MAX_BT_CYCLE_ID = 0xFF7F
 _SPECIAL_PAGE_IDS = {0xFF80: "hash", 0xFF81: "gist"}
-_BTREE_FLAG_NAMES = ((0x0001, "LEAF"), (0x0002, "ROOT"), (0x0004, "DELETED"), (0x0008, "META"),
-                     (0x0010, "HALF_DEAD"), (0x0020, "SPLIT_END"), (0x0040, "HAS_GARBAGE"),
-                     (0x0080, "INCOMPLETE_SPLIT"), (0x0100, "HAS_FULLXID"))
 
 PREVIEW_BYTES = 16
 """How many tuple data bytes the text output shows (``--json`` carries all of them)."""
@@ -185,8 +183,8 @@ def _page_kind(view: PageView, data: bytes) -> str:
     special_size = BLCKSZ - h.special
     if special_size == 0:
         return "heap"
-    if special_size == _BTREE_OPAQUE.size:
-        last = struct.unpack_from("<H", data, BLCKSZ - 2)[0]
+    if special_size == BT_OPAQUE_SIZE:
+        last = BTPageOpaque.unpack(data).cycleid  # or a GiST/hash page id in the same place
         return "btree" if last <= _MAX_BT_CYCLE_ID else _SPECIAL_PAGE_IDS.get(last, "index")
     return "index"
 
@@ -216,13 +214,12 @@ def heap_tuple_summary(item: bytes) -> dict[str, Any]:
 
 def index_tuple_summary(item: bytes) -> dict[str, Any]:
     """IndexTupleData fields: ``t_tid [blk, off], t_info, size, info_flags, data_len, data``."""
-    if len(item) < _INDEX_TUPLE_HEADER.size:
-        return {"error": f"item is {len(item)} bytes, shorter than an {_INDEX_TUPLE_HEADER.size}-byte index "
+    if len(item) < _INDEX_TUPLE_HEADER_SIZE:
+        return {"error": f"item is {len(item)} bytes, shorter than an {_INDEX_TUPLE_HEADER_SIZE}-byte index "
                          f"tuple header"}
-    bi_hi, bi_lo, posid, info = _INDEX_TUPLE_HEADER.unpack_from(item)
-    data = item[_INDEX_TUPLE_HEADER.size:]
-    return {"t_tid": [(bi_hi << 16) | bi_lo, posid], "t_info": info, "size": info & _INDEX_SIZE_MASK,
-            "info_flags": _names(info, _INDEX_INFO_NAMES), "data_len": len(data), "data": data.hex()}
+    t = IndexTuple.unpack(item)
+    return {"t_tid": [t.tid_block, t.tid_offset], "t_info": t.info, "size": t.size,
+            "info_flags": _names(t.info, _INDEX_INFO_NAMES), "data_len": len(t.data), "data": t.data.hex()}
 
 
 def page_summary(page: bytes) -> dict[str, Any]:
@@ -276,9 +273,10 @@ def page_summary(page: bytes) -> dict[str, Any]:
     if SIZE_OF_PAGE_HEADER <= h.special < BLCKSZ:
         raw = data[h.special:]
         if kind == "btree":
-            prev, nxt, level, flags, cycle = _BTREE_OPAQUE.unpack(raw)
-            out["special"] = {"btpo_prev": prev, "btpo_next": nxt, "btpo_level": level, "btpo_flags": flags,
-                              "btpo_flag_names": _names(flags, _BTREE_FLAG_NAMES), "btpo_cycleid": cycle}
+            op = BTPageOpaque.unpack(data)  # the special space is exactly its 16 bytes here
+            out["special"] = {"btpo_prev": op.prev, "btpo_next": op.next, "btpo_level": op.level,
+                              "btpo_flags": op.flags, "btpo_flag_names": op.flag_names(),
+                              "btpo_cycleid": op.cycleid}
         else:
             out["special"] = {"size": len(raw), "data": raw.hex()}
     return out
