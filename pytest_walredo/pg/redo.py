@@ -29,6 +29,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol, TypeVar, cast
 
 from pytest_walredo.lsn import format_lsn
 from pytest_walredo.pg import rmgr
@@ -234,6 +235,24 @@ class _Apply:
             self.dirty = True
         return page
 
+    def page_for_redo(self, block_id: int, *,
+                      init: Callable[[Page], None] | None = None) -> Page | None:
+        """The prologue every redo routine repeats for a block it changes: the target's page
+        when the record must be replayed on it, else None (another block, an applied image,
+        or end LSN <= pd_lsn: already done).
+
+        ``init`` (``XLogInitBufferForRedo`` + the routine's ``PageInit``, e.g. for
+        XLOG_HEAP_INIT_PAGE): the block is zeroed and ``init`` run on it, and it always needs
+        redo. The epilogue is :meth:`done` after the change.
+        """
+        if init is not None:
+            page = self.init_for_redo(block_id)
+            if page is not None:
+                init(page)
+            return page
+        action, page = self.read_for_redo(block_id)
+        return page if action == BLK_NEEDS_REDO else None
+
     def done(self, page: Page, *, set_lsn: bool = True) -> None:
         """The redo routine changed ``page``: ``PageSetLSN`` + ``MarkBufferDirty``."""
         if set_lsn:
@@ -297,16 +316,80 @@ def _vm_position(heap_blkno: int) -> tuple[int, int]:
     return 24 + in_page // _VM_HEAPBLOCKS_PER_BYTE, (heap_blkno % _VM_HEAPBLOCKS_PER_BYTE) * 2
 
 
+# --------------------------------------------------------------------------- dispatch
+
+_Handler = Callable[[_Apply], None]
+_HANDLERS: dict[type, _Handler] = {}
+"""The redo routine of each typed record; filled by :func:`_redo` and :func:`_redo_block`."""
+
+_R = TypeVar("_R", bound=rmgr.RmgrRecord)
+
+
+def _redo(kind: type[_R]) -> Callable[[Callable[[_Apply, _R], None]], _Handler]:
+    """Register a redo routine for records of ``kind`` (it receives the typed body)."""
+
+    def register(routine: Callable[[_Apply, _R], None]) -> _Handler:
+        def handler(a: _Apply) -> None:
+            body = a.body
+            assert isinstance(body, kind)
+            routine(a, body)
+
+        _HANDLERS[kind] = handler
+        return handler
+
+    return register
+
+
+class _HeapFlags(Protocol):
+    flags: int  # bit 0x01: XLH_*_ALL_VISIBLE_CLEARED / XLH_LOCK_ALL_FROZEN_CLEARED
+    init_page: bool  # XLOG_HEAP_INIT_PAGE
+
+
+def _heap_page_init(page: Page) -> None:
+    page.init(0)
+
+
+def _redo_block(kind: type[_R], *, vm_clear: int | None = None, heap_init: bool = False,
+                ) -> Callable[[Callable[[_Apply, _R, Page], None]], _Handler]:
+    """Register the redo routine of a record kind that changes one page, block 0, and say
+    only what it changes: the wrapper does the rest, in PostgreSQL's order.
+
+    1. ``vm_clear``: when the record's ``flags & 0x01``, ``visibilitymap_clear`` of those bits
+       for block 0's heap block (a no-op unless the target is that VM page);
+    2. :meth:`_Apply.page_for_redo` for block 0 (``heap_init``: the record's ``init_page``
+       zeroes and initializes it instead); when it needs no redo, stop;
+    3. the routine changes the page;
+    4. :meth:`_Apply.done`: pd_lsn = the record's end LSN, the page is dirty.
+    """
+
+    def register(change: Callable[[_Apply, _R, Page], None]) -> _Handler:
+        def routine(a: _Apply, body: _R) -> None:
+            heap = cast(_HeapFlags, body)
+            if vm_clear is not None:
+                b0 = a.block(0)
+                if heap.flags & 0x01:
+                    a.vm_clear(b0.blkno, vm_clear)
+            page = a.page_for_redo(0, init=_heap_page_init if heap_init and heap.init_page else None)
+            if page is None:
+                return
+            change(a, body, page)
+            a.done(page)
+
+        return _redo(kind)(routine)
+
+    return register
+
+
 # --------------------------------------------------------------------------- XLOG
 
 
-def _redo_fpi(a: _Apply) -> None:
+@_redo(rmgr.XlogFpi)
+def _redo_fpi(a: _Apply, body: rmgr.XlogFpi) -> None:
     """``xlog_redo`` for XLOG_FPI / XLOG_FPI_FOR_HINT: restore every image; a block of this
     record that is not the target is skipped (Neon's filter answers BLK_DONE)."""
-    assert isinstance(a.body, rmgr.XlogFpi)
     for b in a.rec.blocks:
         if b.image is None:
-            if not a.body.for_hint:
+            if not body.for_hint:
                 raise a.fail("XLOG_FPI record did not contain a full-page image")
             continue
         action, _page = a.read_for_redo(b.block_id)
@@ -395,22 +478,9 @@ def _set_cmax(a: _Apply, page: Page, pos: int, cid: int) -> None:
     _set_mask(page, pos, infomask & ~tup.HEAP_COMBOCID, infomask2)
 
 
-def _redo_heap_insert(a: _Apply) -> None:
-    body = a.body
-    assert isinstance(body, rmgr.HeapInsert)
+@_redo_block(rmgr.HeapInsert, vm_clear=VISIBILITYMAP_VALID_BITS, heap_init=True)
+def _redo_heap_insert(a: _Apply, body: rmgr.HeapInsert, page: Page) -> None:
     b0 = a.block(0)
-    if body.flags & 0x01:  # XLH_INSERT_ALL_VISIBLE_CLEARED
-        a.vm_clear(b0.blkno, VISIBILITYMAP_VALID_BITS)
-    if body.init_page:
-        page = a.init_for_redo(0)
-        if page is None:
-            return
-        page.init(0)
-        action = BLK_NEEDS_REDO
-    else:
-        action, page = a.read_for_redo(0)
-    if action != BLK_NEEDS_REDO or page is None:
-        return
     if page.max_offset() + 1 < body.offnum:
         raise a.panic("invalid max offset number")
     if body.tuple is None:
@@ -419,22 +489,15 @@ def _redo_heap_insert(a: _Apply) -> None:
     item = _build_tuple(a, t.t_infomask2, t.t_infomask, t.t_hoff, t.data, xmin=a.rec.xid,
                         cid=a.cid(t.t_cid), xmax=0, ctid=(b0.blkno, body.offnum))
     a.add_heap_tuple(page, item, body.offnum)
-    a.done(page)
-    if body.flags & 0x01:
+    if body.flags & 0x01:  # XLH_INSERT_ALL_VISIBLE_CLEARED
         page.clear_flag(PD_ALL_VISIBLE)
     if body.flags & 0x20:  # XLH_INSERT_ALL_FROZEN_SET implies all visible
         page.set_flag(PD_ALL_VISIBLE)
 
 
-def _redo_heap_delete(a: _Apply) -> None:
-    body = a.body
-    assert isinstance(body, rmgr.HeapDelete)
+@_redo_block(rmgr.HeapDelete, vm_clear=VISIBILITYMAP_VALID_BITS)
+def _redo_heap_delete(a: _Apply, body: rmgr.HeapDelete, page: Page) -> None:
     b0 = a.block(0)
-    if body.flags & 0x01:  # XLH_DELETE_ALL_VISIBLE_CLEARED
-        a.vm_clear(b0.blkno, VISIBILITYMAP_VALID_BITS)
-    action, page = a.read_for_redo(0)
-    if action != BLK_NEEDS_REDO or page is None:
-        return
     pos = a.normal_item(page, body.offnum)
     infomask, infomask2 = _get_mask(page, pos)
     infomask &= ~(tup.HEAP_XMAX_BITS | tup.HEAP_MOVED)
@@ -447,18 +510,18 @@ def _redo_heap_delete(a: _Apply) -> None:
         tup.set_u32(page.data, pos + tup.OFF_XMIN, 0)
     _set_cmax(a, page, pos, a.cid(body.t_cid))
     page.update_prune_xid(a.rec.xid)
-    if body.flags & 0x01:
+    if body.flags & 0x01:  # XLH_DELETE_ALL_VISIBLE_CLEARED
         page.clear_flag(PD_ALL_VISIBLE)
     if body.flags & 0x10:  # XLH_DELETE_IS_PARTITION_MOVE
         tup.set_ctid(page.data, pos, _MOVED_PARTITIONS_BLOCK, _MOVED_PARTITIONS_OFFSET)
     else:
         tup.set_ctid(page.data, pos, b0.blkno, body.offnum)
-    a.done(page)
 
 
-def _redo_heap_update(a: _Apply) -> None:
-    body = a.body
-    assert isinstance(body, rmgr.HeapUpdate)
+@_redo(rmgr.HeapUpdate)
+def _redo_heap_update(a: _Apply, body: rmgr.HeapUpdate) -> None:
+    """Two pages (or one, twice, when the new tuple stays on the old page), so the routine
+    runs the per-page prologue (:meth:`_Apply.page_for_redo`) and epilogue itself."""
     b0 = a.block(0)
     newblk = b0.blkno
     b1 = a.rec.block(1)
@@ -466,9 +529,9 @@ def _redo_heap_update(a: _Apply) -> None:
     same_page = b1 is None
     if body.flags & 0x01:  # XLH_UPDATE_OLD_ALL_VISIBLE_CLEARED
         a.vm_clear(oldblk, VISIBILITYMAP_VALID_BITS)
-    oldaction, opage = a.read_for_redo(0 if same_page else 1)
+    opage = a.page_for_redo(0 if same_page else 1)
     old_tuple: bytes | None = None
-    if oldaction == BLK_NEEDS_REDO and opage is not None:
+    if opage is not None:
         pos = a.normal_item(opage, body.old_offnum)
         infomask, infomask2 = _get_mask(opage, pos)
         infomask &= ~(tup.HEAP_XMAX_BITS | tup.HEAP_MOVED)
@@ -488,17 +551,12 @@ def _redo_heap_update(a: _Apply) -> None:
         a.done(opage)
         old_tuple = opage.item(body.old_offnum)
     if same_page:
-        newaction, npage = oldaction, opage
-    elif body.init_page:
-        npage = a.init_for_redo(0)
-        if npage is not None:
-            npage.init(0)
-        newaction = BLK_NEEDS_REDO
+        npage = opage
     else:
-        newaction, npage = a.read_for_redo(0)
+        npage = a.page_for_redo(0, init=_heap_page_init if body.init_page else None)
     if body.flags & 0x02:  # XLH_UPDATE_NEW_ALL_VISIBLE_CLEARED
         a.vm_clear(newblk, VISIBILITYMAP_VALID_BITS)
-    if newaction != BLK_NEEDS_REDO or npage is None:
+    if npage is None:
         return
     if npage.max_offset() + 1 < body.new_offnum:
         raise a.panic("invalid max offset number")
@@ -530,15 +588,9 @@ def _xmax_is_locked_only(infomask: int) -> bool:
     ) == tup.HEAP_XMAX_EXCL_LOCK
 
 
-def _redo_heap_lock(a: _Apply) -> None:
-    body = a.body
-    assert isinstance(body, rmgr.HeapLock)
+@_redo_block(rmgr.HeapLock, vm_clear=VISIBILITYMAP_ALL_FROZEN)  # XLH_LOCK_ALL_FROZEN_CLEARED
+def _redo_heap_lock(a: _Apply, body: rmgr.HeapLock, page: Page) -> None:
     b0 = a.block(0)
-    if body.flags & 0x01:  # XLH_LOCK_ALL_FROZEN_CLEARED
-        a.vm_clear(b0.blkno, VISIBILITYMAP_ALL_FROZEN)
-    action, page = a.read_for_redo(0)
-    if action != BLK_NEEDS_REDO or page is None:
-        return
     pos = a.normal_item(page, body.offnum)
     infomask, infomask2 = _get_mask(page, pos)
     infomask &= ~(tup.HEAP_XMAX_BITS | tup.HEAP_MOVED)
@@ -550,26 +602,16 @@ def _redo_heap_lock(a: _Apply) -> None:
     _set_mask(page, pos, infomask, infomask2)
     tup.set_u32(page.data, pos + tup.OFF_XMAX, body.locking_xid)
     _set_cmax(a, page, pos, a.cid(body.t_cid))
-    a.done(page)
 
 
-def _redo_heap_confirm(a: _Apply) -> None:
-    body = a.body
-    assert isinstance(body, rmgr.HeapConfirm)
-    action, page = a.read_for_redo(0)
-    if action != BLK_NEEDS_REDO or page is None:
-        return
+@_redo_block(rmgr.HeapConfirm)
+def _redo_heap_confirm(a: _Apply, body: rmgr.HeapConfirm, page: Page) -> None:
     pos = a.normal_item(page, body.offnum)
     tup.set_ctid(page.data, pos, a.block(0).blkno, body.offnum)
-    a.done(page)
 
 
-def _redo_heap_inplace(a: _Apply) -> None:
-    body = a.body
-    assert isinstance(body, rmgr.HeapInplace)
-    action, page = a.read_for_redo(0)
-    if action != BLK_NEEDS_REDO or page is None:
-        return
+@_redo_block(rmgr.HeapInplace)
+def _redo_heap_inplace(a: _Apply, body: rmgr.HeapInplace, page: Page) -> None:
     pos = a.normal_item(page, body.offnum)
     lp = page.item_id(body.offnum)
     hoff = page.data[pos + tup.OFF_HOFF]
@@ -577,28 +619,14 @@ def _redo_heap_inplace(a: _Apply) -> None:
     if oldlen != len(body.tuple_data):
         raise a.fail("wrong tuple length")
     page.data[pos + hoff : pos + hoff + oldlen] = body.tuple_data
-    a.done(page)
 
 
 # --------------------------------------------------------------------------- heap2
 
 
-def _redo_multi_insert(a: _Apply) -> None:
-    body = a.body
-    assert isinstance(body, rmgr.Heap2MultiInsert)
+@_redo_block(rmgr.Heap2MultiInsert, vm_clear=VISIBILITYMAP_VALID_BITS, heap_init=True)
+def _redo_multi_insert(a: _Apply, body: rmgr.Heap2MultiInsert, page: Page) -> None:
     b0 = a.block(0)
-    if body.flags & 0x01:  # XLH_INSERT_ALL_VISIBLE_CLEARED
-        a.vm_clear(b0.blkno, VISIBILITYMAP_VALID_BITS)
-    if body.init_page:
-        page = a.init_for_redo(0)
-        if page is None:
-            return
-        page.init(0)
-        action = BLK_NEEDS_REDO
-    else:
-        action, page = a.read_for_redo(0)
-    if action != BLK_NEEDS_REDO or page is None:
-        return
     if len(body.tuples) != body.ntuples:
         raise a.fail(
             f"heap2 MULTI_INSERT for block {b0.blkno} logs {body.ntuples} tuple(s) but carries"
@@ -610,26 +638,24 @@ def _redo_multi_insert(a: _Apply) -> None:
         item = _build_tuple(a, t.t_infomask2, t.t_infomask, t.t_hoff, t.data, xmin=a.rec.xid,
                             cid=cid, xmax=0, ctid=(b0.blkno, offnum))
         a.add_heap_tuple(page, item, offnum)
-    a.done(page)
-    if body.flags & 0x01:
+    if body.flags & 0x01:  # XLH_INSERT_ALL_VISIBLE_CLEARED
         page.clear_flag(PD_ALL_VISIBLE)
     if body.flags & 0x20:  # XLH_INSERT_ALL_FROZEN_SET implies all visible
         page.set_flag(PD_ALL_VISIBLE)
 
 
-def _redo_visible(a: _Apply) -> None:
+@_redo(rmgr.Heap2Visible)
+def _redo_visible(a: _Apply, body: rmgr.Heap2Visible) -> None:
     """``heap_xlog_visible``: block 1 (heap) gets PD_ALL_VISIBLE without an LSN bump (the
     walredo process has neither data checksums nor wal_log_hints, so XLogHintBitIsNeeded()
     is false); block 0 (the VM page) gets the bits and, when they change, pd_lsn."""
-    body = a.body
-    assert isinstance(body, rmgr.Heap2Visible)
     heap_blkno = a.block(1).blkno
-    action, page = a.read_for_redo(1)
-    if action == BLK_NEEDS_REDO and page is not None:
+    page = a.page_for_redo(1)
+    if page is not None:
         page.set_flag(PD_ALL_VISIBLE)
         a.done(page, set_lsn=False)
-    action, vm = a.read_for_redo(0)
-    if action == BLK_NEEDS_REDO and vm is not None:
+    vm = a.page_for_redo(0)
+    if vm is not None:
         if vm.is_new():
             vm.init(0)
             a.done(vm, set_lsn=False)
@@ -655,12 +681,8 @@ def _freeze_tuple(a: _Apply, page: Page, offnum: int, xmax: int, infomask2: int,
     _set_mask(page, pos, infomask, infomask2)
 
 
-def _redo_freeze_page(a: _Apply) -> None:
-    body = a.body
-    assert isinstance(body, rmgr.Heap2FreezePage)
-    action, page = a.read_for_redo(0)
-    if action != BLK_NEEDS_REDO or page is None:
-        return
+@_redo_block(rmgr.Heap2FreezePage)
+def _redo_freeze_page(a: _Apply, body: rmgr.Heap2FreezePage, page: Page) -> None:
     if not body.offsets_logged and body.count:
         raise a.fail("heap2 FREEZE_PAGE carries no freeze data and no image to apply")
     for t in body.tuples:
@@ -668,7 +690,6 @@ def _redo_freeze_page(a: _Apply) -> None:
     for p in body.plans:
         for off in p.offsets:
             _freeze_tuple(a, page, off, p.xmax, p.t_infomask2, p.t_infomask, p.frzflags)
-    a.done(page)
 
 
 def _prune_execute(page: Page, redirected: tuple[tuple[int, int], ...], dead: tuple[int, ...],
@@ -687,39 +708,25 @@ def _prune_execute(page: Page, redirected: tuple[tuple[int, int], ...], dead: tu
         page.repair_fragmentation()
 
 
-def _redo_prune(a: _Apply) -> None:
-    body = a.body
-    assert isinstance(body, rmgr.Heap2Prune)
-    action, page = a.read_for_redo(0)
-    if action != BLK_NEEDS_REDO or page is None:
-        return
+@_redo_block(rmgr.Heap2Prune)
+def _redo_prune(a: _Apply, body: rmgr.Heap2Prune, page: Page) -> None:
     if not body.offsets_logged:
         raise a.fail("heap2 PRUNE carries no offsets and no image to apply")
     _prune_execute(page, body.redirected, body.dead, body.unused, truncate_only=False)
-    a.done(page)
 
 
-def _redo_vacuum(a: _Apply) -> None:
-    body = a.body
-    assert isinstance(body, rmgr.Heap2Vacuum)
-    action, page = a.read_for_redo(0)
-    if action != BLK_NEEDS_REDO or page is None:
-        return
+@_redo_block(rmgr.Heap2Vacuum)
+def _redo_vacuum(a: _Apply, body: rmgr.Heap2Vacuum, page: Page) -> None:
     if not body.offsets_logged:
         raise a.fail("heap2 VACUUM carries no offsets and no image to apply")
     for off in body.unused:
         page.set_item_id(off, ItemId(0, LP_UNUSED, 0))
     page.truncate_line_pointer_array()
-    a.done(page)
 
 
-def _redo_prune_freeze(a: _Apply) -> None:
+@_redo_block(rmgr.Heap2PruneFreeze)
+def _redo_prune_freeze(a: _Apply, body: rmgr.Heap2PruneFreeze, page: Page) -> None:
     """PG17 ``heap_xlog_prune_freeze``."""
-    body = a.body
-    assert isinstance(body, rmgr.Heap2PruneFreeze)
-    action, page = a.read_for_redo(0)
-    if action != BLK_NEEDS_REDO or page is None:
-        return
     if body.flags & _XLHP_PARTS and not body.block_data_logged:
         raise a.fail("heap2 prune/freeze carries no block data and no image to apply")
     if body.redirected or body.dead or body.unused:
@@ -728,7 +735,6 @@ def _redo_prune_freeze(a: _Apply) -> None:
     for p in body.plans:
         for off in p.offsets:
             _freeze_tuple(a, page, off, p.xmax, p.t_infomask2, p.t_infomask, p.frzflags)
-    a.done(page)
 
 
 _XLHP_CLEANUP_LOCK = 1 << 2
@@ -739,8 +745,8 @@ _XLHP_PARTS = (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7)
 
 
 def _bt_clear_incomplete_split(a: _Apply, block_id: int) -> None:
-    action, page = a.read_for_redo(block_id)
-    if action == BLK_NEEDS_REDO and page is not None:
+    page = a.page_for_redo(block_id)
+    if page is not None:
         op = BTPageOpaque.unpack(page.data)
         BTPageOpaque(op.prev, op.next, op.level, op.flags & ~BTP_INCOMPLETE_SPLIT,
                      op.cycleid).write(page)
@@ -748,12 +754,11 @@ def _bt_clear_incomplete_split(a: _Apply, block_id: int) -> None:
 
 
 def _bt_restore_meta(a: _Apply, block_id: int, meta: rmgr.BtreeMetadata | None) -> None:
-    page = a.init_for_redo(block_id)
+    page = a.page_for_redo(block_id, init=btree_page_init)
     if page is None:
         return
     if meta is None:
         raise a.fail(f"btree metapage block {block_id} carries no metadata")
-    btree_page_init(page)
     page.data[24 : 24 + BT_META_SIZE] = BTMetaPageData(
         version=meta.version,
         root=meta.root,
@@ -769,15 +774,14 @@ def _bt_restore_meta(a: _Apply, block_id: int, meta: rmgr.BtreeMetadata | None) 
     a.done(page)
 
 
-def _redo_btree_insert(a: _Apply) -> None:
+@_redo(rmgr.BtreeInsert)
+def _redo_btree_insert(a: _Apply, body: rmgr.BtreeInsert) -> None:
     """``btree_xlog_insert`` for INSERT_LEAF / INSERT_UPPER / INSERT_META (no posting)."""
-    body = a.body
-    assert isinstance(body, rmgr.BtreeInsert)
     if body.op == 0x10 or body.op == 0x20:  # INSERT_UPPER / INSERT_META: internal page
         if a.has_block(1):
             _bt_clear_incomplete_split(a, 1)
-    action, page = a.read_for_redo(0)
-    if action == BLK_NEEDS_REDO and page is not None:
+    page = a.page_for_redo(0)
+    if page is not None:
         if not body.tuple:
             raise a.fail("btree INSERT carries no index tuple and no image to apply")
         try:
@@ -791,12 +795,10 @@ def _redo_btree_insert(a: _Apply) -> None:
         _bt_restore_meta(a, 2, body.metadata)
 
 
-def _redo_btree_newroot(a: _Apply) -> None:
-    body = a.body
-    assert isinstance(body, rmgr.BtreeNewroot)
-    page = a.init_for_redo(0)
+@_redo(rmgr.BtreeNewroot)
+def _redo_btree_newroot(a: _Apply, body: rmgr.BtreeNewroot) -> None:
+    page = a.page_for_redo(0, init=btree_page_init)
     if page is not None:
-        btree_page_init(page)
         flags = BTP_ROOT | (BTP_LEAF if body.level == 0 else 0)
         BTPageOpaque(0, 0, body.level, flags, 0).write(page)
         if body.level > 0:
@@ -814,27 +816,6 @@ def _redo_btree_newroot(a: _Apply) -> None:
     _bt_restore_meta(a, 2, body.metadata)
 
 
-# --------------------------------------------------------------------------- dispatch
-
-_Handler = Callable[[_Apply], None]
-
-_HANDLERS: dict[type, _Handler] = {
-    rmgr.XlogFpi: _redo_fpi,
-    rmgr.HeapInsert: _redo_heap_insert,
-    rmgr.HeapDelete: _redo_heap_delete,
-    rmgr.HeapUpdate: _redo_heap_update,
-    rmgr.HeapLock: _redo_heap_lock,
-    rmgr.HeapConfirm: _redo_heap_confirm,
-    rmgr.HeapInplace: _redo_heap_inplace,
-    rmgr.Heap2MultiInsert: _redo_multi_insert,
-    rmgr.Heap2Visible: _redo_visible,
-    rmgr.Heap2FreezePage: _redo_freeze_page,
-    rmgr.Heap2Prune: _redo_prune,
-    rmgr.Heap2Vacuum: _redo_vacuum,
-    rmgr.Heap2PruneFreeze: _redo_prune_freeze,
-    rmgr.BtreeInsert: _redo_btree_insert,
-    rmgr.BtreeNewroot: _redo_btree_newroot,
-}
 
 
 def _decode_error_message(exc: RecordDecodeError, pg_version: int, end_lsn: int) -> str:
