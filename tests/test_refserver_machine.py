@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -37,7 +39,7 @@ class _StandInError(Exception):
         self.context = context
 
 
-def _machine(redo=None, **kw) -> tuple[WalredoMachine, list[int]]:  # type: ignore[no-untyped-def]
+def _machine(redo: Callable[..., bytes | None] | None = None, **kw: Any) -> tuple[WalredoMachine, list[int]]:
     """A machine whose model is ``redo`` (default: stamp every byte 0x07); counts model loads."""
     loads: list[int] = []
 
@@ -74,7 +76,7 @@ def test_get_forgets_every_page_of_its_relation_only() -> None:
 def test_record_applies_to_the_b_block_and_the_model_loads_once() -> None:
     seen: list[dict] = []
 
-    def redo(page, **kw):  # type: ignore[no-untyped-def]
+    def redo(page: bytes | None, **kw: Any) -> bytes:
         seen.append(dict(kw, page=page))
         return b"\x07" * BLCKSZ
 
@@ -117,7 +119,7 @@ def test_no_lsn_keeps_the_old_pd_lsn() -> None:
 
 
 def test_model_error_is_fatal_with_its_context() -> None:
-    def redo(page, **kw):  # type: ignore[no-untyped-def]
+    def redo(page: bytes | None, **kw: Any) -> bytes:
         raise _StandInError("invalid xl_info", "WAL redo at 0/1 for Heap/INSERT: off 1")
 
     m, _ = _machine(redo)
@@ -128,8 +130,10 @@ def test_model_error_is_fatal_with_its_context() -> None:
 
 
 def test_model_bug_propagates_unless_mapped() -> None:
-    def redo(page, **kw):  # type: ignore[no-untyped-def]
-        return {}["missing"]
+    missing: dict[str, bytes] = {}
+
+    def redo(page: bytes | None, **kw: Any) -> bytes:
+        return missing["key"]
 
     m, _ = _machine(redo)
     with pytest.raises(KeyError):

@@ -209,8 +209,8 @@ class WalredoMachine:
     def handle(self, msg: Message) -> Stop | None:
         """Apply one message; raise :class:`Fatal` on an error the real process dies of."""
         if isinstance(msg, Ping):
-            page = ZERO_PAGE if self._ping_page is None else self._ping_page()
-            return self.shaper.answer(page, is_get=False)
+            pong = ZERO_PAGE if self._ping_page is None else self._ping_page()
+            return self.shaper.answer(pong, is_get=False)
         if isinstance(msg, GetPage):
             page = self.pages.get(msg.tag)
             rel = msg.tag.rel
