@@ -1,0 +1,138 @@
+"""Tell "the walredo process is still working" from "it will never answer", without a timeout.
+
+A caller waiting for an answer cannot tell a slow process from one that dropped the answer (or
+from a client that waits for an answer nobody asked for) except by a timeout. In a property
+test that runs hundreds of examples, paying a full request timeout for every hanging example
+makes hunting hang-class bugs take minutes. Linux can tell us more: this module samples the
+process and its pipes through ``/proc`` and ``FIONREAD`` and says whether it is **quiescent**:
+
+* (Q1) the stdin pipe holds no unread bytes: the process has consumed every request written;
+* (Q2) the stdout pipe holds no unread bytes: nothing it wrote is waiting for us;
+* (Q3) every thread of the process is asleep (state ``S``): not running, not in disk I/O;
+* (Q4) where the kernel reports it (``wchan``), the main thread sleeps in a pipe read or in
+  poll/select/epoll: it waits for input, not in ``nanosleep`` or on a futex (a process that
+  merely sleeps may wake up and answer, so it does not count as quiescent);
+* (Q5) two samples ``window`` seconds apart show no activity in between: the threads' CPU time
+  (``schedstat``, in ns) and context-switch counts are unchanged and Q1-Q4 held both times.
+
+A quiescent process that still owes answers will never send them: it waits for input that we
+will not write. The converse needs care: a process that has answered everything is quiescent
+too, so the caller decides what "owes" means (e.g. every live caller is waiting to read).
+
+The probe only reads; it never signals or ptraces the process. On systems without ``/proc``
+(or where the files are unreadable) :func:`sample` returns None and callers fall back to their
+timeout. Written by hand: ``psutil`` (not installed here) reports thread states and CPU times
+but not ``wchan``/``schedstat`` or pipe fill levels, and the whole probe is a few file reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import struct
+import termios
+from dataclasses import dataclass
+
+__all__ = ["ProcessSample", "is_quiescent", "sample", "wait_quiescent"]
+
+# Kernel functions a thread waiting for input sleeps in (names vary between kernel versions:
+# pipe_read / anon_pipe_read / pipe_wait_readable, do_sys_poll / do_select / ep_poll, ...).
+_INPUT_WAITS = ("pipe", "poll", "select", "epoll", "wait_woken", "unix_stream")
+
+
+@dataclass(frozen=True)
+class ProcessSample:
+    """One look at a process and its pipes (see the module docstring for Q1-Q5)."""
+
+    stdin_unread: int
+    stdout_unread: int
+    states: tuple[str, ...]
+    wchan: str | None  # None: the kernel does not say
+    activity: tuple[int, ...]  # per thread: ns on CPU (or ticks), context switches
+
+    @property
+    def waiting_for_input(self) -> bool:
+        """Q1-Q4 for this sample."""
+        if self.stdin_unread or self.stdout_unread:
+            return False
+        if not self.states or any(s != "S" for s in self.states):
+            return False
+        return self.wchan is None or any(w in self.wchan for w in _INPUT_WAITS)
+
+
+def _unread(fd: int) -> int:
+    # FIONREAD works on either end of a Linux pipe: the bytes in the pipe buffer.
+    buf = fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0")
+    return int(struct.unpack("i", buf)[0])
+
+
+def _read(path: str) -> str:
+    with open(path, encoding="ascii", errors="replace") as f:
+        return f.read()
+
+
+def _thread_activity(task_dir: str) -> tuple[str, int, int]:
+    """(state, cpu, context switches) of one thread."""
+    stat = _read(f"{task_dir}/stat")
+    # The command name is in parentheses and may contain spaces: split after the last ')'.
+    fields = stat[stat.rindex(")") + 2:].split()
+    state = fields[0]
+    try:
+        cpu = int(_read(f"{task_dir}/schedstat").split()[0])
+    except (OSError, ValueError, IndexError):
+        cpu = int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
+    switches = 0
+    for line in _read(f"{task_dir}/status").splitlines():
+        if "ctxt_switches:" in line:
+            switches += int(line.split(":")[1])
+    return state, cpu, switches
+
+
+def sample(pid: int, stdin_fd: int, stdout_fd: int) -> ProcessSample | None:
+    """Sample process ``pid`` whose stdin we write through ``stdin_fd`` and whose stdout we
+    read through ``stdout_fd``. None when the system cannot tell (no ``/proc``, the process is
+    gone, a pipe fd is closed)."""
+    try:
+        stdin_unread = _unread(stdin_fd)
+        stdout_unread = _unread(stdout_fd)
+        base = f"/proc/{pid}/task"
+        states: list[str] = []
+        activity: list[int] = []
+        for tid in sorted(os.listdir(base)):
+            state, cpu, switches = _thread_activity(f"{base}/{tid}")
+            states.append(state)
+            activity += [cpu, switches]
+        try:
+            wchan: str | None = _read(f"/proc/{pid}/wchan").strip()
+        except OSError:
+            wchan = None
+        if wchan in ("", "0"):
+            wchan = None  # hidden by the kernel (kptr_restrict) or not sleeping
+    except (OSError, ValueError, IndexError):
+        return None
+    return ProcessSample(stdin_unread, stdout_unread, tuple(states), wchan, tuple(activity))
+
+
+def is_quiescent(before: ProcessSample | None, after: ProcessSample | None) -> bool:
+    """Q5: both samples wait for input and nothing ran in between."""
+    if before is None or after is None:
+        return False
+    return (before.waiting_for_input and after.waiting_for_input
+            and before.activity == after.activity and before.states == after.states)
+
+
+async def wait_quiescent(pid: int, stdin_fd: int, stdout_fd: int, *, window: float = 0.01,
+                         samples: int = 3) -> bool:
+    """Whether the process stays quiescent over ``samples`` consecutive looks ``window``
+    seconds apart (the first look that is not quiescent returns False at once)."""
+    prev = sample(pid, stdin_fd, stdout_fd)
+    if prev is None or not prev.waiting_for_input:
+        return False
+    for _ in range(samples - 1):
+        await asyncio.sleep(window)
+        cur = sample(pid, stdin_fd, stdout_fd)
+        if not is_quiescent(prev, cur):
+            return False
+        prev = cur
+    return True
