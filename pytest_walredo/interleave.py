@@ -5,8 +5,8 @@ methods stop at *checkpoints*: before queuing for the stdin lock, before writing
 queuing for the stdout lock, before each answer read. A :class:`Scheduler` runs N caller tasks
 and, whenever every caller is either parked at a checkpoint or blocked (on a lock held by
 another caller, or on an answer that cannot come), lets exactly one parked caller continue,
-or cancels it. Which one is decided by a :class:`Schedule`: a list of picks (and the decisions
-at which to cancel) drawn by Hypothesis with :func:`schedules`.
+or cancels it. Which one is decided by a :class:`Schedule`: a list of picks (and which caller to
+cancel at which checkpoint) drawn by Hypothesis with :func:`schedules`.
 
 Determinism. Over :class:`~pytest_walredo.sim.SimTransport` there is no real I/O, no thread and
 no timer, and asyncio runs ready callbacks in FIFO order, so a run is a pure function of the
@@ -30,8 +30,14 @@ Invariants kept by the scheduler:
   caller can make progress on its own;
 * (S2) a caller that is cancelled is cancelled at a checkpoint (never in the middle of a
   client step), so the cancellation point is exactly the drawn one;
-* (S3) decision ``i`` uses ``schedule.picks[i]`` (0 once the list is exhausted) modulo the
-  number of parked callers, the parked callers ordered by caller number.
+* (S3) decision ``i`` uses ``schedule.picks[i]`` (``schedule.rest`` after the last) modulo the
+  number of parked callers, the parked callers ordered by caller number; a caller is
+  cancelled exactly when it is picked at a checkpoint ``(caller, step)`` named in
+  ``schedule.cancels``;
+* (S4) over a real pipe, a run in which the only busy callers are reading answers while the
+  process is quiescent (every request consumed, asleep waiting for input: see
+  :mod:`~pytest_walredo.process.quiescence`) is stopped as a hang at once (timeline event
+  ``HANG``), instead of after a request timeout: those answers can never come.
 """
 
 from __future__ import annotations
@@ -47,9 +53,11 @@ from hypothesis import strategies as st
 
 from .process.client import Call, WalredoClient
 from .process.errors import WalredoError, WalredoPoisoned
+from .process.quiescence import wait_quiescent
 from .protocol import BLCKSZ, RedoRequest
 
 __all__ = [
+    "STEPS",
     "Event",
     "Job",
     "Outcome",
@@ -75,44 +83,68 @@ MAX_DECISIONS = 10_000
 # --------------------------------------------------------------------------------------------
 
 
+STEPS: tuple[str, ...] = ("start", "stdin", "write", "stdout", "read")
+"""The checkpoints of a caller, in the order it reaches them: before starting its call, before
+queuing for the stdin lock, before writing its request (its number is assigned by then),
+before queuing for the stdout lock, and before reading each answer."""
+
+
 @dataclass(frozen=True)
 class Schedule:
     """The drawn choices of one interleaving.
 
-    ``picks[i]`` chooses among the callers parked at decision ``i`` (modulo their number;
-    0 = the lowest caller number, also used once ``picks`` is exhausted); a decision whose
-    index is in ``cancels`` cancels the picked caller instead of resuming it.
+    ``picks`` choose among the callers parked at each decision: decision ``i`` resumes the
+    parked caller at position ``picks[i]`` modulo their number, the parked callers ordered by
+    caller number; once the picks are used up, every later decision uses ``rest``. With the
+    defaults (no picks, ``rest`` 0) the lowest-numbered parked caller always runs: the callers
+    run one after another. ``rest`` gives a short example a whole run's worth of
+    interleaving (``rest=1``: always the second-lowest parked caller) and shrinks to 0.
+
+    ``cancels`` holds ``(caller, step)`` pairs: when caller ``k`` is to be resumed at
+    checkpoint ``step`` (one of :data:`STEPS`; the first time it gets there), it is cancelled
+    instead. A pair naming a caller that does not exist does nothing. Naming the step rather
+    than a decision number keeps the meaning of a cancellation when shrinking removes other
+    callers' decisions, and lets the strategy aim at the steps whose cancellation matters.
     """
 
     picks: tuple[int, ...] = ()
-    cancels: frozenset[int] = frozenset()
+    cancels: frozenset[tuple[int, str]] = frozenset()
+    rest: int = 0
 
     def pick(self, decision: int) -> int:
-        return self.picks[decision] if decision < len(self.picks) else 0
+        return self.picks[decision] if decision < len(self.picks) else self.rest
 
     def __str__(self) -> str:
-        c = f", cancel at {sorted(self.cancels)}" if self.cancels else ""
-        return f"picks {list(self.picks)}{c}"
+        r = f" then {self.rest}" if self.rest else ""
+        c = "".join(f", cancel c{k} at {step}" for k, step in sorted(self.cancels))
+        return f"picks {list(self.picks)}{r}{c}"
 
 
-def schedules(*, max_picks: int = 48, max_pick: int = 15,
-              cancellations: bool = True, max_cancels: int = 1) -> st.SearchStrategy[Schedule]:
-    """Interleavings: which parked caller runs at each decision, and where to cancel.
+def schedules(*, max_picks: int = 48, max_pick: int = 15, cancellations: bool = True,
+              max_cancels: int = 1, max_caller: int = 15) -> st.SearchStrategy[Schedule]:
+    """Interleavings: which parked caller runs at each decision, and which caller to cancel at
+    which step.
 
-    Shrinks toward no picks (every decision resumes the lowest-numbered parked caller: the
-    callers run one after another in order) and no cancellation.
+    Shrinks toward no picks (the callers run one after another in order) and no cancellation;
+    a cancellation shrinks toward caller 0 and toward the earliest step (``start``, where
+    cancelling is harmless).
 
     >>> s = schedules().example()
     >>> all(0 <= p <= 15 for p in s.picks)
     True
+    >>> all(step in STEPS for _caller, step in s.cancels)
+    True
     """
-    # Most cancellations land among the first decisions, where callers are still writing:
-    # with few callers that is where a cancellation can break the stream.
-    point = st.integers(0, 8) | st.integers(0, max_picks)
-    cancels = (st.just(frozenset()) | st.frozensets(point, min_size=1, max_size=max_cancels)
+    # Most cancellations aim at one of the first callers (examples have few callers), and
+    # most at the steps after numbering, where a cancellation leaves an answer without an
+    # owner (the client must poison itself); the harmless early steps stay reachable.
+    caller = st.integers(0, min(2, max_caller)) | st.integers(0, max_caller)
+    step = st.sampled_from(STEPS) | st.sampled_from(STEPS[2:])
+    target = st.tuples(caller, step)
+    cancels = (st.just(frozenset()) | st.frozensets(target, min_size=1, max_size=max_cancels)
                if cancellations else st.just(frozenset()))
     return st.builds(Schedule, st.lists(st.integers(0, max_pick), max_size=max_picks).map(tuple),
-                     cancels)
+                     cancels, st.integers(0, max_pick))
 
 
 @dataclass(frozen=True)
@@ -185,6 +217,8 @@ class RunResult:
     timeline: Timeline
     deadlock: bool = False
     schedule: Schedule = field(default_factory=Schedule)
+    hang: str | None = None  # over real I/O: who waits for what from a quiescent process
+    unclaimed: tuple[int, ...] = ()  # answers left without an owner in a client not poisoned
 
 
 # --------------------------------------------------------------------------------------------
@@ -280,11 +314,15 @@ class Scheduler:
     a read that cannot be satisfied while everyone else is parked or blocked is a deadlock.
     """
 
-    def __init__(self, schedule: Schedule, *, real_io: bool, transport: Any = None) -> None:
+    def __init__(self, schedule: Schedule, *, real_io: bool, transport: Any = None,
+                 quiescent: Callable[[], Awaitable[bool]] | None = None) -> None:
         self.schedule = schedule
         self.real_io = real_io
         self.transport = transport
+        self.quiescent = quiescent
         self.timeline = Timeline()
+        self.hang: str | None = None
+        self._calls: dict[int, Call] = {}
         self._parked: dict[int, tuple[asyncio.Future[None], str, Call | None]] = {}
         self._states: dict[int, tuple[_State, asyncio.Lock | None]] = {}
         self._cancelled: dict[int, tuple[str, int | None]] = {}
@@ -305,7 +343,10 @@ class Scheduler:
         if caller is None:
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._parked[caller] = (fut, step, _CALL.get())
+        call = _CALL.get()
+        if call is not None:
+            self._calls[caller] = call
+        self._parked[caller] = (fut, step, call)
         self._states[caller] = (_State.PARKED, None)
         try:
             await fut
@@ -326,7 +367,20 @@ class Scheduler:
             return bool(waiting)
         return False
 
-    async def _settle(self, callers: Sequence[int]) -> None:
+    def _readers_only(self, callers: Sequence[int]) -> list[int]:
+        """The callers reading answers, when every other caller is quiet (else [])."""
+        readers = [c for c in callers if self._states.get(c, (_State.RUNNING, None))[0] is _State.READ]
+        if readers and all(c in readers or self._quiet(c) for c in callers):
+            return readers
+        return []
+
+    def _progress_mark(self) -> tuple[int, tuple[tuple[int, _State], ...]]:
+        return len(self.timeline), tuple((c, st[0]) for c, st in sorted(self._states.items()))
+
+    async def _settle(self, callers: Sequence[int]) -> bool:
+        """Wait until no caller can make progress on its own. Over real I/O, returns True
+        (a hang) when callers wait for answers that the process, quiescent with every
+        request consumed (:mod:`~pytest_walredo.process.quiescence`), will never send."""
         spins = 0
         while True:
             # Two quiet checks in a row with a loop pass between them: callbacks scheduled by
@@ -334,9 +388,31 @@ class Scheduler:
             if all(self._quiet(c) for c in callers):
                 await asyncio.sleep(0)
                 if all(self._quiet(c) for c in callers):
-                    return
+                    return False
             spins += 1
+            # (S4) A caller reading answers waits only for answers to requests that were
+            # completely written before it started reading (the client's ordering rules), so
+            # if the process has consumed every byte and sleeps waiting for input while the
+            # only busy callers are readers, the answers they wait for will never come:
+            # declared a hang at once instead of after a request timeout. The progress mark
+            # must not move while the probe looks, so an answer that arrives meanwhile wins.
+            if self.real_io and self.quiescent is not None and spins >= 200:
+                readers = self._readers_only(callers)
+                if readers:
+                    mark = self._progress_mark()
+                    if await self.quiescent() and mark == self._progress_mark() and \
+                            self._readers_only(callers) == readers:
+                        self.hang = self._describe_hang(readers)
+                        return True
             await asyncio.sleep(0 if spins < 200 or not self.real_io else 0.0005)
+
+    def _describe_hang(self, readers: Sequence[int]) -> str:
+        waits = []
+        for c in readers:
+            call = self._calls.get(c)
+            waits.append(f"c{c}" + (f" (request #{call.no})" if call is not None and call.no is not None else ""))
+        return (f"{', '.join(waits)} wait{'s' if len(waits) == 1 else ''} for an answer, but the "
+                f"process has consumed every request and sits idle waiting for input")
 
     async def run(self, jobs: Sequence[Callable[[], Awaitable[bytes]]]) -> RunResult:
         n = len(jobs)
@@ -365,7 +441,10 @@ class Scheduler:
         try:
             while True:
                 live = [i for i in range(n) if not tasks[i].done()]
-                await self._settle(live)
+                if await self._settle(live):
+                    deadlock = True
+                    self.timeline.append(Event((self._readers_only(live) or live)[0], "HANG"))
+                    break
                 live = [i for i in range(n) if not tasks[i].done()]
                 if not live:
                     break
@@ -383,7 +462,7 @@ class Scheduler:
                 who = parked[self.schedule.pick(decision) % len(parked)]
                 fut, step, call = self._parked[who]
                 no = call.no if call is not None else None
-                cancel = decision in self.schedule.cancels
+                cancel = (who, step) in self.schedule.cancels
                 decision += 1
                 self.timeline.append(Event(who, step, no, cancel))
                 if cancel:
@@ -398,7 +477,7 @@ class Scheduler:
             await asyncio.gather(*tasks, return_exceptions=True)
         result = [o if o is not None else Outcome(Status.CANCELLED, cancelled_at="deadlock")
                   for o in outcomes]
-        return RunResult(result, self.timeline, deadlock, self.schedule)
+        return RunResult(result, self.timeline, deadlock, self.schedule, self.hang)
 
 
 async def run_schedule(client: ScheduledClient, jobs: Sequence[Job], schedule: Schedule, *,
@@ -411,12 +490,23 @@ async def run_schedule(client: ScheduledClient, jobs: Sequence[Job], schedule: S
             return lambda: client.ping(timeout)
         return lambda: client.apply(j, timeout)
 
-    sched = Scheduler(schedule, real_io=real_io, transport=client.transport)
+    quiescent = None
+    process = client.process
+    if real_io and process is not None:
+        pid, stdin_fd, stdout_fd = process.pid, process.stdin_fd, process.stdout_fd
+
+        def quiescent() -> Awaitable[bool]:
+            return wait_quiescent(pid, stdin_fd, stdout_fd)
+
+    sched = Scheduler(schedule, real_io=real_io, transport=client.transport, quiescent=quiescent)
     client.scheduler = sched
     try:
-        return await sched.run([job(j) for j in jobs])
+        result = await sched.run([job(j) for j in jobs])
     finally:
         client.scheduler = None
+    if not client.poisoned:
+        result.unclaimed = tuple(client.unclaimed())
+    return result
 
 
 # --------------------------------------------------------------------------------------------
@@ -431,7 +521,8 @@ def check_run(result: RunResult, expected: Sequence[bytes]) -> list[str]:
     that is not its own), ``[hang]`` (the run deadlocked: a caller waits for an answer that
     cannot come), ``[error]`` (a caller failed although nothing was cancelled after being
     numbered), ``[timeout]`` (a caller timed out after a cancellation, where the client must
-    fail fast as poisoned). Empty list: the run is correct.
+    fail fast as poisoned), ``[abandoned]`` (after the run, answers that no caller will take
+    are owed to or buffered in a client that is not poisoned). Empty list: the run is correct.
 
     Rules: a caller that returns a page must get exactly ``expected[i]``. A cancellation
     after the caller's request number was assigned poisons the client, so other callers may
@@ -440,7 +531,12 @@ def check_run(result: RunResult, expected: Sequence[bytes]) -> list[str]:
     """
     problems: list[str] = []
     if result.deadlock:
-        problems.append("[hang] the callers deadlocked: someone waits for an answer that cannot come")
+        problems.append(f"[hang] {result.hang}" if result.hang else
+                        "[hang] the callers deadlocked: someone waits for an answer that cannot come")
+    if result.unclaimed and not result.deadlock:
+        nos = ", ".join(f"#{n}" for n in result.unclaimed)
+        problems.append(f"[abandoned] the answer(s) to request {nos} have no owner left, yet the "
+                        f"client is not poisoned: it would buffer every later answer behind them")
     poisoning = any(o.status is Status.CANCELLED and o.cancelled_no is not None
                     for o in result.outcomes)
     for i, (o, want) in enumerate(zip(result.outcomes, expected, strict=True)):

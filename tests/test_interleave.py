@@ -93,9 +93,9 @@ def test_timeline_text_names_caller_step_and_request():
 
 def test_cancellation_before_numbering_is_harmless_and_after_it_poisons():
     jobs = [RedoRequest(RelTag(1, 2, 3), i, bytes([i]) * 8192) for i in range(2)]
-    early = _run(ScheduledClient, jobs, Schedule((0,), frozenset({1})))  # c0 at "stdin"
+    early = _run(ScheduledClient, jobs, Schedule((0,), frozenset({(0, "stdin")})))
     assert [o.status.value for o in early.outcomes] == ["cancelled", "page"]
-    late = _run(ScheduledClient, jobs, Schedule((0,), frozenset({2})))  # c0 at "write" (#0)
+    late = _run(ScheduledClient, jobs, Schedule((0,), frozenset({(0, "write")})))  # numbered #0
     assert late.outcomes[0].cancelled_no == 0
     assert late.outcomes[1].status.value == "error"
     assert check_run(late, _expected(jobs)) == []

@@ -347,6 +347,16 @@ class WalredoClient:
     def requests_sent(self) -> int:
         return self._n_requests
 
+    def unclaimed(self) -> list[int]:
+        """Numbers of the requests sent whose answers no caller has taken (read or not yet).
+
+        While no call is in flight this is empty for a client that is not poisoned: a caller
+        that gives up on its answer after being numbered poisons the client (C2), so an
+        answer without an owner never stays buffered in a client that is still used.
+        """
+        taken = {self._n_processed + i for i, page in enumerate(self._pending) if page is None}
+        return [n for n in range(self._n_processed, self._n_requests) if n not in taken]
+
     async def apply(self, request: RedoRequest, timeout: float | None = None) -> bytes:
         """Send one redo request (``B [P] A* G``) and return the 8192-byte page."""
         __tracebackhide__ = True
