@@ -132,8 +132,8 @@ class SeededBug:
 
 _CONC = "test_concurrency.py::test_each_caller_gets_its_own_page"
 CATALOGUE: tuple[SeededBug, ...] = (
-    SeededBug("swap-responses", _CONC, ("wrong-page", "timeout"), faults=("swap-responses:1",)),
-    SeededBug("drop-response", _CONC, ("wrong-page", "timeout"), faults=("drop-response:1",)),
+    SeededBug("swap-responses", _CONC, ("wrong-page", "hang", "timeout"), faults=("swap-responses:1",)),
+    SeededBug("drop-response", _CONC, ("wrong-page", "hang", "timeout"), faults=("drop-response:1",)),
     SeededBug("duplicate-response", _CONC, ("wrong-page", "error"), faults=("duplicate-response:1",)),
     SeededBug("ignore-records", "test_answers.py::test_pages_agree_with_the_model", ("wrong-page",),
               faults=("ignore-records",)),
@@ -149,10 +149,10 @@ CATALOGUE: tuple[SeededBug, ...] = (
               faults=("hang-after:1",)),
     SeededBug("pop-front", _CONC, ("wrong-page",), mutant="pop-front"),
     SeededBug("off-by-one", _CONC, ("wrong-page", "hang", "timeout"), mutant="off-by-one"),
-    SeededBug("no-poison", _CONC, ("wrong-page", "hang", "timeout"), mutant="no-poison"),
+    SeededBug("no-poison", _CONC, ("wrong-page", "hang", "abandoned", "timeout"), mutant="no-poison"),
     # Released early, two writes may also interleave piecewise on a full pipe: the process then
     # reads a torn stream and dies (error) or waits for bytes that never come (timeout).
-    SeededBug("early-release", _CONC, ("wrong-page", "timeout", "error"), mutant="early-release"),
+    SeededBug("early-release", _CONC, ("wrong-page", "hang", "timeout", "error"), mutant="early-release"),
 )
 """Every seeded bug; :func:`hunt` runs the conformance test named by ``test`` against it."""
 
@@ -178,7 +178,7 @@ class HuntResult:
 
 def classify(text: str) -> str:
     """The failure category of a conformance failure's report text."""
-    for tag in ("wrong-page", "hang", "timeout"):
+    for tag in ("wrong-page", "hang", "abandoned", "timeout"):
         if f"[{tag}]" in text:
             return tag
     if "WalredoTimeout" in text:

@@ -32,12 +32,16 @@ def pytest_configure(config: pytest.Config) -> None:
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
     if _seeded_bug(config) is not None:
-        # A seeded-bug hunt measures how many examples the profile needs: no replay of
-        # failures saved by an earlier hunt.
-        from hypothesis import settings
+        # A seeded-bug hunt measures how many examples the profile needs and how small the
+        # shrunk example gets: no replay of failures saved by an earlier hunt, and no explain
+        # phase (it only annotates the final report, and re-running the shrunk example with
+        # every part varied costs as much as the hunt itself).
+        from hypothesis import Phase, settings
 
-        settings.register_profile(f"{chosen}-nodb", settings.get_profile(chosen), database=None)
-        settings.load_profile(f"{chosen}-nodb")
+        base = settings.get_profile(chosen)
+        settings.register_profile(f"{chosen}-hunt", base, database=None,
+                                  phases=[p for p in base.phases if p is not Phase.explain])
+        settings.load_profile(f"{chosen}-hunt")
 
 
 def _seeded_bug(config: pytest.Config) -> SeededBugPlugin | None:
