@@ -1,0 +1,155 @@
+"""The quiescence probe tells a process that waits for input from one that works or sleeps, and
+the scheduler uses it to stop a run whose readers wait for answers that cannot come."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from pytest_walredo.interleave import Schedule, ScheduledClient, Status, check_run, run_schedule
+from pytest_walredo.process import WalredoClient, WalredoProcess
+from pytest_walredo.process.fake import fake_config
+from pytest_walredo.process.quiescence import sample, wait_quiescent
+from pytest_walredo.process.sandbox import LaunchConfig, refserver_config
+from pytest_walredo.protocol import BLCKSZ, RedoRequest, RelTag
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc and FIONREAD")
+
+
+@pytest.fixture
+def launch(tmp_path: Path) -> Iterator[Callable[[LaunchConfig], WalredoProcess]]:
+    procs: list[WalredoProcess] = []
+
+    def start(config: LaunchConfig) -> WalredoProcess:
+        p = WalredoProcess.launch(config)
+        procs.append(p)
+        return p
+
+    yield start
+    for p in procs:
+        p.close()
+
+
+def _probe(p: WalredoProcess) -> bool:
+    return asyncio.run(wait_quiescent(p.pid, p.stdin_fd, p.stdout_fd))
+
+
+def _eventually_quiescent(p: WalredoProcess, tries: int = 1000) -> bool:
+    """Start-up of a Python process takes a while: look until it is quiescent (or give up)."""
+    for _ in range(tries):
+        if _probe(p):
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def _python(tmp_path: Path, code: str) -> LaunchConfig:
+    return LaunchConfig(Path(sys.executable), prefix_args=("-c", code), workdir=tmp_path)
+
+
+def test_a_process_that_dropped_an_answer_is_quiescent_with_the_request_consumed(launch, tmp_path):
+    p = launch(refserver_config(tmp_path, args=["--fault=drop-response:1"]))
+    client = WalredoClient(p, timeout=60)
+
+    async def main() -> bool:
+        ping = asyncio.ensure_future(client.ping())
+        await asyncio.sleep(0)
+        for _ in range(1000):
+            if await wait_quiescent(p.pid, p.stdin_fd, p.stdout_fd):
+                break
+            await asyncio.sleep(0.01)
+        quiet = not ping.done()
+        ping.cancel()
+        return quiet
+
+    assert asyncio.run(main())
+    s = sample(p.pid, p.stdin_fd, p.stdout_fd)
+    assert s is not None and s.stdin_unread == 0 and s.stdout_unread == 0 and s.states[0] == "S"
+
+
+def test_unread_answers_or_unconsumed_requests_are_not_quiescent(launch, tmp_path):
+    p = launch(refserver_config(tmp_path))
+    assert _eventually_quiescent(p)  # idle, nothing owed: the probe alone says quiescent
+    os.write(p.stdin_fd, b"H\0\0\0\x04")
+    for _ in range(1000):  # the answer lands in the pipe and stays there: we do not read it
+        s = sample(p.pid, p.stdin_fd, p.stdout_fd)
+        assert s is not None
+        if s.stdout_unread == BLCKSZ:
+            break
+        time.sleep(0.01)
+    assert s.stdout_unread == BLCKSZ and not s.waiting_for_input
+    assert not _probe(p)
+
+    never_reads = launch(_python(tmp_path, "import time; time.sleep(60)"))
+    os.write(never_reads.stdin_fd, b"H\0\0\0\x04")
+    s = sample(never_reads.pid, never_reads.stdin_fd, never_reads.stdout_fd)
+    assert s is not None and s.stdin_unread == 5
+    assert not _probe(never_reads)
+
+
+def test_a_running_or_sleeping_process_is_not_quiescent(launch, tmp_path):
+    busy = launch(_python(tmp_path, "while True: pass"))
+    for _ in range(20):
+        assert not _probe(busy)
+        time.sleep(0.01)
+    # --hang-at 0 sleeps instead of reading: it might wake up and answer, so it is not
+    # quiescent (when the kernel tells where it sleeps).
+    sleeper = launch(fake_config(tmp_path, "--hang-at", "0"))
+    os.write(sleeper.stdin_fd, b"H\0\0\0\x04")
+    for _ in range(2000):
+        s = sample(sleeper.pid, sleeper.stdin_fd, sleeper.stdout_fd)
+        if s is not None and s.stdin_unread == 0 and s.states == ("S",):
+            break
+        time.sleep(0.01)
+    if s is None or s.wchan is None:
+        pytest.skip("the kernel does not report where a process sleeps (wchan)")
+    assert "sleep" in s.wchan
+    assert not _probe(sleeper)
+
+
+def test_a_gone_process_cannot_be_sampled(launch, tmp_path):
+    p = launch(_python(tmp_path, "pass"))
+    p.wait(30)
+    pid = p.pid
+    p.close()  # reaped: /proc/<pid> is gone
+    r, w = os.pipe()
+    try:
+        assert sample(pid, w, r) is None
+        assert sample(os.getpid(), w, r) is not None
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_the_scheduler_stops_a_run_whose_reader_waits_on_a_quiescent_process(launch, tmp_path):
+    """With a minute-long request timeout, the run still ends (as a hang, not a timeout)."""
+    p = launch(refserver_config(tmp_path, args=["--fault=drop-response:2"]))
+    client = ScheduledClient(p, timeout=60)
+    jobs = [RedoRequest(RelTag(1663, 5, 16384), i, bytes([i + 1]) * BLCKSZ) for i in range(2)]
+    result = asyncio.run(run_schedule(client, jobs, Schedule(), real_io=True))
+    assert result.deadlock
+    assert result.outcomes[0].status is Status.PAGE and result.outcomes[0].page == jobs[0].base_image
+    assert result.outcomes[1].status is Status.CANCELLED
+    assert str(result.timeline).splitlines()[-1] == "c1 HANG"
+    problems = check_run(result, [j.base_image for j in jobs])
+    assert problems == ["[hang] c1 (request #1) waits for an answer, but the process has consumed "
+                        "every request and sits idle waiting for input"]
+    client.close()
+
+
+def test_the_clean_process_is_never_declared_hung(launch, tmp_path):
+    p = launch(refserver_config(tmp_path))
+    client = ScheduledClient(p, timeout=60)
+    jobs = [RedoRequest(RelTag(1663, 5, 16384), i, bytes([i + 1]) * BLCKSZ) for i in range(6)]
+    for picks in [(), (1,), (5, 4, 3, 2, 1), (1, 0, 1, 0, 2)]:
+        result = asyncio.run(run_schedule(client, jobs, Schedule(picks, rest=picks[-1] if picks else 0),
+                                          real_io=True))
+        assert not result.deadlock, result.timeline
+        assert check_run(result, [j.base_image for j in jobs]) == []
+    client.close()
