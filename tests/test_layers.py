@@ -1,0 +1,101 @@
+"""The layer table of docs/ARCHITECTURE.md is the law: every module of the package belongs to
+exactly one row, and imports (module level or inside functions) point only to its own row or
+to rows above it in the table (the table lists the lowest layer first)."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "pytest_walredo"
+
+
+def _layers() -> list[tuple[str, list[str]]]:
+    """(layer name, module path prefixes relative to the repository) in table order."""
+    text = (ROOT / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    rows: list[tuple[str, list[str]]] = []
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 3 or not cells[1].startswith("`"):
+            continue
+        paths = []
+        for token in re.findall(r"`([^`]+)`", cells[1]):
+            paths.append(token if token.startswith("pytest_walredo/") else f"pytest_walredo/{token}")
+        rows.append((cells[0], paths))
+    return rows
+
+
+def _layer_of(rel: str, layers: list[tuple[str, list[str]]]) -> int | None:
+    for i, (_name, paths) in enumerate(layers):
+        for p in paths:
+            if rel == p or (p.endswith("/") and rel.startswith(p)):
+                return i
+    return None
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    """(line, absolute dotted module) of every pytest_walredo import in ``path``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out += [(node.lineno, a.name) for a in node.names if a.name.startswith("pytest_walredo")]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                mod = ".".join(base + ([node.module] if node.module else []))
+            else:
+                mod = node.module or ""
+            if mod.startswith("pytest_walredo"):
+                # ``from . import x`` may import a submodule: count the most specific one.
+                out += [(node.lineno, f"{mod}.{a.name}") for a in node.names]
+    return out
+
+
+def _module_path(dotted: str) -> str | None:
+    parts = dotted.split(".")
+    while parts:
+        base = ROOT.joinpath(*parts)
+        if base.with_suffix(".py").is_file():
+            return str(base.with_suffix(".py").relative_to(ROOT))
+        if (base / "__init__.py").is_file():
+            return str((base / "__init__.py").relative_to(ROOT))
+        parts.pop()
+    return None
+
+
+def test_every_module_is_in_exactly_one_layer():
+    layers = _layers()
+    assert len(layers) >= 10, "the layer table in docs/ARCHITECTURE.md was not found"
+    missing = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = str(path.relative_to(ROOT))
+        if rel == "pytest_walredo/__init__.py":
+            continue
+        hits = [name for name, paths in layers
+                if any(rel == p or (p.endswith("/") and rel.startswith(p)) for p in paths)]
+        if len(hits) != 1:
+            missing.append(f"{rel}: {hits or 'no layer'}")
+    assert not missing, "modules not in exactly one row of the ARCHITECTURE table: " + "; ".join(missing)
+
+
+def test_imports_point_only_to_lower_layers():
+    layers = _layers()
+    wrong = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = str(path.relative_to(ROOT))
+        own = _layer_of(rel, layers)
+        if own is None:
+            continue
+        for line, dotted in _imports(path):
+            target = _module_path(dotted)
+            if target is None or target == "pytest_walredo/__init__.py":
+                continue
+            theirs = _layer_of(target, layers)
+            if theirs is not None and theirs > own:
+                wrong.append(f"{rel}:{line} ({layers[own][0]}) imports {dotted} ({layers[theirs][0]})")
+    assert not wrong, "imports pointing up the layer table:\n" + "\n".join(wrong)
