@@ -910,6 +910,28 @@ def _applicable(b: _Block, kinds: tuple[str, ...]) -> tuple[str, ...]:
 
 
 @st.composite
+def _step(draw: st.DrawFn, b: _Block, kinds: tuple[str, ...], init_kinds: tuple[str, ...],
+          lsn: int, max_tuple_size: int) -> tuple[str, int, bytes] | None:
+    """Draw and apply one record to ``b``: (kind, end LSN, raw record), or None (and ``b``
+    unchanged) when the drawn kind does not fit the page or the model rejects it."""
+    choices = init_kinds if b.page is None else _applicable(b, kinds)
+    if "heap2_vacuum" in choices and _dead_offsets(b) and draw(st.booleans()):
+        # LP_DEAD line pointers are what VACUUM's second pass is for; among ~15 applicable
+        # kinds it would otherwise rarely follow the prune that left them. The extra draw
+        # happens only when vacuum applies and shrinks to "no".
+        kind = "heap2_vacuum"
+    else:
+        kind = draw(st.sampled_from(choices))
+    lsn += 8 * draw(st.integers(1, 1 << 10))
+    saved_kind = b.kind
+    raw = _draw_record(draw, b, kind, max_tuple_size)
+    if raw is None or not b.apply(lsn, raw):
+        b.kind = saved_kind
+        return None
+    return kind, lsn, raw
+
+
+@st.composite
 def _trace(draw: st.DrawFn, tag: BufferTag, pg_version: int, flavour: Flavour,
            min_records: int, max_records: int, kinds: tuple[str, ...], max_tuple_size: int,
            start_lsn: int) -> BlockTrace:
@@ -928,20 +950,11 @@ def _trace(draw: st.DrawFn, tag: BufferTag, pg_version: int, flavour: Flavour,
     attempts = 0
     while len(records) < n and attempts < 3 * n + 3:
         attempts += 1
-        choices = init_kinds if b.page is None else _applicable(b, kinds)
-        if "heap2_vacuum" in choices and _dead_offsets(b) and draw(st.booleans()):
-            # LP_DEAD line pointers are what VACUUM's second pass is for; among ~15
-            # applicable kinds it would otherwise rarely follow the prune that left them.
-            # The extra draw happens only when vacuum applies and shrinks to "no".
-            kind = "heap2_vacuum"
-        else:
-            kind = draw(st.sampled_from(choices))
-        lsn += 8 * draw(st.integers(1, 1 << 10))
-        saved_kind = b.kind
-        raw = _draw_record(draw, b, kind, max_tuple_size)
-        if raw is None or not b.apply(lsn, raw):
-            b.kind = saved_kind
+        # one span per record: the shrinker can then drop a record's draws as a whole
+        step = draw(_step(b, kinds, init_kinds, lsn, max_tuple_size))
+        if step is None:
             continue
+        kind, lsn, raw = step
         records.append((lsn, raw))
         used.append(kind)
     return BlockTrace(base, tuple(records), tuple(used), b.kind)
