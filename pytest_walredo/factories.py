@@ -91,9 +91,11 @@ class WalredoFactory:
         workdir_root: Path,
         dump_dir: Path,
         on_dump: OnDump | None = None,
+        hang_check: float | None = None,
     ) -> None:
         self.binary = binary
         self.timeout = timeout
+        self.hang_check = hang_check
         self.workdir_root = workdir_root
         self.dump_dir = dump_dir
         self.on_dump = on_dump
@@ -135,9 +137,10 @@ class WalredoFactory:
         t = self.timeout if timeout is None else timeout
         client: WalredoClient | SyncWalredoClient
         if sync:
-            client = SyncWalredoClient(process, timeout=t, dumper=dumper)
+            client = SyncWalredoClient(process, timeout=t, dumper=dumper,
+                                       hang_check=self.hang_check)
         else:
-            client = WalredoClient(process, timeout=t, dumper=dumper)
+            client = WalredoClient(process, timeout=t, dumper=dumper, hang_check=self.hang_check)
         self._clients.append(client)
         return client
 

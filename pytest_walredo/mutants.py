@@ -137,7 +137,7 @@ CATALOGUE: tuple[SeededBug, ...] = (
     SeededBug("duplicate-response", _CONC, ("wrong-page", "error"), faults=("duplicate-response:1",)),
     SeededBug("ignore-records", "test_answers.py::test_pages_agree_with_the_model", ("wrong-page",),
               faults=("ignore-records",)),
-    SeededBug("truncate-page", "test_answers.py::test_ping_answers_8192_bytes", ("timeout", "wrong-page"),
+    SeededBug("truncate-page", "test_answers.py::test_ping_answers_8192_bytes", ("hang", "timeout", "wrong-page"),
               faults=("truncate-page",)),
     SeededBug("no-lsn", "test_answers.py::test_full_page_image_is_restored_with_its_lsn", ("wrong-page",),
               faults=("no-lsn",)),
@@ -145,7 +145,7 @@ CATALOGUE: tuple[SeededBug, ...] = (
               faults=("corrupt-byte:100",)),
     SeededBug("crash-after", "test_answers.py::test_ping_answers_8192_bytes", ("error",),
               faults=("crash-after:1",)),
-    SeededBug("hang-after", "test_answers.py::test_ping_answers_8192_bytes", ("timeout",),
+    SeededBug("hang-after", "test_answers.py::test_ping_answers_8192_bytes", ("hang", "timeout"),
               faults=("hang-after:1",)),
     SeededBug("pop-front", _CONC, ("wrong-page",), mutant="pop-front"),
     SeededBug("off-by-one", _CONC, ("wrong-page", "hang", "timeout"), mutant="off-by-one"),
@@ -181,6 +181,8 @@ def classify(text: str) -> str:
     for tag in ("wrong-page", "hang", "abandoned", "timeout"):
         if f"[{tag}]" in text:
             return tag
+    if "WalredoHang" in text:
+        return "hang"
     if "WalredoTimeout" in text:
         return "timeout"
     if "Walredo" in text and "Error" in text:

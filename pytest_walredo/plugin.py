@@ -130,6 +130,7 @@ def walredo_factory(
     factory = WalredoFactory(
         walredo_bin,
         timeout=walredo_settings.timeout,
+        hang_check=walredo_settings.hang_check,
         workdir_root=tmp_path,
         dump_dir=dump_dir_for_test(request.config, walredo_settings, request.node.nodeid),
         on_dump=_allure_attacher(request.config),

@@ -48,6 +48,18 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _seconds_or_off(text: str) -> float | None:
+    if text.strip().lower() in ("0", "off", "no", "none"):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError("is not a number of seconds (or 0 / off)") from None
+    if not value > 0:
+        raise ValueError("must be a positive number of seconds, or 0 / off")
+    return value
+
+
 def _path(text: str) -> Path:
     if not text.strip():
         raise ValueError("is empty")
@@ -91,6 +103,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("walredo_timeout", "--walredo-timeout", "WALREDO_TIMEOUT",
            "seconds a single walredo request may take before the process is killed", _seconds,
            10.0, "SECONDS"),
+    Option("walredo_hang_check", "--walredo-hang-check", "WALREDO_HANG_CHECK",
+           "while an answer is awaited this long, check whether the process sits idle with "
+           "every request consumed, and if so fail the request as hung at once instead of "
+           "waiting for the timeout (0 or off: never check; needs Linux /proc)", _seconds_or_off,
+           0.2, "SECONDS"),
     Option("walredo_dump_dir", "--walredo-dump-dir", "WALREDO_DUMP_DIR",
            "where failing inputs are saved as .walredo files; default: <basetemp>/walredo-dumps",
            _path, None, "DIR"),
@@ -112,6 +129,7 @@ class WalredoSettings:
     pg_version: int
     flavour: Flavour
     timeout: float
+    hang_check: float | None
     dump_dir: Path | None
     hypothesis_profile: str | None
     require_seccomp: bool
@@ -154,6 +172,7 @@ def resolve_settings(
         pg_version=values["walredo_pg_version"],
         flavour=values["walredo_flavour"],
         timeout=values["walredo_timeout"],
+        hang_check=values["walredo_hang_check"],
         dump_dir=values["walredo_dump_dir"],
         hypothesis_profile=values["walredo_hypothesis_profile"],
         require_seccomp=values["walredo_require_seccomp"],

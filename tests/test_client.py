@@ -28,6 +28,7 @@ from pytest_walredo.process import (
     MemoryTransport,
     SyncWalredoClient,
     WalredoClient,
+    WalredoHang,
     WalredoPoisoned,
     WalredoProcess,
     WalredoProcessError,
@@ -629,3 +630,64 @@ def test_reference_server_duplicate_response_is_caught(tmp_path: Path) -> None:
         assert WalredoProcessError in outcomes and False not in outcomes
     finally:
         client.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Hang check: an answer that cannot come is reported at once, not after the timeout
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def launch_reference(tmp_path: Path) -> Iterator[Callable[..., WalredoProcess]]:
+    procs: list[WalredoProcess] = []
+
+    def start(*faults: str) -> WalredoProcess:
+        p = WalredoProcess.launch(refserver_config(tmp_path, args=[f"--fault={f}" for f in faults]))
+        procs.append(p)
+        return p
+
+    yield start
+    for p in procs:
+        p.close()
+
+
+@pytest.mark.asyncio
+async def test_hang_check_reports_a_dropped_answer_as_a_hang(launch_reference, tmp_path: Path) -> None:
+    p = launch_reference("drop-response:2")
+    client = WalredoClient(p, timeout=120, hang_check=0.05, dumper=FailureDumper(tmp_path / "dumps"))
+    first, second = echo_requests(2)
+    assert await client.apply(first) == first.base_image
+    with pytest.raises(WalredoHang) as info:
+        await client.apply(second)
+    assert isinstance(info.value, WalredoTimeout)  # callers handling timeouts handle hangs
+    assert str(info.value).startswith("walredo request #1 (redo 1663/5/16385 blk 1")
+    assert "will never be answered" in str(info.value) and "was killed" in str(info.value)
+    assert info.value.dump_path is not None and info.value.dump_path.exists()
+    assert client.poisoned and p.wait(10) is not None
+    with pytest.raises(WalredoPoisoned):
+        await client.ping()
+
+
+@pytest.mark.asyncio
+async def test_hang_check_names_a_truncated_answer(launch_reference) -> None:
+    client = WalredoClient(launch_reference("truncate-page"), timeout=120, hang_check=0.05)
+    with pytest.raises(WalredoHang, match=r"after \d+ of 8192 bytes of an answer"):
+        await client.ping()
+
+
+@pytest.mark.asyncio
+async def test_hang_check_waits_out_a_process_that_is_busy_or_asleep(
+    launch: Callable[..., WalredoProcess], launch_reference
+) -> None:
+    # Asleep (not waiting for input): it might still answer, so only the timeout ends the wait.
+    asleep = WalredoClient(launch("--hang-at", "0"), timeout=1.0, hang_check=0.05)
+    with pytest.raises(WalredoTimeout) as info:
+        await asleep.ping()
+    assert not isinstance(info.value, WalredoHang)
+    # A healthy process under load: many callers, many checks, no false hang.
+    healthy = WalredoClient(launch_reference(), timeout=120, hang_check=0.001)
+    reqs = echo_requests(64, seed=3)
+    pages = await asyncio.gather(*(healthy.apply(r) for r in reqs))
+    assert pages == [r.base_image for r in reqs]
+    assert not healthy.poisoned
+    healthy.close()

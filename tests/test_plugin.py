@@ -77,6 +77,10 @@ def test_settings_precedence_cli_env_ini_default() -> None:
     assert _resolve({}, {}, {"WALREDO_FLAVOUR": "Vanilla"}).flavour.value == "vanilla"
     assert _resolve({"walredo_require_seccomp": True}, {}, {}).require_seccomp is True
     assert _resolve({"walredo_require_seccomp": False}, {}, {"WALREDO_REQUIRE_SECCOMP": "yes"}).require_seccomp
+    assert _resolve({}, {}, {}).hang_check == 0.2
+    assert _resolve({"walredo_hang_check": "off"}, {}, {}).hang_check is None
+    assert _resolve({}, {"walredo_hang_check": "0"}, {}).hang_check is None
+    assert _resolve({}, {}, {"WALREDO_HANG_CHECK": "0.05"}).hang_check == 0.05
 
 
 @pytest.mark.parametrize(
@@ -85,6 +89,7 @@ def test_settings_precedence_cli_env_ini_default() -> None:
         ({"walredo_pg_version": "13"}, {}, "--walredo-pg-version value '13' is not a supported"),
         ({}, {"WALREDO_TIMEOUT": "-1"}, "$WALREDO_TIMEOUT value '-1' must be a positive"),
         ({}, {"WALREDO_FLAVOUR": "mysql"}, "$WALREDO_FLAVOUR value 'mysql' is not a WAL flavour"),
+        ({"walredo_hang_check": "soon"}, {}, "--walredo-hang-check value 'soon' is not a number"),
     ],
 )
 def test_bad_setting_names_its_source(cli, env, needle) -> None:
@@ -377,3 +382,26 @@ def test_seccomp_mode_after_first_request_is_reported(pytester: pytest.Pytester)
     text = xml.read_text()
     assert '<property name="walredo_seccomp_mode" value="2"' in text
     assert '<property name="walredo_seccomp_mode" value="0"' in text
+
+
+def test_a_hanging_walredo_fails_the_test_at_once_as_a_hang(pytester: pytest.Pytester) -> None:
+    """With the default hang check, a dropped answer fails the test as a hang long before the
+    (here: two-minute) request timeout; with the check off, the timeout is what ends it."""
+    pytester.makeconftest(
+        """
+        from pytest_walredo.factories import walredo_fixture
+        dropping = walredo_fixture(faults=["drop-response:1"], sync=True)
+        """
+    )
+    pytester.makepyfile(
+        """
+        def test_ping(dropping):
+            dropping.ping()
+        """
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "--walredo-timeout=120")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*WalredoHang: walredo request #0 (ping) will never be answered*"])
+    result = pytester.runpytest("-p", "no:cacheprovider", "--walredo-timeout=1", "--walredo-hang-check=off")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*WalredoTimeout: walredo request #0 (ping) waited more than 1s*"])

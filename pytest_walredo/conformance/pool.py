@@ -81,7 +81,8 @@ class ProcessPool:
     def _launch(self) -> ScheduledClient:
         base: WalredoClient = self.factory(timeout=self.timeout, faults=self.faults)
         assert base.process is not None
-        client = self.cls(base.process, timeout=self.timeout, dumper=base.dumper)
+        client = self.cls(base.process, timeout=self.timeout, dumper=base.dumper,
+                          hang_check=base.hang_check)
         self.launches += 1
         return client
 

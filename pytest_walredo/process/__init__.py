@@ -27,6 +27,7 @@ from .client import (
 from .dump import DumpCallback, FailureDumper, dump_name
 from .errors import (
     WalredoError,
+    WalredoHang,
     WalredoLaunchError,
     WalredoPoisoned,
     WalredoProcessError,
@@ -56,6 +57,7 @@ __all__ = [
     "TransportClosed",
     "WalredoClient",
     "WalredoError",
+    "WalredoHang",
     "WalredoLaunchError",
     "WalredoPoisoned",
     "WalredoProcess",

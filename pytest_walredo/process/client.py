@@ -27,12 +27,14 @@ from ..protocol import BLCKSZ, Ping, RedoRequest
 from .dump import FailureDumper
 from .errors import (
     WalredoError,
+    WalredoHang,
     WalredoPoisoned,
     WalredoProcessError,
     WalredoTimeout,
     describe_returncode,
     stderr_summary,
 )
+from .quiescence import wait_quiescent
 from .sandbox import LaunchConfig, WalredoProcess
 
 __all__ = [
@@ -235,6 +237,71 @@ class _Deadline:
         return False
 
 
+class _HangDetected(Exception):
+    pass
+
+
+class _HangWatch:
+    """While a caller reads answers: every ``interval`` seconds without a complete answer, ask
+    :func:`~.quiescence.wait_quiescent` whether the process sits idle with every request
+    consumed; if so, cancel the reading task and turn that into :class:`_HangDetected`.
+
+    Only the caller holding the stdout lock reads, so at most one watch per client runs. The
+    probe runs as its own task between timer ticks; a read that completes meanwhile wins
+    (the watch is disarmed on exit before the probe's verdict is acted upon).
+    """
+
+    def __init__(self, process: WalredoProcess | None, interval: float | None) -> None:
+        self.process = process
+        self.interval = interval
+        self.hung = False
+        self._task: asyncio.Task[object] | None = None
+        self._handle: asyncio.TimerHandle | None = None
+        self._probe: asyncio.Future[bool] | None = None
+        self._armed = False
+
+    async def __aenter__(self) -> _HangWatch:
+        if self.process is not None and self.interval is not None:
+            self._task = asyncio.current_task()
+            self._armed = True
+            self._schedule()
+        return self
+
+    def _schedule(self) -> None:
+        assert self.interval is not None
+        self._handle = asyncio.get_running_loop().call_later(self.interval, self._tick)
+
+    def _tick(self) -> None:
+        p = self.process
+        if not self._armed or p is None:
+            return
+        self._probe = asyncio.ensure_future(wait_quiescent(p.pid, p.stdin_fd, p.stdout_fd))
+        self._probe.add_done_callback(self._verdict)
+
+    def _verdict(self, probe: asyncio.Future[bool]) -> None:
+        if not self._armed or probe.cancelled():
+            return
+        if probe.exception() is None and probe.result():
+            self.hung = True
+            assert self._task is not None
+            self._task.cancel()
+        else:
+            self._schedule()
+
+    async def __aexit__(self, et: type[BaseException] | None, exc: BaseException | None,
+                        tb: object) -> bool:
+        self._armed = False
+        if self._handle is not None:
+            self._handle.cancel()
+        if self._probe is not None and not self._probe.done():
+            self._probe.cancel()
+        if self.hung and et is not None and issubclass(et, asyncio.CancelledError):
+            uncancel = getattr(self._task, "uncancel", None)
+            if uncancel is None or uncancel() == 0:
+                raise _HangDetected() from exc
+        return False
+
+
 # ---------------------------------------------------------------------------------------------
 # The client
 # ---------------------------------------------------------------------------------------------
@@ -265,6 +332,10 @@ class WalredoClient:
     ``target`` is a :class:`WalredoProcess` (talked to over its pipes, and closed by
     :meth:`close`) or any :class:`Transport`. ``timeout`` bounds each call (None: no bound);
     ``dumper`` saves the bytes of every request that was sent and then failed.
+    ``hang_check`` (seconds; None: off): while an answer is awaited for that long, check
+    whether the process is quiescent (:mod:`~.quiescence`: every request consumed, asleep
+    waiting for input); if it is, the answer can never come, and the call fails at once with
+    :class:`WalredoHang` instead of waiting for the timeout.
 
     The client binds to the running event loop on first use and rebinds to another loop when no
     call is in flight (the old loop may be closed by then).
@@ -278,6 +349,7 @@ class WalredoClient:
         dumper: FailureDumper | None = None,
         process: WalredoProcess | None = None,
         owns_process: bool = True,
+        hang_check: float | None = None,
     ) -> None:
         if isinstance(target, WalredoProcess):
             self.process: WalredoProcess | None = target
@@ -286,6 +358,7 @@ class WalredoClient:
             self.process = process
             self.transport = target
         self.timeout = timeout
+        self.hang_check = hang_check
         self.dumper = dumper
         self.owns_process = owns_process
         self.seccomp_mode_after_first_request: int | None = None
@@ -320,8 +393,8 @@ class WalredoClient:
         #       and an abandoned answer would never be taken.
         #  (C3) transports keep partially read answers buffered, so even a cancelled read
         #       loses no bytes; poisoning is still required by (C2) because nobody owns them.
-        #  (C4) a timeout also SIGKILLs the process: a hung process must not keep running
-        #       behind a poisoned client.
+        #  (C4) a timeout (or a hang found by ``hang_check``) also SIGKILLs the process: a
+        #       hung process must not keep running behind a poisoned client.
 
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stdin_lock: asyncio.Lock | None = None
@@ -429,6 +502,8 @@ class WalredoClient:
                     page = await self._roundtrip(call)
             except _DeadlineExpired:
                 raise self._on_timeout(call, limit) from None
+            except _HangDetected:
+                raise self._on_hang(call) from None
         except WalredoError as err:
             if call.sent and call.dumpable:
                 self._dump(call, err)
@@ -477,7 +552,8 @@ class WalredoClient:
             self._raise_if_poisoned(call)
             # (O2)/(O3): read answers in order until ours (#call.no) has been read.
             while self._n_processed + len(self._pending) <= call.no:
-                page = await self._read_response()
+                async with _HangWatch(self.process, self.hang_check):
+                    page = await self._read_response()
                 self._pending.append(page)
                 self._check_no_surplus(call)
             return self._take_response(call.no)
@@ -644,6 +720,20 @@ class WalredoClient:
             stderr_tail=self._stderr_tail(), request_no=call.no,
         )
         self._set_poison(f"a request timed out: {err.message}", err, call, override=True)
+        return err
+
+    def _on_hang(self, call: Call) -> WalredoHang:
+        if self.process is not None:
+            self.process.kill()
+        partial = self.transport.buffered()
+        got = f"after {partial} of {BLCKSZ} bytes of an answer, " if partial else ""
+        err = WalredoHang(
+            f"walredo request #{call.no} ({call.what}) will never be answered: {got}the process "
+            f"consumed every request and sits idle waiting for input"
+            + (f"; process {self.process.pid} was killed" if self.process is not None else ""),
+            stderr_tail=self._stderr_tail(), request_no=call.no,
+        )
+        self._set_poison(f"a request hung: {err.message}", err, call, override=True)
         return err
 
     async def _await_exit(self, timeout: float = 1.0) -> int | None:

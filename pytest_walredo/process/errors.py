@@ -106,6 +106,12 @@ class WalredoTimeout(WalredoError):
     """A request did not complete within its timeout; the process was killed."""
 
 
+class WalredoHang(WalredoTimeout):
+    """A request's answer cannot come: the process consumed the request and sits idle waiting
+    for input (see :mod:`~pytest_walredo.process.quiescence`); the process was killed. Found
+    before the timeout, so it is a kind of :class:`WalredoTimeout`."""
+
+
 class WalredoPoisoned(WalredoError):
     """The client refused a call because an earlier failure or cancellation left the pipe in an
     unknown state; ``cause`` is that earlier failure."""

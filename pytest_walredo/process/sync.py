@@ -39,9 +39,10 @@ class SyncWalredoClient:
         dumper: FailureDumper | None = None,
         process: WalredoProcess | None = None,
         owns_process: bool = True,
+        hang_check: float | None = None,
     ) -> None:
         self.client = WalredoClient(target, timeout=timeout, dumper=dumper, process=process,
-                                    owns_process=owns_process)
+                                    owns_process=owns_process, hang_check=hang_check)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever,
                                         name="walredo-sync-client", daemon=True)
