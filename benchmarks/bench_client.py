@@ -9,6 +9,8 @@ Not a test: prints a table. Four scenarios, each for 1, 8 and 64 concurrent call
   on): the cost of the reference server.
 - ``client -> C stub``: :class:`pytest_walredo.process.WalredoClient` with ``callers`` asyncio
   tasks against the stub: the cost of our client.
+- ``client+hc -> C stub``: the client with the plugin's default ``hang_check`` (0.2 s): what
+  the timer armed around every answer read costs.
 - ``client -> ref server``: both together, as the conformance suite uses them.
 
 Operations: ``ping`` (``H``) and ``echo`` (``B``, ``P`` with an 8 KiB page, ``G``; the stub skips
@@ -157,8 +159,8 @@ def startup_ms(argv: list[str], runs: int = 5) -> float:
 
 
 async def _client_run(config: LaunchConfig, op: str, callers: int, seconds: float,
-                      expect_echo: bool) -> Row:
-    client = WalredoClient(WalredoProcess.launch(config), timeout=None)
+                      expect_echo: bool, hang_check: float | None) -> Row:
+    client = WalredoClient(WalredoProcess.launch(config), timeout=None, hang_check=hang_check)
     try:
         await client.ping()  # start-up, outside the timed part
         call: Callable[[], Awaitable[bytes]]
@@ -187,8 +189,8 @@ async def _client_run(config: LaunchConfig, op: str, callers: int, seconds: floa
 
 
 def client_run(config: LaunchConfig, op: str, callers: int, seconds: float,
-               expect_echo: bool) -> Row:
-    return asyncio.run(_client_run(config, op, callers, seconds, expect_echo))
+               expect_echo: bool, hang_check: float | None = None) -> Row:
+    return asyncio.run(_client_run(config, op, callers, seconds, expect_echo, hang_check))
 
 
 # --------------------------------------------------------------------------------------------
@@ -211,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
             ("raw -> C stub", lambda op, c: raw_run([str(stub), "--wal-redo"], op, c, seconds)),
             ("raw -> ref server", lambda op, c: raw_run(REF_ARGV, op, c, seconds)),
             ("client -> C stub", lambda op, c: client_run(stub_cfg, op, c, seconds, False)),
+            ("client+hc -> C stub", lambda op, c: client_run(stub_cfg, op, c, seconds, False, 0.2)),
             ("client -> ref server", lambda op, c: client_run(ref_cfg, op, c, seconds, True)),
         ]
         print(f"start-up to first ping (median of 5): C stub "
