@@ -52,12 +52,9 @@ def _seconds_or_off(text: str) -> float | None:
     if text.strip().lower() in ("0", "off", "no", "none"):
         return None
     try:
-        value = float(text)
-    except ValueError:
-        raise ValueError("is not a number of seconds (or 0 / off)") from None
-    if not value > 0:
-        raise ValueError("must be a positive number of seconds, or 0 / off")
-    return value
+        return _seconds(text)
+    except ValueError as exc:
+        raise ValueError(f"{exc} (or 0 / off)") from None
 
 
 def _path(text: str) -> Path:

@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from pytest_walredo.process import (
     Call,
     FailureDumper,
+    LaunchConfig,
     MemoryTransport,
     SyncWalredoClient,
     WalredoClient,
@@ -52,12 +53,17 @@ def echo_requests(n: int, seed: int = 0) -> list[RedoRequest]:
 
 @pytest.fixture
 def launch(tmp_path: Path) -> Iterator[Callable[..., WalredoProcess]]:
-    procs: list[WalredoProcess] = []
+    """Start the fake walredo with the given arguments; all are closed after the test."""
     workdir = tmp_path / "work"
     workdir.mkdir()
+    yield from _launcher(lambda *args: fake_config(workdir, *args))
+
+
+def _launcher(config: Callable[..., LaunchConfig]) -> Iterator[Callable[..., WalredoProcess]]:
+    procs: list[WalredoProcess] = []
 
     def start(*args: str) -> WalredoProcess:
-        p = WalredoProcess.launch(fake_config(workdir, *args))
+        p = WalredoProcess.launch(config(*args))
         procs.append(p)
         return p
 
@@ -639,16 +645,8 @@ def test_reference_server_duplicate_response_is_caught(tmp_path: Path) -> None:
 
 @pytest.fixture
 def launch_reference(tmp_path: Path) -> Iterator[Callable[..., WalredoProcess]]:
-    procs: list[WalredoProcess] = []
-
-    def start(*faults: str) -> WalredoProcess:
-        p = WalredoProcess.launch(refserver_config(tmp_path, args=[f"--fault={f}" for f in faults]))
-        procs.append(p)
-        return p
-
-    yield start
-    for p in procs:
-        p.close()
+    """Start the reference walredo with the given ``--fault`` specs."""
+    yield from _launcher(lambda *faults: refserver_config(tmp_path, args=[f"--fault={f}" for f in faults]))
 
 
 @pytest.mark.asyncio

@@ -710,30 +710,29 @@ class WalredoClient:
         return err
 
     def _on_timeout(self, call: Call, limit: float | None) -> WalredoTimeout:
-        if self.process is not None:
-            self.process.kill()
         where = "its answer" if call.sent else "its turn to write"
-        err = WalredoTimeout(
-            f"walredo request #{call.no if call.no is not None else '?'} ({call.what}) waited "
-            f"more than {limit:g}s for {where}"
-            + (f"; process {self.process.pid} was killed" if self.process is not None else ""),
-            stderr_tail=self._stderr_tail(), request_no=call.no,
-        )
-        self._set_poison(f"a request timed out: {err.message}", err, call, override=True)
-        return err
+        return self._kill_stuck(call, WalredoTimeout, f"waited more than {limit:g}s for {where}",
+                                "a request timed out")
 
-    def _on_hang(self, call: Call) -> WalredoHang:
-        if self.process is not None:
-            self.process.kill()
+    def _on_hang(self, call: Call) -> WalredoTimeout:
         partial = self.transport.buffered()
         got = f"after {partial} of {BLCKSZ} bytes of an answer, " if partial else ""
-        err = WalredoHang(
-            f"walredo request #{call.no} ({call.what}) will never be answered: {got}the process "
-            f"consumed every request and sits idle waiting for input"
+        return self._kill_stuck(call, WalredoHang, f"will never be answered: {got}the process "
+                                "consumed every request and sits idle waiting for input",
+                                "a request hung")
+
+    def _kill_stuck(self, call: Call, cls: type[WalredoTimeout], what: str,
+                    reason: str) -> WalredoTimeout:
+        """(C4) Kill the process behind a request that is stuck, poison, return the error."""
+        if self.process is not None:
+            self.process.kill()
+        no = call.no if call.no is not None else "?"
+        err = cls(
+            f"walredo request #{no} ({call.what}) {what}"
             + (f"; process {self.process.pid} was killed" if self.process is not None else ""),
             stderr_tail=self._stderr_tail(), request_no=call.no,
         )
-        self._set_poison(f"a request hung: {err.message}", err, call, override=True)
+        self._set_poison(f"{reason}: {err.message}", err, call, override=True)
         return err
 
     async def _await_exit(self, timeout: float = 1.0) -> int | None:
