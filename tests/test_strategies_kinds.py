@@ -47,13 +47,17 @@ NEW_KINDS = ("heap2_vacuum", "heap2_visible", "heap2_freeze", "heap2_prune",
 # above the leaf level)
 SETUP = {
     "heap2_vacuum": ("heap_insert_init", "heap_insert", "heap2_prune", "heap2_vacuum"),
-    "heap2_visible": ("heap_insert_init", "heap_insert", "heap2_visible"),
+    "heap2_visible": ("heap_insert_init", "heap_insert", "heap_delete", "heap2_visible"),
     "heap2_freeze": ("heap_insert_init", "heap_insert", "heap_delete", "heap2_freeze"),
     "heap2_prune": ("heap_insert_init", "heap_insert", "heap2_prune"),
     "heap_update_old_block": ("heap_insert_init", "heap_insert", "heap_update_old_block"),
     "heap_update_new_block": ("heap_insert", "heap_update_new_block"),
     "btree_insert_upper": ("btree_newroot", "btree_insert_upper"),
 }
+# kinds that modify tuples on a page and so must clear its PD_ALL_VISIBLE (the new-block side
+# of a cross-page update only when it does not initialize the page)
+CLEARS_ALL_VISIBLE = ("heap_insert", "heap_multi_insert", "heap_delete", "heap_update",
+                      "heap_hot_update", "heap_update_old_block")
 COMBOS = [(v, fl) for v in SUPPORTED_VERSIONS for fl in Flavour]
 WALDUMP = find_pg_waldump()
 
@@ -293,6 +297,12 @@ def test_new_kinds_do_what_their_records_say(version: int, flavour: Flavour) -> 
                                     forknum=r.forknum, blkno=TAG.blknum, end_lsn=lsn, record=raw,
                                     pg_version=version, flavour=flavour)
                 assert after is not None
+                if (page is not None and k in CLEARS_ALL_VISIBLE
+                        and Page(page).flags & PD_ALL_VISIBLE):
+                    # the drawn record logged ALL_VISIBLE_CLEARED, as PostgreSQL does for a
+                    # change to an all-visible page
+                    assert not Page(after).flags & PD_ALL_VISIBLE, k
+                    checked.add("cleared all-visible")
                 if k in NEW_KINDS or k == "btree_newroot":
                     rec, body = _body(raw, version, flavour)
                     before = Page(page) if page is not None else Page()
@@ -304,7 +314,7 @@ def test_new_kinds_do_what_their_records_say(version: int, flavour: Flavour) -> 
 
         check()
 
-    assert checked >= set(NEW_KINDS)
+    assert checked >= {*NEW_KINDS, "cleared all-visible"}
     want = _expected_names(version)
     for kind in NEW_KINDS:
         assert names[kind] <= want[kind], kind
