@@ -573,50 +573,73 @@ def _draw_offsets(draw: st.DrawFn, candidates: Sequence[int], max_size: int = 4)
                                 max_size=min(max_size, len(candidates)), unique=True)))
 
 
-def _draw_heap2(draw: st.DrawFn, b: _Block, kind: str) -> tuple[rmgr.RmgrRecord, list[BlockRef]] | None:
-    """Draw a heap2 VISIBLE / FREEZE / PRUNE / VACUUM for block ``b`` in ``b.v``'s layout
-    (None: the kind does not apply to the page as it is). Every offset named exists:
-    freeze and prune pick LP_NORMAL tuples, vacuum LP_DEAD line pointers without storage."""
-    v, tag = b.v, b.tag
-    own = make_block(0, b.rel3, tag.blknum, forknum=tag.rel.forknum)
-    p = b.view()
-    if kind == "heap2_visible":
-        if tag.rel.forknum == _VISIBILITYMAP_FORKNUM:
-            return None  # the VM block reference could then be the requested block itself
-        flags = draw(st.sampled_from((VISIBILITYMAP_ALL_VISIBLE,
-                                      VISIBILITYMAP_ALL_VISIBLE | VISIBILITYMAP_ALL_FROZEN)))
-        if v >= 16 and draw(st.booleans()):
-            flags |= _VISIBILITYMAP_XLOG_CATALOG_REL
-        # block 0: the visibility-map page covering this heap block; block 1: the heap page
-        vm = make_block(0, b.rel3, tag.blknum // _VM_HEAPBLOCKS_PER_PAGE,
-                        forknum=_VISIBILITYMAP_FORKNUM)
-        heap = make_block(1, b.rel3, tag.blknum, forknum=tag.rel.forknum)
-        return rmgr.Heap2Visible(draw(st.integers(0, _MAX_U32)), flags), [vm, heap]
-    if kind == "heap2_vacuum":
-        dead = _dead_offsets(b)
-        if not dead:
-            return None
-        unused = tuple(_draw_offsets(draw, dead, max_size=8))
-        if v >= 17:
-            return _prune17(draw, _PRUNE_VACUUM_CLEANUP, cleanup_lock=False, unused=unused), [own]
-        return rmgr.Heap2Vacuum(len(unused), unused), [own]
+_Drawn = tuple[rmgr.RmgrRecord, list[BlockRef]]
+"""A drawn record body and its block references (block 0 first)."""
+
+
+def _own_block(b: _Block) -> BlockRef:
+    return make_block(0, b.rel3, b.tag.blknum, forknum=b.tag.rel.forknum)
+
+
+def _draw_visible(draw: st.DrawFn, b: _Block) -> _Drawn | None:
+    """VISIBLE: reference 0 is the visibility-map page covering this heap block, reference 1
+    the heap page itself (the requested block), which redo marks PD_ALL_VISIBLE."""
+    tag = b.tag
+    if tag.rel.forknum == _VISIBILITYMAP_FORKNUM:
+        return None  # the VM block reference could then be the requested block itself
+    flags = draw(st.sampled_from((VISIBILITYMAP_ALL_VISIBLE,
+                                  VISIBILITYMAP_ALL_VISIBLE | VISIBILITYMAP_ALL_FROZEN)))
+    if b.v >= 16 and draw(st.booleans()):
+        flags |= _VISIBILITYMAP_XLOG_CATALOG_REL
+    vm = make_block(0, b.rel3, tag.blknum // _VM_HEAPBLOCKS_PER_PAGE, forknum=_VISIBILITYMAP_FORKNUM)
+    heap = make_block(1, b.rel3, tag.blknum, forknum=tag.rel.forknum)
+    return rmgr.Heap2Visible(draw(st.integers(0, _MAX_U32)), flags), [vm, heap]
+
+
+def _draw_vacuum(draw: st.DrawFn, b: _Block) -> _Drawn | None:
+    """VACUUM (PG14-16) / PRUNE_VACUUM_CLEANUP without a cleanup lock (PG17): some LP_DEAD
+    line pointers become unused."""
+    dead = _dead_offsets(b)
+    if not dead:
+        return None
+    unused = tuple(_draw_offsets(draw, dead, max_size=8))
+    if b.v >= 17:
+        return _prune17(draw, _PRUNE_VACUUM_CLEANUP, cleanup_lock=False, unused=unused), [_own_block(b)]
+    return rmgr.Heap2Vacuum(len(unused), unused), [_own_block(b)]
+
+
+def _draw_freeze(draw: st.DrawFn, b: _Block) -> _Drawn | None:
+    """FREEZE_PAGE (PG14/15 per tuple, PG16 plans) / PRUNE_VACUUM_SCAN with freeze plans only
+    (PG17), freezing some existing LP_NORMAL tuples."""
     normals = b.normal_offsets()
     if not normals:
         return None
-    xid = draw(st.integers(0, _MAX_U32))
-    catalog = v == 16 and draw(st.booleans())
-    if kind == "heap2_freeze":
-        actions = _freeze_actions(draw, p, _draw_offsets(draw, normals))
-        if v >= 17:
-            return _prune17(draw, _PRUNE_VACUUM_SCAN, cleanup_lock=True,
-                            plans=_freeze_plans(actions)), [own]
-        if v == 16:
-            plans = _freeze_plans(actions)
-            return rmgr.Heap2FreezePage(xid, len(plans), plans=plans, is_catalog_rel=catalog), [own]
-        tuples = tuple(rmgr.FreezeTuple(xmax, off, m2, m, frz) for off, xmax, m2, m, frz in actions)
-        return rmgr.Heap2FreezePage(xid, len(tuples), tuples=tuples), [own]
-    if kind != "heap2_prune":
+    v = b.v
+    cutoff = draw(st.integers(0, _MAX_U32))
+    actions = _freeze_actions(draw, b.view(), _draw_offsets(draw, normals))
+    if v >= 17:
+        return _prune17(draw, _PRUNE_VACUUM_SCAN, cleanup_lock=True,
+                        plans=_freeze_plans(actions)), [_own_block(b)]
+    if v == 16:
+        plans = _freeze_plans(actions)
+        catalog = draw(st.booleans())
+        return rmgr.Heap2FreezePage(cutoff, len(plans), plans=plans,
+                                    is_catalog_rel=catalog), [_own_block(b)]
+    tuples = tuple(rmgr.FreezeTuple(xmax, off, m2, m, frz) for off, xmax, m2, m, frz in actions)
+    return rmgr.Heap2FreezePage(cutoff, len(tuples), tuples=tuples), [_own_block(b)]
+
+
+def _draw_prune(draw: st.DrawFn, b: _Block) -> _Drawn | None:
+    """PRUNE (PG14-16) / PRUNE_ON_ACCESS or PRUNE_VACUUM_SCAN with a cleanup lock (PG17).
+
+    Invariants: the named offsets are distinct existing LP_NORMAL tuples; each becomes a
+    redirect, dead or unused; a redirect points at an LP_NORMAL tuple that no part of the
+    record names (so it stays a tuple). PG17's VACUUM_SCAN may also freeze survivors."""
+    normals = b.normal_offsets()
+    if not normals:
         return None
+    v = b.v
+    horizon = draw(st.integers(0, _MAX_U32))
     picked = _draw_offsets(draw, normals)
     keep = [off for off in normals if off not in picked]
     redirected: list[tuple[int, int]] = []
@@ -636,15 +659,25 @@ def _draw_heap2(draw: st.DrawFn, b: _Block, kind: str) -> tuple[rmgr.RmgrRecord,
         plans: tuple[rmgr.FreezePlan, ...] = ()
         if op == _PRUNE_VACUUM_SCAN and keep and draw(st.booleans()):
             # VACUUM's first pass prunes and freezes what survives in one record
-            plans = _freeze_plans(_freeze_actions(draw, p, _draw_offsets(draw, keep)))
+            plans = _freeze_plans(_freeze_actions(draw, b.view(), _draw_offsets(draw, keep)))
         return _prune17(draw, op, cleanup_lock=True, plans=plans, redirected=tuple(redirected),
-                        dead=tuple(dead), unused=tuple(unused)), [own]
-    return rmgr.Heap2Prune(xid, len(redirected), len(dead), tuple(redirected), tuple(dead),
-                           tuple(unused), is_catalog_rel=catalog), [own]
+                        dead=tuple(dead), unused=tuple(unused)), [_own_block(b)]
+    catalog = v == 16 and draw(st.booleans())
+    return rmgr.Heap2Prune(horizon, len(redirected), len(dead), tuple(redirected), tuple(dead),
+                           tuple(unused), is_catalog_rel=catalog), [_own_block(b)]
+
+
+_HEAP2_DRAWERS = {
+    "heap2_visible": _draw_visible,
+    "heap2_vacuum": _draw_vacuum,
+    "heap2_freeze": _draw_freeze,
+    "heap2_prune": _draw_prune,
+}
+"""Heap2 maintenance kinds: each returns None when the kind does not apply to the page."""
 
 
 def _draw_cross_update(draw: st.DrawFn, b: _Block, kind: str,
-                       max_tuple_size: int) -> tuple[rmgr.RmgrRecord, list[BlockRef]] | None:
+                       max_tuple_size: int) -> _Drawn | None:
     """A non-HOT heap UPDATE whose old and new tuples are on different blocks.
 
     ``heap_update_new_block``: this block is block reference 0 and receives the new tuple
@@ -683,7 +716,7 @@ def _draw_cross_update(draw: st.DrawFn, b: _Block, kind: str,
                   make_block(1, b.rel3, tag.blknum, forknum=tag.rel.forknum)]
 
 
-def _draw_btree_upper(draw: st.DrawFn, b: _Block) -> tuple[rmgr.RmgrRecord, list[BlockRef]] | None:
+def _draw_btree_upper(draw: st.DrawFn, b: _Block) -> _Drawn | None:
     """INSERT_UPPER (or, drawn, INSERT_META) on an internal page: the downlink to the right
     half of a split child goes in at an offset after the page's first data key (the
     "minus infinity" downlink stays first; a page with a right sibling keeps its high key at
@@ -715,7 +748,7 @@ def _draw_btree_upper(draw: st.DrawFn, b: _Block) -> tuple[rmgr.RmgrRecord, list
     return rmgr.BtreeInsert(off, _downlink(right, key), XLOG_BTREE_INSERT_UPPER), blocks
 
 
-def _draw_newroot(draw: st.DrawFn, b: _Block) -> tuple[rmgr.RmgrRecord, list[BlockRef]] | None:
+def _draw_newroot(draw: st.DrawFn, b: _Block) -> _Drawn | None:
     """NEWROOT: a root at level 0 (an empty leaf) or, drawn, at level 1..3 holding two
     downlinks (the old root, which is reference 1 and whose INCOMPLETE_SPLIT flag redo
     clears, under "minus infinity", and its new right sibling under a drawn key); the
@@ -751,7 +784,7 @@ def _draw_record(draw: st.DrawFn, b: _Block, kind: str, max_tuple_size: int) -> 
                   *extra]
         return rmgr.build(body, blocks, pg_version=v, flavour=fl, xid=xid).encode()
 
-    def built_with(drawn: tuple[rmgr.RmgrRecord, list[BlockRef]] | None) -> bytes | None:
+    def built_with(drawn: _Drawn | None) -> bytes | None:
         if drawn is None:
             return None
         body, blocks = drawn
@@ -810,8 +843,8 @@ def _draw_record(draw: st.DrawFn, b: _Block, kind: str, max_tuple_size: int) -> 
         return built(rmgr.BtreeInsert(off, _index_tuple(key, *tid)))
     if b.kind != "heap" or kind not in _HEAP_KINDS:
         return None
-    if kind.startswith("heap2_"):
-        return built_with(_draw_heap2(draw, b, kind))
+    if kind in _HEAP2_DRAWERS:
+        return built_with(_HEAP2_DRAWERS[kind](draw, b))
     if kind == "heap_update_old_block":
         return built_with(_draw_cross_update(draw, b, kind, max_tuple_size))
     p = b.view()
