@@ -340,11 +340,13 @@ def raw_pages(draw: st.DrawFn) -> bytes:
 @st.composite
 def btree_internal_pages(draw: st.DrawFn, *, max_tuples: int = 8, max_key_size: int = 24,
                          max_level: int = 3, max_lsn: int = DEFAULT_START_LSN) -> bytes:
-    """A btree internal page: level ``1..max_level``, not a leaf, maybe ``BTP_ROOT``, no right
-    sibling (so no high key: item 1 is the first data item), holding 1..``max_tuples``
-    downlinks. Item 1 is the key-less "minus infinity" downlink, the others carry ascending
-    keys of up to ``max_key_size`` bytes; downlinks point at distinct blocks >= 1 (block 0
-    is the metapage). Shrinks to a level-1 page with one downlink to block 1.
+    """A btree internal page: level ``1..max_level``, not a leaf, holding 1..``max_tuples``
+    downlinks: the first data item is the key-less "minus infinity" downlink, the others
+    carry ascending keys of up to ``max_key_size`` bytes; downlinks point at distinct blocks
+    >= 1 (block 0 is the metapage). A rightmost page (no right sibling) may be ``BTP_ROOT``;
+    a page with a right sibling keeps its high key (above every key) at offset 1, so its
+    data items start at offset 2 (``P_FIRSTDATAKEY``). Shrinks to a rightmost level-1 page
+    with one downlink to block 1.
 
     >>> from pytest_walredo.pg.btree_page import BTPageOpaque
     >>> op = BTPageOpaque.unpack(btree_internal_pages().example())
@@ -356,14 +358,19 @@ def btree_internal_pages(draw: st.DrawFn, *, max_tuples: int = 8, max_key_size: 
     page = Page()
     btree_page_init(page)
     level = draw(st.integers(1, max_level))
-    root = draw(st.booleans())
-    BTPageOpaque(0, 0, level, BTP_ROOT if root else 0, 0).write(page)
+    right = draw(st.none() | st.integers(1, 1 << 16))  # the right sibling's block, if any
+    root = right is None and draw(st.booleans())
+    BTPageOpaque(0, right or 0, level, BTP_ROOT if root else 0, 0).write(page)
     page.lsn = draw(st.integers(0, max_lsn))
     children = draw(st.lists(st.integers(1, 1 << 16), min_size=1, max_size=max_tuples, unique=True))
     keys = sorted(draw(st.lists(st.binary(min_size=1, max_size=max(1, max_key_size)),
                                 min_size=len(children) - 1, max_size=len(children) - 1)))
-    for i, (child, key) in enumerate(zip(children, [b"", *keys], strict=True), start=1):
-        if page.add_item(_downlink(child, key), i) == 0:
+    items = [_downlink(child, key) for child, key in zip(children, [b"", *keys], strict=True)]
+    if right is not None:
+        # the high key: a pivot above every key on the page (its downlink is not used)
+        items.insert(0, _downlink(right, (keys[-1] if keys else b"") + b"\xff"))
+    for i, item in enumerate(items, start=1):
+        if page.add_item(item, i) == 0:
             break
     return page.to_bytes()
 
