@@ -78,6 +78,7 @@ from .pg.page import (
     LP_NORMAL,
     MAX_HEAP_TUPLES_PER_PAGE,
     PD_ALL_VISIBLE,
+    PD_HAS_FREE_LINES,
     ItemId,
     Page,
     maxalign,
@@ -474,6 +475,25 @@ def _other_block(draw: st.DrawFn, avoid: Sequence[int], low: int = 0) -> int:
     return n
 
 
+def _insert_offsets(b: _Block, n: int) -> list[int]:
+    """Where ``n`` new tuples go on the block's heap page, as ``PageAddItem`` without an
+    offset chooses: while PD_HAS_FREE_LINES says there are unused line pointers (a prune or
+    vacuum left them), the first unused one, then one past the end. An offset above
+    MaxHeapTuplesPerPage means the page has no room for that many tuples."""
+    p = b.view()
+    free = ([off for off, lp in p.item_ids() if not lp.is_used and not lp.has_storage]
+            if p.flags & PD_HAS_FREE_LINES else [])
+    out: list[int] = []
+    nxt = p.max_offset() + 1
+    for _ in range(n):
+        if free:
+            out.append(free.pop(0))
+        else:
+            out.append(nxt)
+            nxt += 1
+    return out
+
+
 def _all_visible_cleared(b: _Block) -> int:
     """1 when the block's page has PD_ALL_VISIBLE: heap INSERT/DELETE/UPDATE and
     MULTI_INSERT then log their ``*_ALL_VISIBLE_CLEARED`` flag (bit 0x01 in every one of
@@ -700,7 +720,7 @@ def _draw_cross_update(draw: st.DrawFn, b: _Block, kind: str,
     old_xmax = draw(st.integers(0, _MAX_U32))
     if kind == "heap_update_new_block":
         init = b.page is None or b.kind != "heap" or draw(st.booleans())
-        nextoff = 1 if init else b.view().max_offset() + 1
+        nextoff = 1 if init else _insert_offsets(b, 1)[0]
         room = BLCKSZ - 32 if init else b.room()
         if nextoff > MAX_HEAP_TUPLES_PER_PAGE or room < 24:
             return None
@@ -856,7 +876,7 @@ def _draw_record(draw: st.DrawFn, b: _Block, kind: str, max_tuple_size: int) -> 
         return built_with(_draw_cross_update(draw, b, kind, max_tuple_size))
     p = b.view()
     normals = b.normal_offsets()
-    nextoff = p.max_offset() + 1
+    nextoff = _insert_offsets(b, 1)[0]
     cleared = _all_visible_cleared(b)
     if kind in ("heap_insert", "heap_multi_insert", "heap_update", "heap_hot_update") and (
         nextoff > MAX_HEAP_TUPLES_PER_PAGE
@@ -880,10 +900,10 @@ def _draw_record(draw: st.DrawFn, b: _Block, kind: str, max_tuple_size: int) -> 
             room -= maxalign(24 + len(data)) + 4
             tuples.append(rmgr.MultiInsertTuple(1, HEAP_XMAX_INVALID, 24, b"\0" + data,
                                                 draw(st.integers(0, 100)) if per_tuple else None))
-        if not tuples or nextoff + len(tuples) - 1 > MAX_HEAP_TUPLES_PER_PAGE:
+        offsets = tuple(_insert_offsets(b, len(tuples)))
+        if not tuples or max(offsets) > MAX_HEAP_TUPLES_PER_PAGE:
             return None
         rec_cid = None if per_tuple or fl is Flavour.VANILLA else draw(st.none() | st.integers(0, 100))
-        offsets = tuple(range(nextoff, nextoff + len(tuples)))
         return built(rmgr.Heap2MultiInsert(cleared, len(tuples), offsets, tuple(tuples), False, rec_cid))
     if not normals:
         return None

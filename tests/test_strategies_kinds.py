@@ -312,6 +312,15 @@ def test_new_kinds_do_what_their_records_say(version: int, flavour: Flavour) -> 
                     # change to an all-visible page
                     assert not Page(after).flags & PD_ALL_VISIBLE, k
                     checked.add("cleared all-visible")
+                if k == "heap_insert" and page is not None:
+                    _, ins = _body(raw, version, flavour)
+                    assert isinstance(ins, rmgr.HeapInsert) and ins.tuple is not None
+                    assert Page(after).item(ins.offnum)[23:] == ins.tuple.data
+                    if ins.offnum <= Page(page).max_offset():
+                        # PageAddItem's choice: the first unused line pointer, reused in place
+                        assert Page(page).item_id(ins.offnum).flags == LP_UNUSED
+                        assert Page(after).max_offset() == Page(page).max_offset()
+                        checked.add("reused line pointer")
                 if k in NEW_KINDS or k == "btree_newroot":
                     rec, body = _body(raw, version, flavour)
                     before = Page(page) if page is not None else Page()
@@ -326,7 +335,7 @@ def test_new_kinds_do_what_their_records_say(version: int, flavour: Flavour) -> 
 
         check()
 
-    assert checked >= {*NEW_KINDS, "cleared all-visible"}
+    assert checked >= {*NEW_KINDS, "cleared all-visible", "reused line pointer"}
     want = _expected_names(version)
     for kind in NEW_KINDS:
         assert names[kind] <= want[kind], kind
