@@ -113,7 +113,7 @@ def test_visible_is_not_drawn_for_a_visibility_map_block() -> None:
 def test_pg_waldump_15_accepts_drawn_sequences(kind: str) -> None:
     seen = []
 
-    @settings(max_examples=8, deadline=None, database=None,
+    @settings(max_examples=30, deadline=None, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(st.lists(ws.buffer_tags(max_block=40).flatmap(
         lambda tag: ws.record_sequences(tag, pg_version=15, flavour=Flavour.VANILLA,
