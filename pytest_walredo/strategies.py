@@ -160,8 +160,8 @@ DEFAULT_START_LSN = 0x0100_0000
 _VISIBILITYMAP_FORKNUM = 2
 # visibilitymap.c: 2 bits per heap block in the page after its MAXALIGNed 24-byte header
 _VM_HEAPBLOCKS_PER_PAGE = (BLCKSZ - 24) * 4
-VISIBILITYMAP_ALL_VISIBLE = 0x01
-VISIBILITYMAP_ALL_FROZEN = 0x02
+_VM_ALL_VISIBLE = 0x01
+_VM_ALL_FROZEN = 0x02
 _VISIBILITYMAP_XLOG_CATALOG_REL = 0x04  # PG16+ xl_heap_visible.flags
 _UPDATED_INFOMASK = HEAP_XMAX_INVALID | HEAP_UPDATED  # a new tuple version written by UPDATE
 
@@ -614,8 +614,8 @@ def _draw_visible(draw: st.DrawFn, b: _Block) -> _Drawn | None:
     tag = b.tag
     if tag.rel.forknum == _VISIBILITYMAP_FORKNUM:
         return None  # the VM block reference could then be the requested block itself
-    flags = draw(st.sampled_from((VISIBILITYMAP_ALL_VISIBLE,
-                                  VISIBILITYMAP_ALL_VISIBLE | VISIBILITYMAP_ALL_FROZEN)))
+    flags = draw(st.sampled_from((_VM_ALL_VISIBLE,
+                                  _VM_ALL_VISIBLE | _VM_ALL_FROZEN)))
     if b.v >= 16 and draw(st.booleans()):
         flags |= _VISIBILITYMAP_XLOG_CATALOG_REL
     vm = make_block(0, b.rel3, tag.blknum // _VM_HEAPBLOCKS_PER_PAGE, forknum=_VISIBILITYMAP_FORKNUM)
