@@ -76,6 +76,7 @@ from .pg.btree_page import (
 from .pg.page import (
     LP_DEAD,
     LP_NORMAL,
+    LP_REDIRECT,
     MAX_HEAP_TUPLES_PER_PAGE,
     PD_ALL_VISIBLE,
     PD_HAS_FREE_LINES,
@@ -656,42 +657,74 @@ def _draw_freeze(draw: st.DrawFn, b: _Block) -> _Drawn | None:
     return rmgr.Heap2FreezePage(cutoff, len(tuples), tuples=tuples), [_own_block(b)]
 
 
+def _redirects(b: _Block) -> dict[int, int]:
+    """The block's LP_REDIRECT line pointers: offset -> the offset it points at."""
+    if b.page is None or b.kind != "heap":
+        return {}
+    return {off: lp.off for off, lp in b.view().item_ids() if lp.flags == LP_REDIRECT}
+
+
+def _prune_candidates(b: _Block) -> list[int]:
+    """Line pointers a prune may name directly: tuples that are not the member a redirect
+    points at (that one goes with its chain), and the redirects (a chain's root)."""
+    redirects = _redirects(b)
+    targets = set(redirects.values())
+    return sorted([off for off in b.normal_offsets() if off not in targets] + list(redirects))
+
+
 def _draw_prune(draw: st.DrawFn, b: _Block) -> _Drawn | None:
     """PRUNE (PG14-16) / PRUNE_ON_ACCESS or PRUNE_VACUUM_SCAN with a cleanup lock (PG17).
 
-    Invariants: the named offsets are distinct existing LP_NORMAL tuples; each becomes a
-    redirect, dead or unused; a redirect points at an LP_NORMAL tuple that no part of the
-    record names (so it stays a tuple). PG17's VACUUM_SCAN may also freeze survivors."""
-    normals = b.normal_offsets()
-    if not normals:
+    Invariants (those ``heap_page_prune_execute`` asserts in PostgreSQL's debug builds):
+
+    * every offset is named once; a tuple named becomes a redirect, dead or unused;
+    * a redirect points at an LP_NORMAL tuple no part of the record names, and no two
+      redirects share a target, so after the record every redirect on the page points at a
+      tuple (``page_verify_redirects``);
+    * an existing redirect (a pruned chain's root) either becomes dead, its chain's tuple
+      unused with it, or moves on to another surviving tuple, its old tuple unused.
+
+    PG17's VACUUM_SCAN may also freeze tuples that survive."""
+    candidates = _prune_candidates(b)
+    if not candidates:
         return None
     v = b.v
+    redirects = _redirects(b)
     horizon = draw(st.integers(0, _MAX_U32))
-    picked = _draw_offsets(draw, normals)
-    keep = [off for off in normals if off not in picked]
+    picked = _draw_offsets(draw, candidates)
+    targets = set(redirects.values())
+    # tuples a new redirect may point at: not named, not already some redirect's target
+    free_targets = [off for off in b.normal_offsets() if off not in picked and off not in targets]
     redirected: list[tuple[int, int]] = []
     dead: list[int] = []
     unused: list[int] = []
     for off in picked:
         action = draw(st.sampled_from(("dead", "unused", "redirect")))
-        if action == "redirect" and keep:
+        if action == "redirect" and free_targets:
             # a HOT chain's root now points at a surviving (heap-only) member of the chain
-            redirected.append((off, draw(st.sampled_from(tuple(keep)))))
-        elif action == "unused":
+            to = free_targets.pop(draw(st.integers(0, len(free_targets) - 1)))
+            redirected.append((off, to))
+            if off in redirects:
+                unused.append(redirects[off])  # the chain's old first member is gone
+        elif action == "unused" and off not in redirects:
             unused.append(off)
         else:
             dead.append(off)
+            if off in redirects:
+                unused.append(redirects[off])  # the whole chain is dead
+    survivors = [off for off in b.normal_offsets() if off not in unused and off not in dead
+                 and off not in (frm for frm, _ in redirected)]
     if v >= 17:
         op = draw(st.sampled_from((_PRUNE_ON_ACCESS, _PRUNE_VACUUM_SCAN)))
         plans: tuple[rmgr.FreezePlan, ...] = ()
-        if op == _PRUNE_VACUUM_SCAN and keep and draw(st.booleans()):
+        if op == _PRUNE_VACUUM_SCAN and survivors and draw(st.booleans()):
             # VACUUM's first pass prunes and freezes what survives in one record
-            plans = _freeze_plans(_freeze_actions(draw, b.view(), _draw_offsets(draw, keep)))
+            plans = _freeze_plans(_freeze_actions(draw, b.view(), _draw_offsets(draw, survivors)))
         return _prune17(draw, op, cleanup_lock=True, plans=plans, redirected=tuple(redirected),
-                        dead=tuple(dead), unused=tuple(unused)), [_own_block(b)]
+                        dead=tuple(dead), unused=tuple(sorted(unused))), [_own_block(b)]
     catalog = v == 16 and draw(st.booleans())
     return rmgr.Heap2Prune(horizon, len(redirected), len(dead), tuple(redirected), tuple(dead),
-                           tuple(unused), is_catalog_rel=catalog), [_own_block(b)]
+                           tuple(sorted(unused)), is_catalog_rel=catalog), [_own_block(b)]
 
 
 _HEAP2_DRAWERS = {
@@ -953,6 +986,8 @@ def _applicable(b: _Block, kinds: tuple[str, ...]) -> tuple[str, ...]:
         if k in _INIT_KINDS:
             return True
         if b.kind == "heap" and k in _HEAP_KINDS:
+            if k == "heap2_prune":
+                return bool(_prune_candidates(b))
             if k in _NEEDS_TUPLE:
                 return has_tuples
             if k == "heap2_vacuum":

@@ -163,12 +163,13 @@ def _check_prune_parts(before: Page, after: Page, redirected: tuple[tuple[int, i
                        frozen: tuple[int, ...] = ()) -> None:
     named = [a for a, _ in redirected] + list(dead) + list(unused)
     assert len(set(named)) == len(named), "an offset is named twice"
+    root = (LP_NORMAL, LP_REDIRECT)  # a chain's root: a tuple, or a redirect left by a prune
     for frm, to in redirected:
-        assert before.item_id(frm).flags == LP_NORMAL and before.item_id(to).flags == LP_NORMAL
+        assert before.item_id(frm).flags in root and before.item_id(to).flags == LP_NORMAL
         assert after.item_id(frm).flags == LP_REDIRECT and after.item_id(frm).off == to
         assert after.item_id(to).flags == LP_NORMAL
     for off in dead:
-        assert before.item_id(off).flags == LP_NORMAL
+        assert before.item_id(off).flags in root
         assert after.item_id(off).flags == LP_DEAD and not after.item_id(off).has_storage
     for off in unused:
         assert before.item_id(off).flags == LP_NORMAL
@@ -318,7 +319,18 @@ def _replay_and_check(trace: ws.BlockTrace, version: int, flavour: Flavour) -> s
             before = Page(page) if page is not None else Page()
             _check_step(k, rec, body, before, Page(after), lsn)
             labels.add(k)
+            if isinstance(body, rmgr.Heap2Prune | rmgr.Heap2PruneFreeze) and any(
+                before.item_id(off).flags == LP_REDIRECT
+                for off in [frm for frm, _ in body.redirected] + list(body.dead)
+            ):
+                labels.add("re-pruned redirect")  # a chain pruned before is pruned again
             labels.add(f"{k}:{body.identify(version, flavour)}")
+        # page_verify_redirects: every redirect on the page points at a tuple
+        out = Page(after)
+        if not out.special < 8192:  # a heap page
+            for off, lp in out.item_ids():
+                if lp.flags == LP_REDIRECT:
+                    assert out.item_id(lp.off).flags == LP_NORMAL, f"{k}: redirect {off} dangles"
         page = after
     # replaying record by record is what the model's whole-request redo gives
     assert page == model_page(RedoRequest(r, TAG.blknum, trace.base_image, trace.records),
@@ -350,10 +362,13 @@ class _Covered(Exception):
 def test_every_check_is_exercised(version: int, flavour: Flavour) -> None:
     """The checks above are not vacuous: for every new kind, generation reaches each of its
     records (both INIT and plain cross-page updates, INSERT_UPPER and INSERT_META, every
-    PG17 prune op), and changes to all-visible pages and line pointer reuse happen."""
+    PG17 prune op), changes to all-visible pages, line pointer reuse and a prune of a chain
+    pruned before (a redirect made dead or moved on) happen. Generation stops as soon as
+    all were seen; the bounds are generous because some need several records in a row (two
+    prunes, the first leaving a redirect, happen in about 1 sequence of 70)."""
     want = {f"{k}:{name}" for k, names in _expected_names(version).items() for name in names}
     want.discard("heap_update_old_block:UPDATE+INIT")  # the other block is initialized then
-    want |= {"cleared all-visible", "reused line pointer"}
+    want |= {"cleared all-visible", "reused line pointer", "re-pruned redirect"}
     seen: set[str] = set()
     for kind in NEW_KINDS:
         mine = {w for w in want if w.startswith(f"{kind}:")}
@@ -361,11 +376,13 @@ def test_every_check_is_exercised(version: int, flavour: Flavour) -> None:
             mine.add("cleared all-visible")
         if kind == "heap2_vacuum":
             mine.add("reused line pointer")
+        if kind == "heap2_prune":
+            mine.add("re-pruned redirect")
 
-        @settings(max_examples=600, deadline=None, database=None, phases=[Phase.generate],
+        @settings(max_examples=2000, deadline=None, database=None, phases=[Phase.generate],
                   suppress_health_check=[HealthCheck.too_slow])
         @given(ws.record_sequences(TAG, pg_version=version, flavour=flavour, min_records=3,
-                                   max_records=6, kinds=SETUP[kind]).map(
+                                   max_records=10, kinds=SETUP[kind]).map(
             lambda t: _replay_and_check(t, version, flavour)))
         def collect(labels: set[str]) -> None:
             seen.update(labels)
