@@ -4,9 +4,10 @@ identical timeline; the real client passes; every client mutant is caught and sh
 from __future__ import annotations
 
 import asyncio
+import functools
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from pytest_walredo import strategies as ws
@@ -18,8 +19,11 @@ from pytest_walredo.sim import SimTransport, SimulatedWalredo, model_page
 V = 15
 JOBS = st.lists(ws.redo_requests(pg_version=V, max_records=2, max_tuple_size=16) | st.none(),
                 min_size=1, max_size=4)
+# No explain phase: it re-runs the shrunk example with each part varied, which costs as much as
+# the hunt and only annotates a report these tests never print.
 FAST = settings(max_examples=60, deadline=None, database=None,
-                suppress_health_check=list(HealthCheck))
+                suppress_health_check=list(HealthCheck),
+                phases=[p for p in Phase if p is not Phase.explain])
 
 
 def _run(cls: type[ScheduledClient], jobs, schedule: Schedule):
@@ -49,6 +53,7 @@ def test_sixteen_callers(n, schedule):
     assert check_run(result, _expected(jobs)) == []
 
 
+@functools.cache
 def _hunt(mutant: str):
     """Find and shrink a failing example for ``mutant``; return (jobs, schedule, timeline)."""
     cls = client_class(mutant)
@@ -65,7 +70,9 @@ def _hunt(mutant: str):
 
     with pytest.raises(AssertionError):
         prop()
-    return found[-1]  # Hypothesis replays the shrunk failing example last
+    # Hypothesis replays the shrunk failing example last. Cached: the replay test below
+    # reuses the pop-front hunt instead of running it again.
+    return found[-1]
 
 
 @pytest.mark.parametrize("mutant", sorted(MUTANTS))
