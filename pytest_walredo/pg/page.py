@@ -243,6 +243,20 @@ def page_header_problem(data: bytes | bytearray | memoryview) -> str | None:
 # --------------------------------------------------------------------------- mutable page
 
 
+class _HeaderU16:
+    """A read/write uint16 field of the page header at a fixed offset (pd_checksum, pd_flags,
+    pd_lower, pd_upper, pd_special): one descriptor instead of a property pair per field."""
+
+    def __init__(self, offset: int) -> None:
+        self.offset = offset
+
+    def __get__(self, page: Page, owner: type | None = None) -> int:
+        return page._u16(self.offset)
+
+    def __set__(self, page: Page, value: int) -> None:
+        page._set_u16(self.offset, value)
+
+
 class Page:
     """A mutable 8192-byte page with PostgreSQL's page operations.
 
@@ -290,45 +304,11 @@ class Page:
     def lsn(self, value: int) -> None:
         struct.pack_into("<II", self.data, _OFF_LSN, value >> 32, value & 0xFFFFFFFF)
 
-    @property
-    def checksum(self) -> int:
-        return self._u16(_OFF_CHECKSUM)
-
-    @checksum.setter
-    def checksum(self, value: int) -> None:
-        self._set_u16(_OFF_CHECKSUM, value)
-
-    @property
-    def flags(self) -> int:
-        return self._u16(_OFF_FLAGS)
-
-    @flags.setter
-    def flags(self, value: int) -> None:
-        self._set_u16(_OFF_FLAGS, value)
-
-    @property
-    def lower(self) -> int:
-        return self._u16(_OFF_LOWER)
-
-    @lower.setter
-    def lower(self, value: int) -> None:
-        self._set_u16(_OFF_LOWER, value)
-
-    @property
-    def upper(self) -> int:
-        return self._u16(_OFF_UPPER)
-
-    @upper.setter
-    def upper(self, value: int) -> None:
-        self._set_u16(_OFF_UPPER, value)
-
-    @property
-    def special(self) -> int:
-        return self._u16(_OFF_SPECIAL)
-
-    @special.setter
-    def special(self, value: int) -> None:
-        self._set_u16(_OFF_SPECIAL, value)
+    checksum = _HeaderU16(_OFF_CHECKSUM)
+    flags = _HeaderU16(_OFF_FLAGS)
+    lower = _HeaderU16(_OFF_LOWER)
+    upper = _HeaderU16(_OFF_UPPER)
+    special = _HeaderU16(_OFF_SPECIAL)
 
     @property
     def pagesize_version(self) -> int:
