@@ -37,7 +37,11 @@ Invariants kept by the scheduler:
 * (S4) over a real pipe, a run in which the only busy callers are reading answers while the
   process is quiescent (every request consumed, asleep waiting for input: see
   :mod:`~pytest_walredo.process.quiescence`) is stopped as a hang at once (timeline event
-  ``HANG``), instead of after a request timeout: those answers can never come.
+  ``HANG``), instead of after a request timeout: those answers can never come;
+* (S5) over a real pipe, a caller whose write waits for room in a full stdin pipe counts as
+  blocked, so the driver goes on resuming parked callers (a reader drains the answers that
+  made the process stop reading); that writer then finishes by itself, the one exception to
+  S1, which only I/O timing can cause.
 """
 
 from __future__ import annotations
@@ -231,6 +235,7 @@ class _State(enum.Enum):
     PARKED = "parked"
     LOCK = "lock"
     READ = "read"
+    WRITE = "write"
     DONE = "done"
 
 
@@ -264,7 +269,10 @@ class ScheduledClient(WalredoClient):
 
     async def _write_request(self, call: Call) -> None:
         await self._checkpoint("write")
-        await super()._write_request(call)
+        if self.scheduler is None:
+            return await super()._write_request(call)
+        with self.scheduler.state(_State.WRITE, None):
+            await super()._write_request(call)
 
     async def _between_send_and_receive(self, call: Call) -> None:
         await self._checkpoint("stdout")
@@ -365,6 +373,11 @@ class Scheduler:
         if state is _State.READ and not self.real_io:
             waiting = getattr(self.transport, "waiting_for_answer", None)
             return bool(waiting)
+        if state is _State.WRITE:
+            # (S5) a write waiting for room in a full pipe is blocked: the process stopped
+            # reading because nobody reads its answers (readers are parked here, never in a
+            # real client), so the driver must resume someone or the run deadlocks.
+            return bool(getattr(self.transport, "write_blocked", False))
         return False
 
     def _readers_only(self, callers: Sequence[int]) -> list[int]:

@@ -153,3 +153,21 @@ def test_the_clean_process_is_never_declared_hung(launch, tmp_path):
         assert not result.deadlock, result.timeline
         assert check_run(result, [j.base_image for j in jobs]) == []
     client.close()
+
+
+def test_a_writer_blocked_on_a_full_pipe_does_not_stall_the_run(launch, tmp_path):
+    """Sixteen callers each write a 32 KiB request before anyone reads: the process stops
+    reading once its stdout pipe is full of unread answers, and the next writer waits for room.
+    The scheduler must count that writer as blocked and resume a parked reader (S5), not wait
+    for it until the request timeout (a false failure of a correct process)."""
+    p = launch(fake_config(tmp_path))
+    client = ScheduledClient(p, timeout=60)
+    n = 16
+    jobs = [RedoRequest(RelTag(1663, 5, 16384), i, bytes([i + 1]) * BLCKSZ, ((0x1000000 + i, b"r" * 24000),))
+            for i in range(n)]
+    # Caller k runs start, stdin and write while every earlier caller waits at its stdout checkpoint.
+    schedule = Schedule(tuple(k for k in range(n) for _ in range(3)))
+    result = asyncio.run(run_schedule(client, jobs, schedule, real_io=True))
+    assert check_run(result, [j.base_image for j in jobs]) == []
+    assert all(o.status is Status.PAGE for o in result.outcomes)
+    client.close()

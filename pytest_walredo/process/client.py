@@ -107,6 +107,8 @@ class PipeTransport:
         os.set_blocking(read_fd, False)
         self._rbuf = bytearray()
         self._aborted = False
+        self.write_blocked = False
+        """True while a write waits for room in the stdin pipe (the process is not reading)."""
         self._lock = threading.Lock()
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Future[None], int, bool]] = set()
 
@@ -121,7 +123,11 @@ class PipeTransport:
             try:
                 n = self._os.write(self._wfd, view)
             except BlockingIOError:
-                await self._wait(self._wfd, readable=False)
+                self.write_blocked = True
+                try:
+                    await self._wait(self._wfd, readable=False)
+                finally:
+                    self.write_blocked = False
                 continue
             except InterruptedError:
                 continue
