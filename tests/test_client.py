@@ -38,6 +38,7 @@ from pytest_walredo.process import (
 )
 from pytest_walredo.process.errors import stderr_summary
 from pytest_walredo.process.fake import fake_config
+from pytest_walredo.process.quiescence import supported as quiescence_supported
 from pytest_walredo.protocol import BLCKSZ, RedoRequest, RelTag
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pipes and /proc")
@@ -649,6 +650,11 @@ def launch_reference(tmp_path: Path) -> Iterator[Callable[..., WalredoProcess]]:
     yield from _launcher(lambda *faults: refserver_config(tmp_path, args=[f"--fault={f}" for f in faults]))
 
 
+NEEDS_QUIESCENCE = pytest.mark.skipif(not quiescence_supported(), reason="this system does not report "
+                                      "where a process sleeps (/proc/<pid>/wchan): no hang check")
+
+
+@NEEDS_QUIESCENCE
 @pytest.mark.asyncio
 async def test_hang_check_reports_a_dropped_answer_as_a_hang(launch_reference, tmp_path: Path) -> None:
     p = launch_reference("drop-response:2")
@@ -666,6 +672,7 @@ async def test_hang_check_reports_a_dropped_answer_as_a_hang(launch_reference, t
         await client.ping()
 
 
+@NEEDS_QUIESCENCE
 @pytest.mark.asyncio
 async def test_hang_check_names_a_truncated_answer(launch_reference) -> None:
     client = WalredoClient(launch_reference("truncate-page"), timeout=120, hang_check=0.05)

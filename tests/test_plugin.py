@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_walredo.process.quiescence import supported as quiescence_supported
 from pytest_walredo.settings import SettingError, resolve_settings
 
 pytest_plugins = ["pytester"]
@@ -384,6 +385,8 @@ def test_seccomp_mode_after_first_request_is_reported(pytester: pytest.Pytester)
     assert '<property name="walredo_seccomp_mode" value="0"' in text
 
 
+@pytest.mark.skipif(not quiescence_supported(), reason="this system does not report where a process "
+                    "sleeps (/proc/<pid>/wchan): no hang check")
 def test_a_hanging_walredo_fails_the_test_at_once_as_a_hang(pytester: pytest.Pytester) -> None:
     """With the default hang check, a dropped answer fails the test as a hang long before the
     (here: two-minute) request timeout; with the check off, the timeout is what ends it."""

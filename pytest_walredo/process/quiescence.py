@@ -9,9 +9,10 @@ process and its pipes through ``/proc`` and ``FIONREAD`` and says whether it is 
 * (Q1) the stdin pipe holds no unread bytes: the process has consumed every request written;
 * (Q2) the stdout pipe holds no unread bytes: nothing it wrote is waiting for us;
 * (Q3) every thread of the process is asleep (state ``S``): not running, not in disk I/O;
-* (Q4) where the kernel reports it (``wchan``), the main thread sleeps in a pipe read or in
+* (Q4) the kernel reports (``wchan``) that the main thread sleeps in a pipe read or in
   poll/select/epoll: it waits for input, not in ``nanosleep`` or on a futex (a process that
-  merely sleeps may wake up and answer, so it does not count as quiescent);
+  merely sleeps may wake up and answer, so it does not count as quiescent). A kernel that
+  hides ``wchan`` gives no quiescence at all: a false "hang" is worse than a slow timeout;
 * (Q5) two samples ``window`` seconds apart show no activity in between: the threads' CPU time
   (``schedstat``, in ns) and context-switch counts are unchanged and Q1-Q4 held both times.
 
@@ -21,7 +22,7 @@ too, so the caller decides what "owes" means (e.g. every live caller is waiting 
 
 The probe only reads; it never signals or ptraces the process. On systems without ``/proc``
 (or where the files are unreadable) :func:`sample` returns None and callers fall back to their
-timeout. Written by hand: ``psutil`` (not installed here) reports thread states and CPU times
+timeout; :func:`supported` says whether this system can tell at all. Written by hand: ``psutil`` (not installed here) reports thread states and CPU times
 but not ``wchan``/``schedstat`` or pipe fill levels, and the whole probe is a few file reads.
 """
 
@@ -29,12 +30,13 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import functools
 import os
 import struct
 import termios
 from dataclasses import dataclass
 
-__all__ = ["ProcessSample", "is_quiescent", "sample", "wait_quiescent"]
+__all__ = ["ProcessSample", "is_quiescent", "sample", "supported", "wait_quiescent"]
 
 # Kernel functions a thread waiting for input sleeps in (names vary between kernel versions:
 # pipe_read / anon_pipe_read / pipe_wait_readable, do_sys_poll / do_select / ep_poll, ...).
@@ -48,7 +50,7 @@ class ProcessSample:
     stdin_unread: int
     stdout_unread: int
     states: tuple[str, ...]
-    wchan: str | None  # None: the kernel does not say
+    wchan: str | None  # None: the kernel does not say (then never quiescent)
     activity: tuple[int, ...]  # per thread: ns on CPU (or ticks), context switches
 
     @property
@@ -58,7 +60,7 @@ class ProcessSample:
             return False
         if not self.states or any(s != "S" for s in self.states):
             return False
-        return self.wchan is None or any(w in self.wchan for w in _INPUT_WAITS)
+        return self.wchan is not None and any(w in self.wchan for w in _INPUT_WAITS)
 
 
 def _unread(fd: int) -> int:
@@ -120,6 +122,37 @@ def is_quiescent(before: ProcessSample | None, after: ProcessSample | None) -> b
         return False
     return (before.waiting_for_input and after.waiting_for_input
             and before.activity == after.activity and before.states == after.states)
+
+
+@functools.cache
+def supported() -> bool:
+    """Whether this system reports what the probe needs: start a child that blocks reading a
+    pipe and look at it (Linux with ``/proc`` and a readable ``wchan``). Cached."""
+    import subprocess
+    import sys
+    import time
+
+    try:
+        child = subprocess.Popen([sys.executable, "-c", "import os; os.read(0, 1)"],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    except OSError:
+        return False
+    try:
+        assert child.stdin is not None and child.stdout is not None
+        for _ in range(500):
+            s = sample(child.pid, child.stdin.fileno(), child.stdout.fileno())
+            if s is None:
+                return False
+            if s.waiting_for_input:
+                return True
+            time.sleep(0.01)
+        return False
+    finally:
+        child.kill()
+        child.wait()
+        for f in (child.stdin, child.stdout):
+            if f is not None:
+                f.close()
 
 
 async def wait_quiescent(pid: int, stdin_fd: int, stdout_fd: int, *, window: float = 0.01,
