@@ -145,8 +145,9 @@ def schedules(*, max_picks: int = 48, max_pick: int = 15, cancellations: bool = 
     caller = st.integers(0, min(2, max_caller)) | st.integers(0, max_caller)
     step = st.sampled_from(STEPS) | st.sampled_from(STEPS[2:])
     target = st.tuples(caller, step)
-    cancels = (st.just(frozenset()) | st.frozensets(target, min_size=1, max_size=max_cancels)
-               if cancellations else st.just(frozenset()))
+    none: frozenset[tuple[int, str]] = frozenset()
+    cancels = (st.just(none) | st.frozensets(target, min_size=1, max_size=max_cancels)
+               if cancellations else st.just(none))
     return st.builds(Schedule, st.lists(st.integers(0, max_pick), max_size=max_picks).map(tuple),
                      cancels, st.integers(0, max_pick))
 

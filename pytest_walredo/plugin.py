@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from .factories import WalredoFactory, probe_binary
+from .factories import OnDump, WalredoFactory, probe_binary
 from .process import SyncWalredoClient, WalredoClient
 from .reporting import WalredoReporting
 from .runstate import (
@@ -60,7 +60,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         group.addoption(
             opt.flag,
             help=f"{opt.help}. Also ${opt.env} or ini {opt.key}.",
-            **kwargs,  # type: ignore[arg-type]
+            **kwargs,
         )
         parser.addini(opt.key, f"{opt.help} (overridden by {opt.flag} and ${opt.env})",
                       type="bool" if opt.is_flag else "string", default=None)
@@ -162,7 +162,7 @@ def walredo(walredo_factory: WalredoFactory) -> SyncWalredoClient:
 # ------------------------------------------------------------------------------------------
 
 
-def _allure_attacher(config: pytest.Config):  # type: ignore[no-untyped-def]
+def _allure_attacher(config: pytest.Config) -> OnDump | None:
     if not allure_active(config):
         return None
     import allure

@@ -9,7 +9,7 @@ test). When a test fails, its recorded example is added to the report as the sec
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any
 
 import pytest
@@ -25,8 +25,8 @@ RECORDER_KEY = pytest.StashKey[ExampleRecorder]()
 
 def pytest_configure(config: pytest.Config) -> None:
     # The plugin loads the profile at configure time; this covers a plugin that does not (yet).
-    settings = config.stash.get(_settings_key(), None)
-    name = getattr(settings, "hypothesis_profile", None)
+    walredo_settings = config.stash.get(_settings_key(), None)
+    name = getattr(walredo_settings, "hypothesis_profile", None)
     try:
         chosen = load_profile(name)
     except ValueError as exc:
@@ -93,7 +93,8 @@ def walredo_pool(request: pytest.FixtureRequest, walredo_factory: Any,
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(item: pytest.Item,
+                              call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
     outcome = yield
     report = outcome.get_result()
     rec = item.stash.get(RECORDER_KEY, None)
