@@ -16,7 +16,8 @@ name               the bug
 ``off-by-one``     request numbers start at 1, so every caller waits for the answer after its
                    own
 ``no-poison``      cancelling a caller after its request number was assigned leaves the client
-                   usable, so later callers wait for / take answers that are out of step
+                   usable, so later callers wait for / take answers that are out of step, or
+                   the abandoned answer stays buffered in the client for good
 ``early-release``  the stdin lock is released before the request is written, so another
                    caller's request can enter the pipe first while the numbers stay in order
 =================  ===========================================================================
@@ -151,7 +152,7 @@ CATALOGUE: tuple[SeededBug, ...] = (
     SeededBug("off-by-one", _CONC, ("wrong-page", "hang", "timeout"), mutant="off-by-one"),
     SeededBug("no-poison", _CONC, ("wrong-page", "hang", "abandoned", "timeout"), mutant="no-poison"),
     # Released early, two writes may also interleave piecewise on a full pipe: the process then
-    # reads a torn stream and dies (error) or waits for bytes that never come (timeout).
+    # reads a torn stream and dies (error) or waits for bytes that never come (hang).
     SeededBug("early-release", _CONC, ("wrong-page", "hang", "timeout", "error"), mutant="early-release"),
 )
 """Every seeded bug; :func:`hunt` runs the conformance test named by ``test`` against it."""
