@@ -12,6 +12,7 @@ import shutil
 import struct
 import subprocess
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -691,19 +692,14 @@ class _RealRun:
 
 
 @pytest.fixture(scope="module")
-def pg15_run(tmp_path_factory: pytest.TempPathFactory) -> _RealRun:
+def pg15_run(postgres_dir: Callable[[str], Path]) -> _RealRun:
     """Run WORKLOAD on a real PostgreSQL 15 (as ``nobody`` through runuser when root: the
     server refuses to run as root) in a fresh WAL segment, checkpoint and stop it."""
     if not (PG_BIN / "postgres").exists():
         pytest.skip(f"{PG_BIN}/postgres is absent")
     if os.geteuid() == 0 and shutil.which("runuser") is None:
         pytest.skip("running as root without runuser: PostgreSQL cannot run as root")
-    base = tmp_path_factory.mktemp("pg15wal")
-    os.chmod(base, 0o777)
-    for parent in base.parents:  # nobody must be able to reach the directory
-        if parent == Path("/"):
-            break
-        os.chmod(parent, os.stat(parent).st_mode | 0o011)
+    base = postgres_dir("pg15wal")
     data, sock = base / "data", base / "sock"
     sock.mkdir(mode=0o777)
     os.chmod(sock, 0o777)
