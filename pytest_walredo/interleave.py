@@ -34,10 +34,10 @@ Invariants kept by the scheduler:
   number of parked callers, the parked callers ordered by caller number; a caller is
   cancelled exactly when it is picked at a checkpoint ``(caller, step)`` named in
   ``schedule.cancels``;
-* (S4) over a real pipe, a run in which the only busy callers are reading answers while the
-  process is quiescent (every request consumed, asleep waiting for input: see
-  :mod:`~pytest_walredo.process.quiescence`) is stopped as a hang at once (timeline event
-  ``HANG``), instead of after a request timeout: those answers can never come;
+* (S4) over a real pipe, a reader waiting for an answer the process will never send is found
+  by the client's own hang check (``hang_check``, see
+  :mod:`~pytest_walredo.process.quiescence`), not by the scheduler: it fails with
+  :class:`~pytest_walredo.process.WalredoHang`, which :func:`check_run` reports as ``[hang]``;
 * (S5) over a real pipe, a caller whose write waits for room in a full stdin pipe counts as
   blocked, so the driver goes on resuming parked callers (a reader drains the answers that
   made the process stop reading); that writer then finishes by itself, the one exception to
@@ -56,8 +56,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from .process.client import Call, WalredoClient
-from .process.errors import WalredoError, WalredoPoisoned
-from .process.quiescence import wait_quiescent
+from .process.errors import WalredoError, WalredoHang, WalredoPoisoned, WalredoTimeout
 from .protocol import BLCKSZ, RedoRequest
 
 __all__ = [
@@ -222,7 +221,6 @@ class RunResult:
     timeline: Timeline
     deadlock: bool = False
     schedule: Schedule = field(default_factory=Schedule)
-    hang: str | None = None  # over real I/O: who waits for what from a quiescent process
     unclaimed: tuple[int, ...] = ()  # answers left without an owner in a client not poisoned
 
 
@@ -323,15 +321,11 @@ class Scheduler:
     a read that cannot be satisfied while everyone else is parked or blocked is a deadlock.
     """
 
-    def __init__(self, schedule: Schedule, *, real_io: bool, transport: Any = None,
-                 quiescent: Callable[[], Awaitable[bool]] | None = None) -> None:
+    def __init__(self, schedule: Schedule, *, real_io: bool, transport: Any = None) -> None:
         self.schedule = schedule
         self.real_io = real_io
         self.transport = transport
-        self.quiescent = quiescent
         self.timeline = Timeline()
-        self.hang: str | None = None
-        self._calls: dict[int, Call] = {}
         self._parked: dict[int, tuple[asyncio.Future[None], str, Call | None]] = {}
         self._states: dict[int, tuple[_State, asyncio.Lock | None]] = {}
         self._cancelled: dict[int, tuple[str, int | None]] = {}
@@ -352,10 +346,7 @@ class Scheduler:
         if caller is None:
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        call = _CALL.get()
-        if call is not None:
-            self._calls[caller] = call
-        self._parked[caller] = (fut, step, call)
+        self._parked[caller] = (fut, step, _CALL.get())
         self._states[caller] = (_State.PARKED, None)
         try:
             await fut
@@ -381,20 +372,7 @@ class Scheduler:
             return bool(getattr(self.transport, "write_blocked", False))
         return False
 
-    def _readers_only(self, callers: Sequence[int]) -> list[int]:
-        """The callers reading answers, when every other caller is quiet (else [])."""
-        readers = [c for c in callers if self._states.get(c, (_State.RUNNING, None))[0] is _State.READ]
-        if readers and all(c in readers or self._quiet(c) for c in callers):
-            return readers
-        return []
-
-    def _progress_mark(self) -> tuple[int, tuple[tuple[int, _State], ...]]:
-        return len(self.timeline), tuple((c, st[0]) for c, st in sorted(self._states.items()))
-
-    async def _settle(self, callers: Sequence[int]) -> bool:
-        """Wait until no caller can make progress on its own. Over real I/O, returns True
-        (a hang) when callers wait for answers that the process, quiescent with every
-        request consumed (:mod:`~pytest_walredo.process.quiescence`), will never send."""
+    async def _settle(self, callers: Sequence[int]) -> None:
         spins = 0
         while True:
             # Two quiet checks in a row with a loop pass between them: callbacks scheduled by
@@ -402,31 +380,9 @@ class Scheduler:
             if all(self._quiet(c) for c in callers):
                 await asyncio.sleep(0)
                 if all(self._quiet(c) for c in callers):
-                    return False
+                    return
             spins += 1
-            # (S4) A caller reading answers waits only for answers to requests that were
-            # completely written before it started reading (the client's ordering rules), so
-            # if the process has consumed every byte and sleeps waiting for input while the
-            # only busy callers are readers, the answers they wait for will never come:
-            # declared a hang at once instead of after a request timeout. The progress mark
-            # must not move while the probe looks, so an answer that arrives meanwhile wins.
-            if self.real_io and self.quiescent is not None and spins >= 200:
-                readers = self._readers_only(callers)
-                if readers:
-                    mark = self._progress_mark()
-                    if await self.quiescent() and mark == self._progress_mark() and \
-                            self._readers_only(callers) == readers:
-                        self.hang = self._describe_hang(readers)
-                        return True
             await asyncio.sleep(0 if spins < 200 or not self.real_io else 0.0005)
-
-    def _describe_hang(self, readers: Sequence[int]) -> str:
-        waits = []
-        for c in readers:
-            call = self._calls.get(c)
-            waits.append(f"c{c}" + (f" (request #{call.no})" if call is not None and call.no is not None else ""))
-        return (f"{', '.join(waits)} wait{'s' if len(waits) == 1 else ''} for an answer, but the "
-                f"process has consumed every request and sits idle waiting for input")
 
     async def run(self, jobs: Sequence[Callable[[], Awaitable[bytes]]]) -> RunResult:
         n = len(jobs)
@@ -455,10 +411,7 @@ class Scheduler:
         try:
             while True:
                 live = [i for i in range(n) if not tasks[i].done()]
-                if await self._settle(live):
-                    deadlock = True
-                    self.timeline.append(Event((self._readers_only(live) or live)[0], "HANG"))
-                    break
+                await self._settle(live)
                 live = [i for i in range(n) if not tasks[i].done()]
                 if not live:
                     break
@@ -491,7 +444,7 @@ class Scheduler:
             await asyncio.gather(*tasks, return_exceptions=True)
         result = [o if o is not None else Outcome(Status.CANCELLED, cancelled_at="deadlock")
                   for o in outcomes]
-        return RunResult(result, self.timeline, deadlock, self.schedule, self.hang)
+        return RunResult(result, self.timeline, deadlock, self.schedule)
 
 
 async def run_schedule(client: ScheduledClient, jobs: Sequence[Job], schedule: Schedule, *,
@@ -504,15 +457,7 @@ async def run_schedule(client: ScheduledClient, jobs: Sequence[Job], schedule: S
             return lambda: client.ping(timeout)
         return lambda: client.apply(j, timeout)
 
-    quiescent = None
-    process = client.process
-    if real_io and process is not None:
-        pid, stdin_fd, stdout_fd = process.pid, process.stdin_fd, process.stdout_fd
-
-        def quiescent() -> Awaitable[bool]:
-            return wait_quiescent(pid, stdin_fd, stdout_fd)
-
-    sched = Scheduler(schedule, real_io=real_io, transport=client.transport, quiescent=quiescent)
+    sched = Scheduler(schedule, real_io=real_io, transport=client.transport)
     client.scheduler = sched
     try:
         result = await sched.run([job(j) for j in jobs])
@@ -532,10 +477,10 @@ def check_run(result: RunResult, expected: Sequence[bytes]) -> list[str]:
     """Judge a run against the pages each job gives when run alone; return the problems.
 
     Each problem starts with a category in brackets: ``[wrong-page]`` (a caller got a page
-    that is not its own), ``[hang]`` (the run deadlocked: a caller waits for an answer that
-    cannot come), ``[error]`` (a caller failed although nothing was cancelled after being
-    numbered), ``[timeout]`` (a caller timed out after a cancellation, where the client must
-    fail fast as poisoned), ``[abandoned]`` (after the run, answers that no caller will take
+    that is not its own), ``[hang]`` (a caller waits for an answer that cannot come: the
+    simulated run deadlocked, or over a pipe the client's hang check found the process idle
+    with every request consumed), ``[error]`` (a caller failed although nothing was cancelled
+    after being numbered), ``[timeout]`` (a caller timed out), ``[abandoned]`` (after the run, answers that no caller will take
     are owed to or buffered in a client that is not poisoned). Empty list: the run is correct.
 
     Rules: a caller that returns a page must get exactly ``expected[i]``. A cancellation
@@ -545,8 +490,7 @@ def check_run(result: RunResult, expected: Sequence[bytes]) -> list[str]:
     """
     problems: list[str] = []
     if result.deadlock:
-        problems.append(f"[hang] {result.hang}" if result.hang else
-                        "[hang] the callers deadlocked: someone waits for an answer that cannot come")
+        problems.append("[hang] the callers deadlocked: someone waits for an answer that cannot come")
     if result.unclaimed and not result.deadlock:
         nos = ", ".join(f"#{n}" for n in result.unclaimed)
         problems.append(f"[abandoned] the answer(s) to request {nos} have no owner left, yet the "
@@ -563,10 +507,12 @@ def check_run(result: RunResult, expected: Sequence[bytes]) -> list[str]:
             err = o.error
             if poisoning and isinstance(err, WalredoPoisoned):
                 continue
+            # A poisoned client must fail fast: a timeout or a hang is still a problem.
             if poisoning and isinstance(err, WalredoError) and "timed out" not in str(err) and \
-                    type(err).__name__ != "WalredoTimeout":
+                    not isinstance(err, WalredoTimeout):
                 continue
-            tag = "[timeout]" if type(err).__name__ == "WalredoTimeout" else "[error]"
+            tag = ("[hang]" if isinstance(err, WalredoHang) else
+                   "[timeout]" if isinstance(err, WalredoTimeout) else "[error]")
             problems.append(f"{tag} caller c{i} failed: {type(err).__name__}: {err}")
     return problems
 

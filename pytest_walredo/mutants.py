@@ -206,19 +206,22 @@ class _Collector:
             self.failures.append((report.nodeid, report.longreprtext, example))
 
 
-def hunt(bug: SeededBug, *, timeout: float = 2.0, extra_args: Sequence[str] = ()) -> HuntResult:
+def hunt(bug: SeededBug, *, timeout: float = 2.0, hang_check: float = 0.02,
+         extra_args: Sequence[str] = ()) -> HuntResult:
     """Run ``bug.test`` of the conformance suite, in this process, against ``bug``.
 
     Uses the Hypothesis profile the environment selects (``dev`` by default) with no example
-    database or explain phase. Hangs are found by the hang check as soon as the process sits
-    idle; the ``timeout`` (seconds per request) only bounds what the check cannot see, and is
+    database or explain phase. Hangs are found by the client's hang check, looking every
+    ``hang_check`` seconds (finer than the plugin's default: a hunt meets hundreds of hanging
+    examples) whether the process sits idle with every request consumed; the ``timeout`` (seconds per request) only bounds what the check cannot see, and is
     kept well above a loaded machine's round trip so that it never fires on a correct path.
     """
     import pytest
 
     collector = _Collector()
     args = ["-p", "no:cacheprovider", "-q", "--no-header", "-p", "no:randomly",
-            "--walredo-timeout", str(timeout), "--pyargs", "pytest_walredo.conformance",
+            "--walredo-timeout", str(timeout), "--walredo-hang-check", str(hang_check),
+            "--pyargs", "pytest_walredo.conformance",
             "-k", bug.test.split("::")[-1], *extra_args]
     plugin = SeededBugPlugin(mutant=bug.mutant, faults=bug.faults)
     from hypothesis import settings

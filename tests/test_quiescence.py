@@ -127,25 +127,26 @@ def test_a_gone_process_cannot_be_sampled(launch, tmp_path):
         os.close(w)
 
 
-def test_the_scheduler_stops_a_run_whose_reader_waits_on_a_quiescent_process(launch, tmp_path):
-    """With a minute-long request timeout, the run still ends (as a hang, not a timeout)."""
+def test_a_scheduled_reader_waiting_on_a_quiescent_process_fails_as_a_hang(launch, tmp_path):
+    """With a minute-long request timeout, the run still ends: the client's hang check fails
+    the reader with WalredoHang, and the oracle reports it as a hang, not a timeout."""
     p = launch(refserver_config(tmp_path, args=["--fault=drop-response:2"]))
-    client = ScheduledClient(p, timeout=60)
+    client = ScheduledClient(p, timeout=60, hang_check=0.01)
     jobs = [RedoRequest(RelTag(1663, 5, 16384), i, bytes([i + 1]) * BLCKSZ) for i in range(2)]
     result = asyncio.run(run_schedule(client, jobs, Schedule(), real_io=True))
-    assert result.deadlock
     assert result.outcomes[0].status is Status.PAGE and result.outcomes[0].page == jobs[0].base_image
-    assert result.outcomes[1].status is Status.CANCELLED
-    assert str(result.timeline).splitlines()[-1] == "c1 HANG"
+    assert result.outcomes[1].status is Status.ERROR
+    assert str(result.timeline).splitlines()[-1] == "c1 error WalredoHang"
     problems = check_run(result, [j.base_image for j in jobs])
-    assert problems == ["[hang] c1 (request #1) waits for an answer, but the process has consumed "
-                        "every request and sits idle waiting for input"]
+    assert len(problems) == 1 and problems[0].startswith(
+        "[hang] caller c1 failed: WalredoHang: walredo request #1 (redo 1663/5/16384 blk 1")
+    assert "will never be answered" in problems[0]
     client.close()
 
 
 def test_the_clean_process_is_never_declared_hung(launch, tmp_path):
     p = launch(refserver_config(tmp_path))
-    client = ScheduledClient(p, timeout=60)
+    client = ScheduledClient(p, timeout=60, hang_check=0.001)
     jobs = [RedoRequest(RelTag(1663, 5, 16384), i, bytes([i + 1]) * BLCKSZ) for i in range(6)]
     for picks in [(), (1,), (5, 4, 3, 2, 1), (1, 0, 1, 0, 2)]:
         result = asyncio.run(run_schedule(client, jobs, Schedule(picks, rest=picks[-1] if picks else 0),
