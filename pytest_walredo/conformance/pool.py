@@ -44,7 +44,7 @@ def _owes_answers(client: WalredoClient) -> bool:
     """Whether an earlier example left answers unread or untaken (only a broken client can:
     a correct one poisons itself when a caller abandons its answer). Such a process is not
     reused, so that every example's outcome depends on that example alone."""
-    return client._n_requests != client._n_processed or bool(client._pending)
+    return bool(client.unclaimed())
 
 
 class ProcessPool:
