@@ -211,6 +211,18 @@ class _DeadlineExpired(Exception):
     pass
 
 
+def _convert_own_cancellation(task: asyncio.Task[object] | None, et: type[BaseException] | None,
+                              exc: BaseException | None, error: type[Exception]) -> None:
+    """We cancelled ``task`` ourselves and it is unwinding with ``CancelledError``: take back
+    our cancellation and raise ``error`` instead, unless someone else cancelled it too (then
+    the cancellation stays theirs)."""
+    if et is None or not issubclass(et, asyncio.CancelledError):
+        return
+    uncancel = getattr(task, "uncancel", None)
+    if uncancel is None or uncancel() == 0:
+        raise error() from exc
+
+
 class _Deadline:
     """Cancel the current task after ``delay`` seconds and turn that cancellation into
     :class:`_DeadlineExpired`; a cancellation from elsewhere stays a ``CancelledError``."""
@@ -236,10 +248,8 @@ class _Deadline:
                         tb: object) -> bool:
         if self._handle is not None:
             self._handle.cancel()
-        if self.expired and et is not None and issubclass(et, asyncio.CancelledError):
-            uncancel = getattr(self._task, "uncancel", None)
-            if uncancel is None or uncancel() == 0:
-                raise _DeadlineExpired() from exc
+        if self.expired:
+            _convert_own_cancellation(self._task, et, exc, _DeadlineExpired)
         return False
 
 
@@ -301,10 +311,8 @@ class _HangWatch:
             self._handle.cancel()
         if self._probe is not None and not self._probe.done():
             self._probe.cancel()
-        if self.hung and et is not None and issubclass(et, asyncio.CancelledError):
-            uncancel = getattr(self._task, "uncancel", None)
-            if uncancel is None or uncancel() == 0:
-                raise _HangDetected() from exc
+        if self.hung:
+            _convert_own_cancellation(self._task, et, exc, _HangDetected)
         return False
 
 
