@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar, TypeAlias
 
 from .lsn import MAX_LSN, format_lsn
+from .pg.constants import BLCKSZ
 
 __all__ = [
     "BLCKSZ",
@@ -50,10 +51,6 @@ __all__ = [
     "encode_messages",
 ]
 
-BLCKSZ = 8192
-"""PostgreSQL's block size; every answer of the walredo process is exactly this long."""
-
-MAX_FORKNUM = 3  # MAIN, FSM, VISIBILITYMAP, INIT
 _U32 = 0xFFFFFFFF
 _HEADER = struct.Struct(">cI")
 _BUFTAG = struct.Struct(">BIIII")

@@ -73,6 +73,7 @@ from .pg.btree_page import (
     IndexTuple,
     btree_page_init,
 )
+from .pg.constants import VISIBILITYMAP_FORKNUM
 from .pg.page import (
     LP_DEAD,
     LP_NORMAL,
@@ -86,7 +87,8 @@ from .pg.page import (
 )
 from .pg.redo import RedoError, redo_record
 from .pg.rmgr.btree import XLOG_BTREE_INSERT_META, XLOG_BTREE_INSERT_UPPER
-from .pg.rmgr.heap2 import (
+from .pg.rmgr.heap2_prune17 import (
+    PRUNE_REASONS,
     XLHP_CLEANUP_LOCK,
     XLHP_HAS_CONFLICT_HORIZON,
     XLHP_HAS_DEAD_ITEMS,
@@ -94,6 +96,9 @@ from .pg.rmgr.heap2 import (
     XLHP_HAS_NOW_UNUSED_ITEMS,
     XLHP_HAS_REDIRECTIONS,
     XLHP_IS_CATALOG_REL,
+    XLOG_HEAP2_PRUNE_ON_ACCESS,
+    XLOG_HEAP2_PRUNE_VACUUM_CLEANUP,
+    XLOG_HEAP2_PRUNE_VACUUM_SCAN,
 )
 from .pg.tuple import (
     HEAP_HOT_UPDATED,
@@ -105,6 +110,12 @@ from .pg.tuple import (
     HeapTupleHeader,
 )
 from .pg.version import DEFAULT_VERSION, Flavour
+from .pg.visibilitymap import (
+    VISIBILITYMAP_ALL_FROZEN,
+    VISIBILITYMAP_ALL_VISIBLE,
+    VISIBILITYMAP_XLOG_CATALOG_REL,
+    map_block,
+)
 from .pg.xlogrecord import BlockRef, Compression, ImageRef, make_block
 from .protocol import BLCKSZ, BufferTag, RedoRequest, RelTag
 
@@ -158,12 +169,6 @@ _MAX_U32 = 0xFFFFFFFF
 DEFAULT_START_LSN = 0x0100_0000
 """Where drawn LSN ranges start (0/1000000); records end above it."""
 
-_VISIBILITYMAP_FORKNUM = 2
-# visibilitymap.c: 2 bits per heap block in the page after its MAXALIGNed 24-byte header
-_VM_HEAPBLOCKS_PER_PAGE = (BLCKSZ - 24) * 4
-_VM_ALL_VISIBLE = 0x01
-_VM_ALL_FROZEN = 0x02
-_VISIBILITYMAP_XLOG_CATALOG_REL = 0x04  # PG16+ xl_heap_visible.flags
 _UPDATED_INFOMASK = HEAP_XMAX_INVALID | HEAP_UPDATED  # a new tuple version written by UPDATE
 
 
@@ -529,9 +534,6 @@ def _is_btree_internal(b: _Block) -> bool:
     return op is not None and op.level >= 1 and not op.flags & (BTP_LEAF | BTP_META)
 
 
-# PostgreSQL 17 prune/freeze records: info opcodes and xl_heap_prune.reason values
-_PRUNE_ON_ACCESS, _PRUNE_VACUUM_SCAN, _PRUNE_VACUUM_CLEANUP = 0x10, 0x20, 0x30
-_REASON = {_PRUNE_ON_ACCESS: 0, _PRUNE_VACUUM_SCAN: 1, _PRUNE_VACUUM_CLEANUP: 2}
 _XLHP_PART_FLAGS = (
     (XLHP_HAS_FREEZE_PLANS, "plans"),
     (XLHP_HAS_REDIRECTIONS, "redirected"),
@@ -552,10 +554,10 @@ def _prune17(draw: st.DrawFn, op: int, *, cleanup_lock: bool, plans: tuple[rmgr.
         flags |= XLHP_CLEANUP_LOCK
     if draw(st.booleans()):
         flags |= XLHP_IS_CATALOG_REL
-    conflict = None if op == _PRUNE_VACUUM_CLEANUP else draw(st.none() | st.integers(3, _MAX_U32))
+    conflict = None if op == XLOG_HEAP2_PRUNE_VACUUM_CLEANUP else draw(st.none() | st.integers(3, _MAX_U32))
     if conflict is not None:
         flags |= XLHP_HAS_CONFLICT_HORIZON
-    return rmgr.Heap2PruneFreeze(op, _REASON[op], flags, conflict, plans, redirected, dead, unused)
+    return rmgr.Heap2PruneFreeze(op, PRUNE_REASONS[op], flags, conflict, plans, redirected, dead, unused)
 
 
 def _freeze_actions(draw: st.DrawFn, p: Page, offs: Sequence[int]) -> list[tuple[int, int, int, int, int]]:
@@ -613,13 +615,13 @@ def _draw_visible(draw: st.DrawFn, b: _Block) -> _Drawn | None:
     """VISIBLE: reference 0 is the visibility-map page covering this heap block, reference 1
     the heap page itself (the requested block), which redo marks PD_ALL_VISIBLE."""
     tag = b.tag
-    if tag.rel.forknum == _VISIBILITYMAP_FORKNUM:
+    if tag.rel.forknum == VISIBILITYMAP_FORKNUM:
         return None  # the VM block reference could then be the requested block itself
-    flags = draw(st.sampled_from((_VM_ALL_VISIBLE,
-                                  _VM_ALL_VISIBLE | _VM_ALL_FROZEN)))
+    flags = draw(st.sampled_from((VISIBILITYMAP_ALL_VISIBLE,
+                                  VISIBILITYMAP_ALL_VISIBLE | VISIBILITYMAP_ALL_FROZEN)))
     if b.v >= 16 and draw(st.booleans()):
-        flags |= _VISIBILITYMAP_XLOG_CATALOG_REL
-    vm = make_block(0, b.rel3, tag.blknum // _VM_HEAPBLOCKS_PER_PAGE, forknum=_VISIBILITYMAP_FORKNUM)
+        flags |= VISIBILITYMAP_XLOG_CATALOG_REL
+    vm = make_block(0, b.rel3, map_block(tag.blknum), forknum=VISIBILITYMAP_FORKNUM)
     heap = make_block(1, b.rel3, tag.blknum, forknum=tag.rel.forknum)
     return rmgr.Heap2Visible(draw(st.integers(0, _MAX_U32)), flags), [vm, heap]
 
@@ -632,7 +634,7 @@ def _draw_vacuum(draw: st.DrawFn, b: _Block) -> _Drawn | None:
         return None
     unused = tuple(_draw_offsets(draw, dead, max_size=8))
     if b.v >= 17:
-        return _prune17(draw, _PRUNE_VACUUM_CLEANUP, cleanup_lock=False, unused=unused), [_own_block(b)]
+        return _prune17(draw, XLOG_HEAP2_PRUNE_VACUUM_CLEANUP, cleanup_lock=False, unused=unused), [_own_block(b)]
     return rmgr.Heap2Vacuum(len(unused), unused), [_own_block(b)]
 
 
@@ -646,7 +648,7 @@ def _draw_freeze(draw: st.DrawFn, b: _Block) -> _Drawn | None:
     cutoff = draw(st.integers(0, _MAX_U32))
     actions = _freeze_actions(draw, b.view(), _draw_offsets(draw, normals))
     if v >= 17:
-        return _prune17(draw, _PRUNE_VACUUM_SCAN, cleanup_lock=True,
+        return _prune17(draw, XLOG_HEAP2_PRUNE_VACUUM_SCAN, cleanup_lock=True,
                         plans=_freeze_plans(actions)), [_own_block(b)]
     if v == 16:
         plans = _freeze_plans(actions)
@@ -715,9 +717,9 @@ def _draw_prune(draw: st.DrawFn, b: _Block) -> _Drawn | None:
     survivors = [off for off in b.normal_offsets() if off not in unused and off not in dead
                  and off not in (frm for frm, _ in redirected)]
     if v >= 17:
-        op = draw(st.sampled_from((_PRUNE_ON_ACCESS, _PRUNE_VACUUM_SCAN)))
+        op = draw(st.sampled_from((XLOG_HEAP2_PRUNE_ON_ACCESS, XLOG_HEAP2_PRUNE_VACUUM_SCAN)))
         plans: tuple[rmgr.FreezePlan, ...] = ()
-        if op == _PRUNE_VACUUM_SCAN and survivors and draw(st.booleans()):
+        if op == XLOG_HEAP2_PRUNE_VACUUM_SCAN and survivors and draw(st.booleans()):
             # VACUUM's first pass prunes and freezes what survives in one record
             plans = _freeze_plans(_freeze_actions(draw, b.view(), _draw_offsets(draw, survivors)))
         return _prune17(draw, op, cleanup_lock=True, plans=plans, redirected=tuple(redirected),
@@ -993,7 +995,7 @@ def _applicable(b: _Block, kinds: tuple[str, ...]) -> tuple[str, ...]:
             if k == "heap2_vacuum":
                 return has_dead
             if k == "heap2_visible":
-                return b.tag.rel.forknum != _VISIBILITYMAP_FORKNUM
+                return b.tag.rel.forknum != VISIBILITYMAP_FORKNUM
             return True
         if k == "btree_insert":
             return _is_btree_leaf(b)

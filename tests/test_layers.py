@@ -99,3 +99,71 @@ def test_imports_point_only_to_lower_layers():
             if theirs is not None and theirs > own:
                 wrong.append(f"{rel}:{line} ({layers[own][0]}) imports {dotted} ({layers[theirs][0]})")
     assert not wrong, "imports pointing up the layer table:\n" + "\n".join(wrong)
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Module path -> the package modules it imports (module level or inside functions)."""
+    graph: dict[str, set[str]] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = str(path.relative_to(ROOT))
+        targets = {_module_path(dotted) for _line, dotted in _imports(path)}
+        graph[rel] = {t for t in targets if t is not None and t != rel}
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan's algorithm)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                out.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_cycle_finder_finds_a_cycle():
+    # the checker below is only as good as this: a loop of three, plus a module outside it
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert _cycles(graph) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_cycles():
+    cycles = _cycles(_import_graph())
+    assert not cycles, "modules that import each other in a loop:\n" + "\n".join(
+        " <-> ".join(c) for c in cycles)
+
+
+def test_pg_never_imports_protocol_or_process():
+    """The PostgreSQL model knows nothing of the walredo protocol or of processes."""
+    wrong = []
+    for path in sorted((PACKAGE / "pg").rglob("*.py")):
+        for line, dotted in _imports(path):
+            if dotted.startswith(("pytest_walredo.protocol", "pytest_walredo.process")):
+                wrong.append(f"{path.relative_to(ROOT)}:{line} imports {dotted}")
+    assert not wrong, "\n".join(wrong)

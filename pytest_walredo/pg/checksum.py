@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import struct
 
+from pytest_walredo.pg.constants import BLCKSZ
+
 __all__ = ["N_SUMS", "pg_checksum_block", "pg_checksum_page"]
 
-BLCKSZ = 8192
 N_SUMS = 32
 FNV_PRIME = 16777619
 _MASK = 0xFFFFFFFF

@@ -38,6 +38,8 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from pytest_walredo.pg.constants import BLCKSZ, MAXIMUM_ALIGNOF, maxalign
+
 __all__ = [
     "BLCKSZ",
     "ITEM_ID_SIZE",
@@ -64,10 +66,8 @@ __all__ = [
     "render_page",
 ]
 
-BLCKSZ = 8192
 SIZE_OF_PAGE_HEADER = 24  # offsetof(PageHeaderData, pd_linp)
 ITEM_ID_SIZE = 4  # sizeof(ItemIdData)
-MAXIMUM_ALIGNOF = 8  # MAXALIGN on 64-bit platforms
 PG_PAGE_LAYOUT_VERSION = 4
 
 # pd_flags bits
@@ -100,11 +100,6 @@ _OFF_UPPER = 14
 _OFF_SPECIAL = 16
 _OFF_PAGESIZE_VERSION = 18
 _OFF_PRUNE_XID = 20
-
-
-def maxalign(n: int) -> int:
-    """``MAXALIGN``: round ``n`` up to a multiple of 8."""
-    return (n + MAXIMUM_ALIGNOF - 1) & ~(MAXIMUM_ALIGNOF - 1)
 
 
 class PageError(Exception):

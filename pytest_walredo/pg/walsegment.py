@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pytest_walredo.pg.constants import maxalign
 from pytest_walredo.pg.version import check_version
 from pytest_walredo.pg.xlogrecord import SIZE_OF_XLOG_RECORD, compute_crc
 
@@ -38,7 +39,6 @@ __all__ = [
 
 XLOG_BLCKSZ = 8192
 DEFAULT_SEG_SIZE = 16 * 1024 * 1024
-MAXALIGN = 8
 SIZE_OF_SHORT_PHD = 24
 SIZE_OF_LONG_PHD = 40
 
@@ -48,10 +48,6 @@ XLP_BKP_REMOVABLE = 0x0004
 
 # XLOG_PAGE_MAGIC per major version (xlog_internal.h): bumped whenever the WAL format changes.
 XLOG_PAGE_MAGIC = {14: 0xD10D, 15: 0xD110, 16: 0xD113, 17: 0xD116}
-
-
-def _maxalign(n: int) -> int:
-    return (n + MAXALIGN - 1) & ~(MAXALIGN - 1)
 
 
 def segment_file_name(tli: int, segno: int, seg_size: int = DEFAULT_SEG_SIZE) -> str:
@@ -145,7 +141,7 @@ def write_segment(
         if len(raw) < SIZE_OF_XLOG_RECORD:
             raise ValueError(f"record {i} is {len(raw)} bytes, shorter than an XLogRecord header")
         rec = set_prev(raw, prev) if chain_prev else bytes(raw)
-        pos = _maxalign(pos)
+        pos = maxalign(pos)
         if pos % XLOG_BLCKSZ == 0:
             page = pos // XLOG_BLCKSZ
             if page * XLOG_BLCKSZ >= seg_size:
@@ -222,7 +218,7 @@ def read_segment(data: bytes, *, pg_version: int | None = None) -> tuple[list[Wr
 
     out: list[WrittenRecord] = []
     while True:
-        pos = _maxalign(pos)
+        pos = maxalign(pos)
         if pos >= len(data):
             return out, "end of segment"
         if pos % XLOG_BLCKSZ == 0:

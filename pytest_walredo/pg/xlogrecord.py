@@ -38,6 +38,8 @@ from dataclasses import dataclass, field, replace
 
 import crc32c as _crc32c
 
+from pytest_walredo.pg.constants import BLCKSZ, MAX_FORKNUM
+from pytest_walredo.pg.page import SIZE_OF_PAGE_HEADER
 from pytest_walredo.pg.version import check_version
 
 __all__ = [
@@ -72,9 +74,7 @@ __all__ = [
     "verify_crc",
 ]
 
-BLCKSZ = 8192
 SIZE_OF_XLOG_RECORD = 24
-SIZE_OF_PAGE_HEADER = 24  # SizeOfPageHeaderData: the smallest valid pd_lower
 
 _HEADER = struct.Struct("<IIQBBHI")  # tot_len, xid, prev, info, rmid, pad, crc
 _CRC_OFFSET = 20
@@ -94,8 +94,6 @@ BKPBLOCK_HAS_IMAGE = 0x10
 BKPBLOCK_HAS_DATA = 0x20
 BKPBLOCK_WILL_INIT = 0x40
 BKPBLOCK_SAME_REL = 0x80
-
-MAX_FORKNUM = 3  # MAIN, FSM, VISIBILITYMAP, INIT
 
 
 class RecordDecodeError(ValueError):

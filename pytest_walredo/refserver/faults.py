@@ -34,9 +34,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..pg.constants import BLCKSZ
+
 __all__ = ["AnswerShaper", "FaultPlan", "FaultSpecError", "Stop", "parse_faults"]
 
-BLCKSZ = 8192
 _COUNTED = ("crash-after", "hang-after", "short-page", "garbage-page", "swap-responses",
             "drop-response", "duplicate-response")
 _FLAGS = ("ignore-records", "no-lsn", "probe-open")

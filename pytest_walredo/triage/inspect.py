@@ -28,6 +28,7 @@ from pytest_walredo.pg.btree_page import (
     BTPageOpaque,
     IndexTuple,
 )
+from pytest_walredo.pg.constants import FORK_NAMES
 from pytest_walredo.pg.page import (
     BLCKSZ,
     ITEM_ID_SIZE,
@@ -85,7 +86,6 @@ __all__ = [
     "render_report",
 ]
 
-FORK_NAMES = {0: "main", 1: "fsm", 2: "vm", 3: "init"}
 
 _PD_FLAG_NAMES = ((PD_HAS_FREE_LINES, "HAS_FREE_LINES"), (PD_PAGE_FULL, "PAGE_FULL"),
                   (PD_ALL_VISIBLE, "ALL_VISIBLE"))

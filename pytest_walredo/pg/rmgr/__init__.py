@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pytest_walredo.pg.rmgr import btree, heap, heap2, heap2_prune, heap2_prune17, heap_inplace, xlog
 from pytest_walredo.pg.rmgr._base import (
     RmgrDecodeError,
     RmgrRecord,
@@ -24,16 +25,8 @@ from pytest_walredo.pg.rmgr._base import (
     block_data_of,
     build,
 )
-from pytest_walredo.pg.rmgr.btree import (
-    RM_BTREE_ID,
-    BtreeInsert,
-    BtreeMetadata,
-    BtreeNewroot,
-    decode_btree,
-)
+from pytest_walredo.pg.rmgr.btree import BtreeInsert, BtreeMetadata, BtreeNewroot, decode_btree
 from pytest_walredo.pg.rmgr.heap import (
-    RM_HEAP_ID,
-    RM_NEON_ID,
     HeapConfirm,
     HeapDelete,
     HeapInplace,
@@ -44,7 +37,6 @@ from pytest_walredo.pg.rmgr.heap import (
     decode_heap,
 )
 from pytest_walredo.pg.rmgr.heap2 import (
-    RM_HEAP2_ID,
     FreezePlan,
     FreezeTuple,
     Heap2FreezePage,
@@ -56,8 +48,17 @@ from pytest_walredo.pg.rmgr.heap2 import (
     MultiInsertTuple,
     decode_heap2,
 )
+from pytest_walredo.pg.rmgr.ids import (
+    RM_BTREE_ID,
+    RM_HEAP2_ID,
+    RM_HEAP_ID,
+    RM_NEON_ID,
+    RM_XLOG_ID,
+    RMGR_NAMES,
+    rmgr_name,
+)
 from pytest_walredo.pg.rmgr.neon import decode_neon
-from pytest_walredo.pg.rmgr.xlog import RM_XLOG_ID, XlogFpi, decode_xlog
+from pytest_walredo.pg.rmgr.xlog import XlogFpi, decode_xlog
 from pytest_walredo.pg.version import Flavour, check_version
 from pytest_walredo.pg.xlogrecord import DecodedRecord
 
@@ -94,77 +95,42 @@ __all__ = [
     "XlogFpi",
     "build",
     "describe_record",
+    "modelled_rmgrs",
     "parse",
     "rmgr_name",
     "supported_records",
 ]
 
-# Built-in rmgr names as pg_waldump prints them (src/include/access/rmgrlist.h, PG14-17).
-RMGR_NAMES: dict[int, str] = {
-    0: "XLOG",
-    1: "Transaction",
-    2: "Storage",
-    3: "CLOG",
-    4: "Database",
-    5: "Tablespace",
-    6: "MultiXact",
-    7: "RelMap",
-    8: "Standby",
-    9: "Heap2",
-    10: "Heap",
-    11: "Btree",
-    12: "Hash",
-    13: "Gin",
-    14: "Gist",
-    15: "Sequence",
-    16: "SPGist",
-    17: "BRIN",
-    18: "CommitTs",
-    19: "ReplicationOrigin",
-    20: "Generic",
-    21: "LogicalMessage",
-    RM_NEON_ID: "neon",
-}
-
 _DECODERS: dict[int, Callable[[int, bytes, dict[int, bytes], int, Flavour], RmgrRecord]] = {
     RM_XLOG_ID: decode_xlog,
     RM_HEAP2_ID: decode_heap2,
-    RM_HEAP_ID: lambda info, main, blocks, v, fl: decode_heap(RM_HEAP_ID, info, main, blocks, v, fl),
+    RM_HEAP_ID: decode_heap,
     RM_BTREE_ID: decode_btree,
     RM_NEON_ID: decode_neon,
 }
+"""The decoder of each resource manager the model knows (Neon's 134 routes to heap/heap2)."""
+
+_RECORDS: tuple[type[RmgrRecord], ...] = (
+    *xlog.RECORDS, *heap.RECORDS, *heap_inplace.RECORDS, *heap2.RECORDS, *heap2_prune.RECORDS,
+    *heap2_prune17.RECORDS, *btree.RECORDS,
+)
+
+
+def modelled_rmgrs() -> frozenset[int]:
+    """The rmgr ids whose records the model decodes (others are only passed through)."""
+    return frozenset(_DECODERS)
 
 
 def supported_records(
     pg_version: int, flavour: Flavour | str = Flavour.VANILLA
 ) -> tuple[type[RmgrRecord], ...]:
     """The typed record classes that exist in ``pg_version`` (PG14-16 have Heap2Prune,
-    Heap2Vacuum and Heap2FreezePage; PG17 has Heap2PruneFreeze instead). Neon-specific
-    layouts are chosen per record through ``t_cid``, so the class list is the same for
-    both flavours."""
+    Heap2Vacuum and Heap2FreezePage; PG17 has Heap2PruneFreeze instead: each class's
+    ``PG_VERSIONS``). Neon-specific layouts are chosen per record through ``t_cid``, so the
+    class list is the same for both flavours."""
     check_version(pg_version)
     Flavour.parse(flavour)
-    common: tuple[type[RmgrRecord], ...] = (
-        XlogFpi,
-        HeapInsert,
-        HeapDelete,
-        HeapUpdate,
-        HeapLock,
-        HeapInplace,
-        HeapConfirm,
-        Heap2MultiInsert,
-        Heap2Visible,
-        BtreeInsert,
-        BtreeNewroot,
-    )
-    if pg_version >= 17:
-        return (*common, Heap2PruneFreeze)
-    return (*common, Heap2Prune, Heap2Vacuum, Heap2FreezePage)
-
-
-def rmgr_name(rmid: int) -> str:
-    """pg_waldump's name for ``rmid`` (custom ids print as ``custom<N>``)."""
-    return RMGR_NAMES.get(rmid, f"custom{rmid:03d}" if rmid >= 128 else f"rmgr{rmid}")
+    return tuple(c for c in _RECORDS if pg_version in c.PG_VERSIONS)
 
 
 def parse(decoded: DecodedRecord, pg_version: int, flavour: Flavour | str = Flavour.VANILLA) -> RmgrRecord:

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
-from pytest_walredo.pg.version import Flavour
+from pytest_walredo.pg.version import SUPPORTED_VERSIONS, Flavour
 from pytest_walredo.pg.xlogrecord import (
     BKPBLOCK_HAS_DATA,
     BlockRef,
@@ -45,6 +45,8 @@ class RmgrRecord:
     """Base of every typed record. Subclasses set RMGR (name) and implement the methods."""
 
     RMGR: ClassVar[str] = "?"
+    PG_VERSIONS: ClassVar[tuple[int, ...]] = SUPPORTED_VERSIONS
+    """The PostgreSQL major versions in which the record exists."""
 
     def rmid(self, pg_version: int, flavour: Flavour) -> int:
         raise NotImplementedError

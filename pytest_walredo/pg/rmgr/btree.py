@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from pytest_walredo.pg.rmgr._base import RmgrDecodeError, RmgrRecord, UnsupportedRecord
+from pytest_walredo.pg.rmgr.ids import RM_BTREE_ID
 from pytest_walredo.pg.version import Flavour
 
 __all__ = [
-    "RM_BTREE_ID",
+    "RECORDS",
     "XLOG_BTREE_INSERT_LEAF",
     "XLOG_BTREE_INSERT_META",
     "XLOG_BTREE_INSERT_UPPER",
@@ -33,8 +34,6 @@ __all__ = [
     "BtreeNewroot",
     "decode_btree",
 ]
-
-RM_BTREE_ID = 11
 
 XLOG_BTREE_INSERT_LEAF = 0x00
 XLOG_BTREE_INSERT_UPPER = 0x10
@@ -207,3 +206,7 @@ def decode_btree(
     raise UnsupportedRecord(
         f"rmgr Btree info {_NAMES.get(op, 'UNKNOWN')} (0x{info:02X}) is not supported by the model"
     )
+
+
+RECORDS: tuple[type[RmgrRecord], ...] = (BtreeInsert, BtreeNewroot,)
+"""The typed records this module defines (:func:`pytest_walredo.pg.rmgr.supported_records`)."""

@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from pytest_walredo.pg.rmgr._base import RmgrDecodeError, RmgrRecord, UnsupportedRecord
+from pytest_walredo.pg.rmgr.ids import RM_XLOG_ID
 from pytest_walredo.pg.version import Flavour
 
-__all__ = ["RM_XLOG_ID", "XLOG_FPI", "XLOG_FPI_FOR_HINT", "XlogFpi", "decode_xlog"]
-
-RM_XLOG_ID = 0
+__all__ = ["RECORDS", "XLOG_FPI", "XLOG_FPI_FOR_HINT", "XlogFpi", "decode_xlog"]
 
 XLOG_CHECKPOINT_SHUTDOWN = 0x00
 XLOG_CHECKPOINT_ONLINE = 0x10
@@ -83,3 +82,7 @@ def decode_xlog(
     raise UnsupportedRecord(
         f"rmgr XLOG info {_NAMES.get(op, 'UNKNOWN')} (0x{info:02X}) is not supported by the model"
     )
+
+
+RECORDS: tuple[type[RmgrRecord], ...] = (XlogFpi,)
+"""The typed records this module defines (:func:`pytest_walredo.pg.rmgr.supported_records`)."""
