@@ -1,0 +1,17 @@
+"""generic_mask (``generic_xlog.c``, the same in 14-17): LSN and checksum, and the unused
+space. Generic WAL (used by extensions such as bloom) logs page deltas of whole regions, hint
+bits included, so nothing else is masked."""
+
+from __future__ import annotations
+
+from pytest_walredo.pg.mask._bufmask import mask_lsn_and_checksum, mask_unused_space
+from pytest_walredo.pg.page import Page
+
+__all__ = ["generic_mask"]
+
+
+def generic_mask(data: bytes, blkno: int) -> bytes:
+    page = Page(data)
+    mask_lsn_and_checksum(page)
+    mask_unused_space(page)
+    return page.to_bytes()
