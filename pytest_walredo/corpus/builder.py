@@ -72,11 +72,14 @@ class BuildReport:
                  f"in {self.seconds:.1f} s",
                  f"workloads: {', '.join(self.workloads) or '(none)'}"]
         lines += [f"skipped workload {name}: {why}" for name, why in self.skipped]
-        lines.append(f"{'kind':32} {'kept':>5} {'seen':>7}")
+        lines.append(f"{'kind':32} {'kept':>5} {'seen':>7} {'no-op':>6}")
         seen: Mapping[str, int] = self.stats.candidates or {}
         kept: Mapping[str, int] = self.stats.kept or {}
+        noop: Mapping[str, int] = self.stats.tests_nothing or {}
         for kind in sorted(seen):
-            lines.append(f"{kind:32} {kept.get(kind, 0):>5} {seen[kind]:>7}")
+            lines.append(f"{kind:32} {kept.get(kind, 0):>5} {seen[kind]:>7} {noop.get(kind, 0):>6}")
+        lines.append("kept: entries written; seen: candidates in the WAL; no-op: candidates looked at and "
+                     "dropped because they test nothing")
         return "\n".join(lines) + "\n"
 
 

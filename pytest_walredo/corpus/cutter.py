@@ -32,17 +32,17 @@ from dataclasses import dataclass
 
 from pytest_walredo.corpus.format import Entry, EntryMeta, entry_name
 from pytest_walredo.lsn import format_lsn
-from pytest_walredo.pg.mask import RULES
-from pytest_walredo.pg.page import Page
-from pytest_walredo.pg.constants import BLCKSZ, MAIN_FORKNUM
-from pytest_walredo.pg.rmgr.ids import RM_SMGR_ID, RM_XLOG_ID, rmgr_name
-from pytest_walredo.pg.rmgr.names import record_name
+from pytest_walredo.pg.mask import RULES, masked_equal
+from pytest_walredo.pg.page import BLCKSZ, Page
+from pytest_walredo.pg.rmgr import RM_XLOG_ID, rmgr_name
+from pytest_walredo.pg.rmgr.names import RM_SMGR_ID, record_name
 from pytest_walredo.pg.version import Flavour
-from pytest_walredo.pg.xlogrecord import DecodedRecord, RecordDecodeError, decode_record
+from pytest_walredo.pg.xlogrecord import DecodedRecord, ImageRef, RecordDecodeError, decode_record
 from pytest_walredo.protocol import RedoRequest, RelTag
 
 __all__ = ["CutError", "CutOptions", "CutStats", "cut_entries", "spread"]
 
+MAIN_FORKNUM = 0
 XLOG_SMGR_CREATE = 0x10
 XLOG_SMGR_TRUNCATE = 0x20
 
@@ -72,26 +72,33 @@ class CutOptions:
 
 @dataclass
 class CutStats:
-    """What the walk saw: records, candidates per kind, entries kept per kind."""
+    """What the walk saw: records, candidates per kind, entries kept per kind, and candidates
+    examined and dropped because they test nothing."""
 
     records: int = 0
     candidates: Counter[str] | None = None
     kept: Counter[str] | None = None
+    tests_nothing: Counter[str] | None = None
+
+
+_Image = tuple[ImageRef, int]
+"""A page image as logged, and the end LSN of its record; restored only when an entry needs it
+(restoring means decompressing, which a walk over every record should not pay for)."""
 
 
 @dataclass
 class _State:
-    base: bytes | None  # the P message, or None
+    base: _Image | None  # the P message (materialized), or None
     records: list[tuple[int, bytes]]  # the A messages so far
-    last_image: tuple[bytes, int] | None  # latest consistency image and its record's end LSN
+    last_image: _Image | None  # latest image of the page after the last record
 
 
-def _materialize(image: bytes, end_lsn: int) -> bytes:
-    """A page image as the pageserver would hold it after the record ending at ``end_lsn``:
-    pd_lsn set to it, except on a new page (pd_upper 0), which keeps its LSN."""
-    page = Page(image)
+def _materialize(image: _Image) -> bytes:
+    """A page image as the pageserver would hold it after the record ending at the image's
+    LSN: pd_lsn set to it, except on a new page (pd_upper 0), which keeps its LSN."""
+    page = Page(image[0].restore_page())
     if page.upper:
-        page.lsn = end_lsn
+        page.lsn = image[1]
     return page.to_bytes()
 
 
@@ -120,7 +127,10 @@ def _forget_rel(states: dict[tuple[int, int, int, int, int], _State], rec: Decod
 
 
 def _walk(records: Iterable[tuple[int, bytes]], pg_version: int, flavour: Flavour, options: CutOptions,
-          want: Callable[[str, int], bool], emit: Callable[[Entry], None]) -> tuple[int, Counter[str]]:
+          want: Callable[[str, int], bool], emit: Callable[[Entry, int], None]) -> tuple[int, Counter[str]]:
+    """Track every main-fork block through ``records``; for each candidate (index ``i`` of its
+    kind) that ``want(kind, i)``, build the entry and call ``emit(entry, i)``. Returns the number of
+    records and the candidates per kind."""
     states: dict[tuple[int, int, int, int, int], _State] = {}
     seen: Counter[str] = Counter()
     count = 0
@@ -143,27 +153,26 @@ def _walk(records: Iterable[tuple[int, bytes]], pg_version: int, flavour: Flavou
             img = b.image
             if rec.rmid == RM_XLOG_ID:
                 if img is not None and img.apply:
-                    states[key] = _State(_materialize(img.restore_page(), end_lsn), [], None)
+                    states[key] = _State((img, end_lsn), [], None)
                 else:
                     states.pop(key, None)
                 continue
-            check = img.restore_page() if img is not None and not img.apply else None
-            after = (check, end_lsn) if check is not None else None
             if img is not None and img.apply:
-                states[key] = _State(None, [(end_lsn, raw)], (img.restore_page(), end_lsn))
+                states[key] = _State(None, [(end_lsn, raw)], (img, end_lsn))
                 continue
+            check = img  # the consistency image (no APPLY), if any
+            after = (check, end_lsn) if check is not None else None
             state = states.get(key)
             if b.will_init:
-                prior: _State | None = _State(None, [], None)
+                prior = _State(None, [], None)
             elif state is None:
-                if check is not None:  # unknown before, known from here on
-                    states[key] = _State(_materialize(check, end_lsn), [], None)
+                if after is not None:  # unknown before, known from here on
+                    states[key] = _State(after, [], None)
                 continue
             else:
                 prior = state
                 if len(prior.records) >= options.max_records and prior.last_image is not None:
-                    prior = _State(_materialize(*prior.last_image), [], None)
-            assert prior is not None
+                    prior = _State(prior.last_image, [], None)
             chain = [*prior.records, (end_lsn, raw)]
             states[key] = _State(prior.base, chain, after)
             if check is None or rmgr not in RULES:
@@ -175,24 +184,56 @@ def _walk(records: Iterable[tuple[int, bytes]], pg_version: int, flavour: Flavou
             if not want(kind, index):
                 continue
             rel = (b.spcnode, b.dbnode, b.relnode)
-            request = RedoRequest(RelTag(*rel, b.forknum), b.blkno, prior.base, tuple(chain))
+            base = _materialize(prior.base) if prior.base is not None else None
+            request = RedoRequest(RelTag(*rel, b.forknum), b.blkno, base, tuple(chain))
             meta = EntryMeta(pg_version, flavour, kind, rel, b.forknum, b.blkno, end_lsn, rmgr,
                              options.source_at(end_lsn))
-            emit(Entry(entry_name(kind, end_lsn, rel, b.forknum, b.blkno), meta, request.encode(), check))
+            entry = Entry(entry_name(kind, end_lsn, rel, b.forknum, b.blkno), meta, request.encode(),
+                          check.restore_page())
+            emit(entry, index)
     return count, seen
+
+
+def _tests_nothing(entry: Entry, base: bytes | None) -> bool:
+    """Whether the expected page equals, under the entry's mask, what a walredo that ignores
+    every record answers (the pushed page, or a zero page): such an entry cannot fail."""
+    assert entry.expected is not None
+    return masked_equal(entry.expected, base if base is not None else bytes(BLCKSZ), entry.meta.mask,
+                        entry.meta.blk)
 
 
 def cut_entries(records: Records, *, pg_version: int, flavour: Flavour | str = Flavour.VANILLA,
                 options: CutOptions = CutOptions()) -> tuple[list[Entry], CutStats]:
     """Entries cut from the WAL ``records()`` yields (called twice), up to ``options.per_kind``
     per kind, with the statistics of the walk. Raises :class:`CutError` for an undecodable
-    record."""
+    record.
+
+    An entry that tests nothing (its expected page equals, under its mask, the page a walredo
+    that ignores every record answers) is never kept: the next candidate of its kind takes its
+    place. So a walredo that answers the pushed image alone fails every entry.
+    """
     fl = Flavour.parse(flavour)
     if options.per_kind < 1 or options.max_records < 1:
         raise ValueError("per_kind and max_records must be at least 1")
-    _n, counts = _walk(records(), pg_version, fl, options, lambda _k, _i: False, lambda _e: None)
-    keep = {kind: spread(n, options.per_kind) for kind, n in counts.items()}
+    _n, counts = _walk(records(), pg_version, fl, options, lambda _k, _i: False, lambda _e, _i: None)
+    targets = {kind: spread(n, options.per_kind) for kind, n in counts.items()}
+    owed: Counter[str] = Counter()  # targets that tested nothing, to be replaced by later candidates
+    skipped: Counter[str] = Counter()
     out: list[Entry] = []
-    n, _ = _walk(records(), pg_version, fl, options, lambda k, i: i in keep[k], out.append)
+
+    def want(kind: str, index: int) -> bool:
+        return index in targets[kind] or owed[kind] > 0
+
+    def emit(entry: Entry, index: int) -> None:
+        kind = entry.meta.kind
+        is_target = index in targets[kind]
+        if _tests_nothing(entry, entry.decoded_request().base_image):
+            skipped[kind] += 1
+            owed[kind] += is_target
+            return
+        owed[kind] -= not is_target
+        out.append(entry)
+
+    n, _ = _walk(records(), pg_version, fl, options, want, emit)
     kept = Counter(e.meta.kind for e in out)
-    return out, CutStats(n, counts, kept)
+    return out, CutStats(n, counts, kept, skipped)

@@ -34,15 +34,23 @@ def reference_for(entries: Sequence[Entry], faults: Sequence[str] = (), director
 
 
 def replay_entries(entries: Sequence[Entry], binary: WalredoBinary, *, timeout: float = 10.0,
+                   model_oracle: bool | None = None,
                    on_result: Callable[[EntryResult], None] | None = None) -> list[EntryResult]:
-    """Send every entry's request to ``binary`` and judge the answers."""
+    """Send every entry's request to ``binary`` and judge the answers.
+
+    ``model_oracle``: entries whose records the redo model does not implement are
+    ``unsupported`` (default: when ``binary`` is the reference walredo, which answers through
+    the model; pass False to judge a faulty reference that bypasses the model, such as
+    ``--fault=ignore-records``, on every entry)."""
+    if model_oracle is None:
+        model_oracle = binary.is_reference
     results: list[EntryResult] = []
     client: SyncWalredoClient | None = None
     with tempfile.TemporaryDirectory(prefix="walredo-corpus-replay-") as work:
         config = LaunchConfig(binary.path, args=binary.args, lib_dir=binary.lib_dir, workdir=Path(work))
         try:
             for entry in entries:
-                unsupported = model_unsupported(entry) if binary.is_reference else None
+                unsupported = model_unsupported(entry) if model_oracle else None
                 page, error = None, None
                 try:
                     if client is None:

@@ -1,11 +1,12 @@
-"""The ``pytest-walredo`` command line: ``inspect``, ``replay``, ``shrink``, ``diff``.
+"""The ``pytest-walredo`` command line: ``inspect``, ``replay``, ``shrink``, ``diff``, ``corpus``.
 
 Exit statuses (documented in ``--help``):
 
 * 0: success (inspect/diff: pages identical; replay: the answer matches; shrink: a smaller
   reproducer was written).
 * 1: a finding (diff: pages differ; replay: the process failed or its answer differs;
-  shrink: the input does not show the requested failure, so there is nothing to shrink).
+  shrink: the input does not show the requested failure, so there is nothing to shrink;
+  corpus check: an entry differs or failed).
 * 2: a usage or input error: ONE line on stderr naming the file, flag or value at fault.
 
 ``main`` never lets an exception escape as a traceback for user errors: argparse errors are
@@ -147,6 +148,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("a", type=Path, metavar="A", help="first page file (8192 bytes)")
     p.add_argument("b", type=Path, metavar="B", help="second page file (8192 bytes)")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+
+    p = sub.add_parser("corpus", help="build or check corpora of real PostgreSQL WAL",
+                       description="Corpora of walredo requests cut from real PostgreSQL WAL, each with the page "
+                                   "PostgreSQL logged for consistency checking as the expected answer.")
+    csub = p.add_subparsers(dest="corpus_command", metavar="ACTION", parser_class=_Parser)
+    c = csub.add_parser("build", help="run workloads on a throwaway server and cut a corpus from its WAL",
+                        description="Start a throwaway PostgreSQL server (unix socket in a temporary folder) "
+                                    "with wal_consistency_checking = 'all', run the workloads, read the WAL with "
+                                    "our own decoder and write up to --per-kind entries per record kind into "
+                                    "OUTDIR (which must be absent or empty).")
+    c.add_argument("outdir", type=Path, metavar="OUTDIR", help="folder to write the corpus into")
+    c.add_argument("--pg-bin", type=Path, metavar="DIR",
+                   help="bin/ folder of a PostgreSQL 14-17 installation (default: Debian's PostgreSQL 15, "
+                        "/usr/lib/postgresql/15/bin)")
+    c.add_argument("--workload", action="append", default=[], metavar="NAME|FILE.sql",
+                   help="a built-in workload (heap, btree, hash, gin, gist, spgist, brin, sequence, generic) or "
+                        "a SQL file; repeatable (default: every built-in workload)")
+    c.add_argument("--per-kind", type=int, default=3, metavar="N", help="entries kept per record kind (default 3)")
+    c.add_argument("--max-records", type=int, default=4, metavar="N",
+                   help="records per request at most; longer chains start from a later page image (default 4)")
+    c.add_argument("--wal-compression", choices=("off", "pglz", "lz4", "zstd"), default="off",
+                   help="the server's wal_compression (default off)")
+    c.add_argument("--flavour", choices=("auto", "vanilla", "neon"), default="auto",
+                   help="WAL flavour of the entries (default auto: neon when the server has Neon's neon_rmgr)")
+    c = csub.add_parser("check", help="replay a corpus through a walredo process and print the per-kind table",
+                        description="Send every entry of DIR to a walredo process (the reference walredo unless "
+                                    "--walredo-bin) and compare each answer with the expected page under the "
+                                    "entry's mask. With the reference walredo, kinds the redo model does not "
+                                    "implement are reported as unsupported.")
+    c.add_argument("dir", type=Path, metavar="DIR", help="a corpus folder")
+    c.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    _add_binary_options(c, 10.0, "how long to wait for each page")
     return parser
 
 
@@ -193,7 +226,14 @@ def _cmd_shrink(args: argparse.Namespace, out: TextIO) -> int:
     return run_shrink_command(args, out)
 
 
-_COMMANDS = {"inspect": _cmd_inspect, "diff": _cmd_diff, "replay": _cmd_replay, "shrink": _cmd_shrink}
+def _cmd_corpus(args: argparse.Namespace, out: TextIO) -> int:
+    from pytest_walredo.triage.corpus_cmd import run_corpus_command
+
+    return run_corpus_command(args, out)
+
+
+_COMMANDS = {"inspect": _cmd_inspect, "diff": _cmd_diff, "replay": _cmd_replay, "shrink": _cmd_shrink,
+             "corpus": _cmd_corpus}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
