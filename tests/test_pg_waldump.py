@@ -15,10 +15,8 @@ pg_waldump does, and that our typed encoders must rebuild byte for byte.
 from __future__ import annotations
 
 import os
-import pwd
 import shutil
 import struct
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_pg_rmgr import _record_case
 
+from pytest_walredo.corpus.server import PgInstall, PgServer, ServerError
 from pytest_walredo.pg.rmgr import UnsupportedRecord, XlogFpi, build, describe_record, parse
 from pytest_walredo.pg.version import Flavour
 from pytest_walredo.pg.waldump import (
@@ -233,66 +232,28 @@ CHECKPOINT;
 """
 
 
-def _as_postgres(cmd: list[str]) -> list[str]:
-    """Run as the 'postgres' user when we are root (initdb refuses to run as root)."""
-    if os.geteuid() != 0:
-        return cmd
-    runuser = shutil.which("runuser")
-    if runuser is None:
-        pytest.skip("running as root without runuser: cannot start PostgreSQL as another user")
-    return [runuser, "-u", "postgres", "--", *cmd]
-
-
 @pytest.fixture(scope="module")
 def real_wal_dir() -> Iterator[Path]:
-    for tool in ("initdb", "pg_ctl", "psql"):
-        if not (PGBIN / tool).exists():
-            pytest.skip(f"{PGBIN / tool} is absent")
-    if os.geteuid() == 0:
-        try:
-            pwd.getpwnam("postgres")
-        except KeyError:
-            pytest.skip("running as root and there is no 'postgres' user to run the server")
-    root = Path(tempfile.mkdtemp(prefix="walredo-realwal-"))
-    os.chmod(root, 0o777)
-    data = root / "data"
-    env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "LANG": "C"}
-
-    def run(cmd: list[str], **kw: object) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            _as_postgres(cmd), env=env, check=True, capture_output=True, text=True, timeout=120, **kw
-        )  # type: ignore[call-overload]
-
-    run([str(PGBIN / "initdb"), "-D", str(data), "-k", "-A", "trust", "--no-sync"])
-    opts = (
-        f"-c listen_addresses='' -c unix_socket_directories={root} -c port=5439 -c fsync=off "
-        "-c full_page_writes=on -c wal_level=logical -c autovacuum=off"
-    )
-    run([str(PGBIN / "pg_ctl"), "-D", str(data), "-w", "-l", str(root / "log"), "-o", opts, "start"])
+    """The pg_wal folder of a throwaway PostgreSQL 15 (pytest_walredo.corpus.server, with data
+    checksums and wal_level logical) that ran _WORKLOAD."""
     try:
-        script = root / "workload.sql"
+        install = PgInstall.find(PGBIN)
+    except ServerError as exc:
+        pytest.skip(str(exc))
+    if os.geteuid() == 0 and shutil.which("runuser") is None:
+        pytest.skip("running as root without runuser: cannot start PostgreSQL as another user")
+    server = PgServer(install, initdb_args=["-k"], prefix="walredo-realwal-",
+                      settings={"full_page_writes": "on", "wal_level": "logical", "autovacuum": "off"})
+    try:
+        server.start()
+        script = server.root / "workload.sql"
         script.write_text(_WORKLOAD)
-        os.chmod(script, 0o644)
-        run(
-            [
-                str(PGBIN / "psql"),
-                "-h",
-                str(root),
-                "-p",
-                "5439",
-                "-d",
-                "postgres",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-q",
-                "-f",
-                str(script),
-            ]
-        )
+        server.run_file(script)
+        server.stop()
+        yield server.data_dir / "pg_wal"
     finally:
-        run([str(PGBIN / "pg_ctl"), "-D", str(data), "-w", "-m", "fast", "stop"])
-    yield data / "pg_wal"
-    shutil.rmtree(root, ignore_errors=True)
+        server.stop()
+        server.cleanup()
 
 
 @needs_waldump

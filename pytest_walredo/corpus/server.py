@@ -156,10 +156,17 @@ class PgServer:
             copy.unlink(missing_ok=True)
 
     # -- lifecycle -----------------------------------------------------------------------------
-    def start(self) -> PgServer:
-        bin_dir = self.install.bin_dir
-        self.run([bin_dir / "initdb", "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8",
+    def initdb(self) -> Path:
+        """Create the cluster (``initdb_args`` added); returns the data folder."""
+        self.run([self.install.bin_dir / "initdb", "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8",
                   "--locale", "C", *self.initdb_args, "-D", self.data_dir], what="initdb")
+        return self.data_dir
+
+    def start(self) -> PgServer:
+        """initdb (unless done), append ``settings`` to postgresql.conf, start the server."""
+        bin_dir = self.install.bin_dir
+        if not (self.data_dir / "PG_VERSION").exists():
+            self.initdb()
         base = {"listen_addresses": "''", "unix_socket_directories": f"'{self.socket_dir}'",
                 "port": "5432", "fsync": "off"}
         with (self.data_dir / "postgresql.conf").open("a") as conf:
