@@ -65,6 +65,8 @@ class BuildReport:
     stats: CutStats = field(default_factory=CutStats)
     wal_bytes: int = 0
     seconds: float = 0.0
+    wal_dir: Path | None = None  # the server's pg_wal, kept with ``keep_server``
+    start_lsn: int = 0
 
     def render(self) -> str:
         lines = [f"built {len(self.entries)} entries from {self.stats.records} records "
@@ -187,6 +189,9 @@ def build_corpus(options: BuildOptions, log: Callable[[str], None] = lambda _m: 
         server.stop()
         wal_dir = server.data_dir / "pg_wal"
         first = start_lsn // seg_size
+        report.start_lsn = start_lsn
+        if options.keep_server:
+            report.wal_dir = wal_dir
 
         def records() -> Iterator[tuple[int, bytes]]:
             for w in iter_wal(_segments(wal_dir, first, seg_size), pg_version=install.version,

@@ -3,7 +3,7 @@
 One long-lived process serves the entries in order (every request starts with ``B``, as the
 pageserver sends them); after a failure (the process died, broke the protocol or timed out) the
 next entry gets a fresh process. Against the embedded reference walredo, entries the redo model
-does not implement are judged ``unsupported`` (see :mod:`.judge`).
+does not implement are ``unsupported`` and not sent at all (see :mod:`.judge`).
 """
 
 from __future__ import annotations
@@ -52,6 +52,12 @@ def replay_entries(entries: Sequence[Entry], binary: WalredoBinary, *, timeout: 
             for entry in entries:
                 unsupported = model_unsupported(entry) if model_oracle else None
                 page, error = None, None
+                if unsupported is not None:  # skipped: the oracle cannot judge it
+                    result = judge_answer(entry, None, unsupported=unsupported)
+                    results.append(result)
+                    if on_result is not None:
+                        on_result(result)
+                    continue
                 try:
                     if client is None:
                         client = SyncWalredoClient(WalredoProcess.launch(config), timeout=timeout)

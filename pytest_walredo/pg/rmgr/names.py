@@ -33,7 +33,7 @@ __all__ = ["record_name"]
 _INIT = XLOG_HEAP_INIT_PAGE  # heap, heap2, neon and BRIN all use 0x80 for "+INIT"
 
 _HEAP = {0x00: "INSERT", 0x10: "DELETE", 0x20: "UPDATE", 0x30: "TRUNCATE", 0x40: "HOT_UPDATE",
-         0x50: "CONFIRM", 0x60: "LOCK", 0x70: "INPLACE"}
+         0x50: "HEAP_CONFIRM", 0x60: "LOCK", 0x70: "INPLACE"}
 _HEAP_INIT = (0x00, 0x20, 0x40)  # ops that can carry INIT_PAGE
 _HEAP2_14 = {0x00: "REWRITE", 0x10: "PRUNE", 0x20: "VACUUM", 0x30: "FREEZE_PAGE", 0x40: "VISIBLE",
              0x50: "MULTI_INSERT", 0x60: "LOCK_UPDATED", 0x70: "NEW_CID"}
