@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""Rebuild the corpus shipped with the package from real PostgreSQL WAL.
+"""Rebuild the corpora shipped with the package from real PostgreSQL WAL.
 
-    python scripts/build_default_corpus.py [--pg-bin DIR]
+    python scripts/build_default_corpus.py [--pg-bin DIR ...]
 
-Writes pytest_walredo/corpus/data/pgNN/ (replacing it) and pgNN.manifest.json, NN being the
-server's major version (Debian's PostgreSQL 15 by default). The entries differ from run to run
-(real WAL does); tests/test_corpus_default.py checks that the manifest matches the code.
+For each server (default: Debian's PostgreSQL 15, then the PostgreSQL 14, 16 and 17 servers
+that scripts/fetch_pg_servers.sh put in .tools/pg/, when there) writes
+pytest_walredo/corpus/data/pgNN/ (replacing it) and pgNN.manifest.json, NN being the server's
+major version. PostgreSQL 15 is the default corpus (2 entries per kind); the others keep 1 per
+kind to stay small. The entries differ from run to run (real WAL does);
+tests/test_corpus_default.py checks that each manifest matches the code.
 """
 
 from __future__ import annotations
@@ -24,22 +27,23 @@ sys.path.insert(0, str(ROOT))
 from pytest_walredo.corpus.builder import BuildOptions, build_corpus  # noqa: E402
 from pytest_walredo.corpus.default import (  # noqa: E402
     BUILDER_VERSION,
+    DEFAULT_VERSION,
     default_corpus_dir,
     manifest_path,
     workloads_hash,
 )
+from pytest_walredo.corpus.server import PgInstall  # noqa: E402
 
-PER_KIND = 2
 MAX_RECORDS = 2
+SERVERS = [None, *(ROOT / ".tools" / "pg" / v / "bin" for v in ("14", "16", "17"))]
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pg-bin", type=Path, help="PostgreSQL bin/ folder (default Debian's 15)")
-    args = parser.parse_args()
+def build(pg_bin: Path | None) -> None:
     with tempfile.TemporaryDirectory(prefix="walredo-default-corpus-") as tmp:
         out = Path(tmp) / "corpus"
-        report = build_corpus(BuildOptions(out, args.pg_bin, per_kind=PER_KIND, max_records=MAX_RECORDS),
+        probe = PgInstall.find(pg_bin)
+        per_kind = 2 if probe.version == DEFAULT_VERSION else 1
+        report = build_corpus(BuildOptions(out, pg_bin, per_kind=per_kind, max_records=MAX_RECORDS),
                               lambda m: print(m, file=sys.stderr))
         target = default_corpus_dir(report.pg_version)
         shutil.rmtree(target, ignore_errors=True)
@@ -49,7 +53,7 @@ def main() -> int:
         "workloads_sha256": workloads_hash(),
         "server": report.server,
         "flavour": report.flavour.value,
-        "options": {"per_kind": PER_KIND, "max_records": MAX_RECORDS, "wal_compression": "off"},
+        "options": {"per_kind": per_kind, "max_records": MAX_RECORDS, "wal_compression": "off"},
         "workloads": report.workloads,
         "skipped": [f"{n}: {why}" for n, why in report.skipped],
         "entries": len(report.entries),
@@ -58,6 +62,16 @@ def main() -> int:
     manifest_path(report.pg_version).write_text(json.dumps(manifest, indent=1) + "\n")
     print(report.render())
     print(f"wrote {len(report.entries)} entries into {target}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pg-bin", type=Path, action="append",
+                        help="PostgreSQL bin/ folder (repeatable; default: Debian's 15 and .tools/pg/*)")
+    args = parser.parse_args()
+    servers = args.pg_bin or [s for s in SERVERS if s is None or (s / "postgres").exists()]
+    for pg_bin in servers:
+        build(pg_bin)
     return 0
 
 

