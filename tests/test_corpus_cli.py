@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_walredo.corpus.default import default_corpus_dir
+from pytest_walredo.corpus.default import default_corpus_dir, read_manifest
 from pytest_walredo.corpus.server import DEFAULT_BIN_DIR
 from pytest_walredo.triage.cli import main
 
@@ -25,8 +25,9 @@ def one_line(err: str) -> str:
 
 
 def test_check_the_shipped_corpus_against_the_reference(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _err = run(["corpus", "check", str(default_corpus_dir(15))], capsys)
+    code, out, _err = run(["corpus", "check", "--shipped", "15"], capsys)
     assert code == 0, out
+    assert f"corpus {default_corpus_dir(15)}: {read_manifest(15)['entries']} entries" in out
     assert "through reference walredo (PG15, vanilla)" in out
     heap = next(line for line in out.splitlines() if line.startswith("Heap/INSERT "))
     assert heap.split()[1:] == ["2", "0", "0", "0"]
@@ -56,6 +57,10 @@ def test_check_bad_input(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> 
     assert code == 2 and f"{tmp_path}/x.json: missing key(s) pg_version" in one_line(err)
     code, _out, err = run(["corpus"], capsys)
     assert code == 2 and "an action is required" in one_line(err)
+    code, _out, err = run(["corpus", "check"], capsys)
+    assert code == 2 and "give either a corpus folder DIR or --shipped N" in one_line(err)
+    code, _out, err = run(["corpus", "check", "--shipped", "13"], capsys)
+    assert code == 2 and "--shipped" in one_line(err)
 
 
 def test_build_bad_input(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -38,6 +38,12 @@ def _check(args: argparse.Namespace, out: TextIO) -> int:
     from pytest_walredo.corpus.replay import replay_entries
     from pytest_walredo.triage.replay import resolve_binary
 
+    if (args.dir is None) == (args.shipped is None):
+        raise TriageError("give either a corpus folder DIR or --shipped N")
+    if args.shipped is not None:
+        from pytest_walredo.corpus.default import default_corpus_dir
+
+        args.dir = default_corpus_dir(args.shipped)
     try:
         entries = load_corpus(args.dir)
     except CorpusError as exc:
