@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 
 from pytest_walredo.corpus.default import default_corpus_dir
 from pytest_walredo.corpus.folder import load_corpus
+from pytest_walredo.pg.constants import BLCKSZ
 from pytest_walredo.pg.mask import RULES, MaskError, mask_page, masked_equal
-from pytest_walredo.pg.page import BLCKSZ, LP_NORMAL, Page
+from pytest_walredo.pg.page import LP_NORMAL, Page
 
 ENTRIES = load_corpus(default_corpus_dir(15))
 

@@ -7,18 +7,15 @@ the tuple header, the line pointers and the page header) with explicit bytes or 
 
 from __future__ import annotations
 
-import os
-import shutil
 import struct
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_walredo.corpus.server import PgInstall, PgServer, ServerError
+from pytest_walredo.corpus.server import PgInstall, PgServer
 from pytest_walredo.lsn import parse_lsn
 from pytest_walredo.pg import rmgr
 from pytest_walredo.pg import xlogrecord as xr
@@ -658,7 +655,6 @@ def test_corrupted_records_fail_cleanly(m: tuple[int, list[tuple[int, int]], boo
 
 # --------------------------------------------------------------------------- real PostgreSQL 15 WAL
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
 SNAPSHOT = "-- snapshot"  # checkpoint and copy the relation files here
 WORKLOAD = [
@@ -692,16 +688,10 @@ class _RealRun:
 
 
 @pytest.fixture(scope="module")
-def pg15_run() -> _RealRun:
+def pg15_run(pg15_install: PgInstall) -> _RealRun:
     """Run WORKLOAD on a real PostgreSQL 15 (a throwaway server of pytest_walredo.corpus.server:
     unix socket, as ``nobody`` when root) in a fresh WAL segment, checkpoint and stop it."""
-    try:
-        install = PgInstall.find(PG_BIN)
-    except ServerError as exc:
-        pytest.skip(str(exc))
-    if os.geteuid() == 0 and shutil.which("runuser") is None:
-        pytest.skip("running as root without runuser: PostgreSQL cannot run as root")
-    server = PgServer(install, settings={"autovacuum": "off"}, prefix="walredo-pg15wal-")
+    server = PgServer(pg15_install, settings={"autovacuum": "off"}, prefix="walredo-pg15wal-")
     try:
         server.start()
         server.sql("CHECKPOINT")

@@ -14,7 +14,6 @@ pg_waldump does, and that our typed encoders must rebuild byte for byte.
 
 from __future__ import annotations
 
-import os
 import shutil
 import struct
 import tempfile
@@ -26,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_pg_rmgr import _record_case
 
-from pytest_walredo.corpus.server import PgInstall, PgServer, ServerError
+from pytest_walredo.corpus.server import PgInstall, PgServer
 from pytest_walredo.pg.rmgr import UnsupportedRecord, XlogFpi, build, describe_record, parse
 from pytest_walredo.pg.version import Flavour
 from pytest_walredo.pg.waldump import (
@@ -194,7 +193,6 @@ def test_wrong_crc_is_rejected() -> None:
 # Real PostgreSQL 15 WAL: our reader, decoder and describer against what the server wrote
 # --------------------------------------------------------------------------------------------
 
-PGBIN = Path("/usr/lib/postgresql/15/bin")
 
 _WORKLOAD = """\
 CREATE TABLE t (id int PRIMARY KEY, v text) WITH (fillfactor = 50);
@@ -233,16 +231,10 @@ CHECKPOINT;
 
 
 @pytest.fixture(scope="module")
-def real_wal_dir() -> Iterator[Path]:
+def real_wal_dir(pg15_install: PgInstall) -> Iterator[Path]:
     """The pg_wal folder of a throwaway PostgreSQL 15 (pytest_walredo.corpus.server, with data
     checksums and wal_level logical) that ran _WORKLOAD."""
-    try:
-        install = PgInstall.find(PGBIN)
-    except ServerError as exc:
-        pytest.skip(str(exc))
-    if os.geteuid() == 0 and shutil.which("runuser") is None:
-        pytest.skip("running as root without runuser: cannot start PostgreSQL as another user")
-    server = PgServer(install, initdb_args=["-k"], prefix="walredo-realwal-",
+    server = PgServer(pg15_install, initdb_args=["-k"], prefix="walredo-realwal-",
                       settings={"full_page_writes": "on", "wal_level": "logical", "autovacuum": "off"})
     try:
         server.start()

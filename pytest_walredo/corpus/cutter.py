@@ -32,17 +32,17 @@ from dataclasses import dataclass
 
 from pytest_walredo.corpus.format import Entry, EntryMeta, entry_name
 from pytest_walredo.lsn import format_lsn
+from pytest_walredo.pg.constants import BLCKSZ, MAIN_FORKNUM
 from pytest_walredo.pg.mask import RULES, masked_equal
-from pytest_walredo.pg.page import BLCKSZ, Page
-from pytest_walredo.pg.rmgr import RM_XLOG_ID, rmgr_name
-from pytest_walredo.pg.rmgr.names import RM_SMGR_ID, record_name
+from pytest_walredo.pg.page import Page
+from pytest_walredo.pg.rmgr.ids import RM_SMGR_ID, RM_XLOG_ID, rmgr_name
+from pytest_walredo.pg.rmgr.names import record_name
 from pytest_walredo.pg.version import Flavour
 from pytest_walredo.pg.xlogrecord import DecodedRecord, ImageRef, RecordDecodeError, decode_record
 from pytest_walredo.protocol import RedoRequest, RelTag
 
 __all__ = ["CutError", "CutOptions", "CutStats", "cut_entries", "spread"]
 
-MAIN_FORKNUM = 0
 XLOG_SMGR_CREATE = 0x10
 XLOG_SMGR_TRUNCATE = 0x20
 

@@ -37,9 +37,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_walredo.lsn import format_lsn, parse_lsn
+from pytest_walredo.pg.constants import BLCKSZ, MAX_FORKNUM
 from pytest_walredo.pg.mask import RULES
 from pytest_walredo.pg.version import SUPPORTED_VERSIONS, Flavour
-from pytest_walredo.protocol import BLCKSZ, ProtocolError, RedoRequest, RelTag
+from pytest_walredo.protocol import ProtocolError, RedoRequest, RelTag
 
 __all__ = [
     "EXPECTED_SUFFIX",
@@ -147,7 +148,7 @@ def parse_meta(text: str | bytes, where: str) -> EntryMeta:
     if (not isinstance(rel, list) or len(rel) != 3
             or any(isinstance(x, bool) or not isinstance(x, int) or not 0 <= x <= _U32 for x in rel)):
         raise _fail(where, f"key 'rel' must be [spcnode, dbnode, relnode] (u32 each), got {rel!r}")
-    fork = _int(doc, "fork", where, 0, 3)
+    fork = _int(doc, "fork", where, 0, MAX_FORKNUM)
     blk = _int(doc, "blk", where, 0, _U32 - 1)
     end_lsn_text = doc["end_lsn"]
     if not isinstance(end_lsn_text, str) or "/" not in end_lsn_text:

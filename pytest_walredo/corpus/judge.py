@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 from pytest_walredo.corpus.format import Entry
 from pytest_walredo.pg import rmgr
+from pytest_walredo.pg.constants import BLCKSZ
 from pytest_walredo.pg.mask import masked_equal
-from pytest_walredo.pg.page import BLCKSZ
 from pytest_walredo.pg.xlogrecord import RecordDecodeError, decode_record
 
 __all__ = ["EntryResult", "Verdict", "judge_answer", "kind_table", "model_answer", "model_unsupported"]

@@ -34,6 +34,7 @@ __all__ = [
     "read_segment",
     "segment_file_name",
     "set_prev",
+    "skip_continuation",
     "write_segment",
 ]
 
@@ -202,7 +203,7 @@ def read_segment(data: bytes, *, pg_version: int | None = None) -> tuple[list[Wr
     base = pageaddr
     pos = SIZE_OF_LONG_PHD
     if info & XLP_FIRST_IS_CONTRECORD:
-        pos = _skip_continuation(data, pos, rem_len)
+        pos = skip_continuation(data, pos, rem_len)
 
     def check_page(page_off: int, expect_rem: int) -> None:
         m, inf, _tli, addr, rem = struct.unpack_from("<HHIQI", data, page_off)
@@ -249,8 +250,9 @@ def read_segment(data: bytes, *, pg_version: int | None = None) -> tuple[list[Wr
         out.append(WrittenRecord(base + start, base + pos, bytes(rec)))
 
 
-def _skip_continuation(data: bytes, pos: int, rem_len: int) -> int:
-    """Skip the tail of a record that began in an earlier segment."""
+def skip_continuation(data: bytes, pos: int, rem_len: int) -> int:
+    """The position after the ``rem_len`` bytes of a record that began in an earlier segment,
+    which start at ``pos`` (page headers in between skipped)."""
     while rem_len > 0:
         page_end = (pos // XLOG_BLCKSZ + 1) * XLOG_BLCKSZ
         n = min(rem_len, page_end - pos)

@@ -20,6 +20,7 @@ from pytest_walredo.pg.walsegment import (
     XLP_FIRST_IS_CONTRECORD,
     SegmentReadError,
     WrittenRecord,
+    skip_continuation,
 )
 from pytest_walredo.pg.xlogrecord import SIZE_OF_XLOG_RECORD
 
@@ -71,14 +72,7 @@ def iter_wal(segments: Iterable[tuple[int, bytes]], *, pg_version: int,
                 if skipping:
                     skipping = False
                     if contrecord:  # skip the tail of a record we never saw the start of
-                        while rem > 0:
-                            page_end = (pos // XLOG_BLCKSZ + 1) * XLOG_BLCKSZ
-                            n = min(rem, page_end - pos)
-                            rem -= n
-                            pos += n
-                            if rem:
-                                pos += SIZE_OF_SHORT_PHD
-                        pos = _maxalign(pos)
+                        pos = _maxalign(skip_continuation(data, pos, rem))
                         continue
                 elif contrecord != bool(need) or (need and rem != need):
                     raise SegmentReadError(f"{where}: contrecord flag / xlp_rem_len {rem} do not match "

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from pytest_walredo.pg.constants import BLCKSZ
 from pytest_walredo.pg.mask._bufmask import MaskError
 from pytest_walredo.pg.mask.brin import brin_mask
 from pytest_walredo.pg.mask.btree import btree_mask
@@ -24,7 +25,6 @@ from pytest_walredo.pg.mask.hash import hash_mask
 from pytest_walredo.pg.mask.heap import heap_mask
 from pytest_walredo.pg.mask.sequence import seq_mask
 from pytest_walredo.pg.mask.spgist import spg_mask
-from pytest_walredo.pg.page import BLCKSZ
 
 __all__ = ["NO_MASK", "RULES", "MaskError", "MaskRule", "mask_page", "masked_equal", "rule_names"]
 

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import struct
 
+from pytest_walredo.pg.constants import BLCKSZ
 from pytest_walredo.pg.page import (
-    BLCKSZ,
     ITEM_ID_SIZE,
     LP_UNUSED,
     PD_ALL_VISIBLE,
@@ -35,6 +35,7 @@ from pytest_walredo.pg.page import (
 
 __all__ = [
     "MaskError",
+    "header_and_free_space_mask",
     "line_pointers",
     "mask_hint_bits",
     "mask_lp_flags",
@@ -53,6 +54,15 @@ class MaskError(ValueError):
     """A page a masking rule cannot be applied to (PostgreSQL would raise an ERROR, or read
     outside the page). Two pages of which one cannot be masked compare equal only when they
     are byte for byte equal."""
+
+
+def header_and_free_space_mask(data: bytes) -> bytes:
+    """pd_lsn, pd_checksum and the free space: all that seq_mask and generic_mask mask (two
+    PostgreSQL functions with one rule)."""
+    page = Page(data)
+    mask_lsn_and_checksum(page)
+    mask_unused_space(page)
+    return page.to_bytes()
 
 
 def mask_lsn_and_checksum(page: Page) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import struct
 
+from pytest_walredo.pg.constants import BLCKSZ, maxalign
 from pytest_walredo.pg.mask._bufmask import (
     get_u16,
     line_pointers,
@@ -22,7 +23,7 @@ from pytest_walredo.pg.mask._bufmask import (
     mask_unused_space,
     set_u16,
 )
-from pytest_walredo.pg.page import BLCKSZ, LP_NORMAL, Page, maxalign
+from pytest_walredo.pg.page import LP_NORMAL, Page
 
 __all__ = ["heap_mask"]
 

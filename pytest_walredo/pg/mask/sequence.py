@@ -4,14 +4,10 @@ exactly as on the primary."""
 
 from __future__ import annotations
 
-from pytest_walredo.pg.mask._bufmask import mask_lsn_and_checksum, mask_unused_space
-from pytest_walredo.pg.page import Page
+from pytest_walredo.pg.mask._bufmask import header_and_free_space_mask
 
 __all__ = ["seq_mask"]
 
 
 def seq_mask(data: bytes, blkno: int) -> bytes:
-    page = Page(data)
-    mask_lsn_and_checksum(page)
-    mask_unused_space(page)
-    return page.to_bytes()
+    return header_and_free_space_mask(data)
