@@ -132,9 +132,10 @@ def test_the_model_reproduces_every_entry_it_implements(built: tuple[BuildReport
                                                "Heap2/VISIBLE"}), unsupported
 
 
-def test_the_reference_walredo_matches_what_the_model_implements(built: tuple[BuildReport, list[Entry]]) -> None:
+def test_the_reference_walredo_matches_what_the_model_implements(built: tuple[BuildReport, list[Entry]],
+                                                                 tmp_path: Path) -> None:
     _, entries = built
-    results = replay_entries(entries, reference_for(entries), timeout=30)
+    results = replay_entries(entries, reference_for(entries, tmp_path), timeout=30)
     print(kind_table(results))
     verdicts = {r.name: r.verdict for r in results}
     for e in entries:
@@ -143,13 +144,14 @@ def test_the_reference_walredo_matches_what_the_model_implements(built: tuple[Bu
     assert Counter(verdicts.values())[Verdict.MATCHED] >= 15
 
 
-def test_a_walredo_that_ignores_records_fails_every_entry(built: tuple[BuildReport, list[Entry]]) -> None:
+def test_a_walredo_that_ignores_records_fails_every_entry(built: tuple[BuildReport, list[Entry]],
+                                                          tmp_path: Path) -> None:
     _, entries = built
-    faulty = reference_for(entries, ["ignore-records"])
+    faulty = reference_for(entries, tmp_path, ["ignore-records"])
     results = replay_entries(entries, faulty, timeout=30, model_oracle=False)
     assert {r.verdict for r in results} <= {Verdict.DIFFERING, Verdict.FAILED}, kind_table(results)
     # one corrupted byte is seen wherever the entry's mask does not hide that byte
-    corrupt = reference_for(entries, ["corrupt-byte:8176"])
+    corrupt = reference_for(entries, tmp_path, ["corrupt-byte:8176"])
     results = replay_entries(entries, corrupt, timeout=30)
     judged = 0
     for e, r in zip(entries, results, strict=True):
@@ -178,6 +180,6 @@ def test_compressed_wal(tmp_path: Path, method: str) -> None:
                 if b.image is not None:
                     methods[b.image.compression.value] += 1
     assert methods[method] > 0, methods
-    results = replay_entries(entries, reference_for(entries), timeout=30)
+    results = replay_entries(entries, reference_for(entries, tmp_path), timeout=30)
     for e, r in zip(entries, results, strict=True):
         assert r.verdict is (Verdict.UNSUPPORTED if model_unsupported(e) else Verdict.MATCHED), (e.name, r)

@@ -60,7 +60,7 @@ def test_a_corpus_from_a_real_server_of_each_version(version: int, tmp_path: Pat
         assert e.meta.pg_version == version and e.expected is not None
         if model_unsupported(e) is None:
             assert masked_equal(e.expected, model_answer(e), e.meta.mask, e.meta.blk), e.name
-    results = replay_entries(entries, reference_for(entries), timeout=30)
+    results = replay_entries(entries, reference_for(entries, tmp_path), timeout=30)
     for e, r in zip(entries, results, strict=True):
         assert r.verdict is (Verdict.UNSUPPORTED if model_unsupported(e) else Verdict.MATCHED), (e.name, r)
     assert sum(r.verdict is Verdict.MATCHED for r in results) >= 10

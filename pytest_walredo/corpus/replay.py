@@ -20,10 +20,9 @@ from pytest_walredo.target import WalredoBinary, reference_binary
 __all__ = ["reference_for", "replay_entries"]
 
 
-def reference_for(entries: Sequence[Entry], faults: Sequence[str] = (), directory: Path | None = None
-                  ) -> WalredoBinary:
+def reference_for(entries: Sequence[Entry], directory: Path, faults: Sequence[str] = ()) -> WalredoBinary:
     """The embedded reference walredo for ``entries`` (which must share one PostgreSQL version
-    and flavour), with ``faults``."""
+    and flavour), with ``faults``; its launcher is written into ``directory``."""
     versions = {(e.meta.pg_version, e.meta.flavour) for e in entries}
     if len(versions) > 1:
         raise ValueError(f"entries of several versions/flavours {sorted(versions)}: replay them separately")
