@@ -247,12 +247,20 @@ class Decoder:
     ``next()`` returns ``None`` when it needs more bytes and raises :class:`ProtocolError` on a
     malformed stream; after an error the decoder is unusable (like the real process, which exits).
     Call :meth:`end_of_input` at EOF to learn whether the stream stopped mid-message.
+
+    By default an error is raised as soon as the bytes show it (an unknown tag or a wrong fixed
+    length right from the header), which is what a tool reading a file wants. With
+    ``whole_messages=True`` the decoder reads like the real process (PostgreSQL's message
+    reader): only the length field's bounds are checked at the header; everything else waits
+    until the whole message has arrived, so a message whose length runs past the bytes sent
+    so far is waited for, not rejected, and only :meth:`end_of_input` then says it is cut short.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, whole_messages: bool = False) -> None:
         self._buf = bytearray()
         self._offset = 0  # absolute stream offset of self._buf[0]
         self._failed: ProtocolError | None = None
+        self._whole = whole_messages
 
     @property
     def offset(self) -> int:
@@ -280,6 +288,16 @@ class Decoder:
         tag_byte = buf[0]
         tag = bytes((tag_byte,))
         length = int.from_bytes(buf[1:5], "big")
+        if self._whole:
+            if length < 4 or length > MAX_MESSAGE_LENGTH:
+                raise self._fail(
+                    ErrorKind.BAD_LENGTH,
+                    f"{_NAMES.get(tag, _tag_repr(tag_byte))} has length {length}; a length counts "
+                    "its own 4 bytes and is below 2^31",
+                    tag_byte,
+                )
+            if len(buf) < HEADER_SIZE + length - 4:
+                return None
         if tag not in _NAMES:
             raise self._fail(
                 ErrorKind.UNKNOWN_TAG,

@@ -193,6 +193,37 @@ def test_truncated_stream(cut: int) -> None:
     assert "stream ends inside" in str(err)
 
 
+def test_whole_messages_mode_judges_a_message_only_once_it_is_complete() -> None:
+    """``Decoder(whole_messages=True)`` reads like the real process: only the length bounds are
+    checked from the header; tag and fixed sizes once every byte of the message is there."""
+    dec = Decoder(whole_messages=True)
+    dec.feed(b"Z" + struct.pack(">I", 10) + b"abc")
+    assert dec.next() is None
+    dec.feed(b"def")
+    with pytest.raises(ProtocolError) as info:
+        dec.next()
+    assert info.value.kind is ErrorKind.UNKNOWN_TAG and info.value.offset == 0
+
+    dec = Decoder(whole_messages=True)
+    dec.feed(b"B" + struct.pack(">I", 4 + 30) + bytes(17))
+    assert dec.next() is None
+    with pytest.raises(ProtocolError) as info:
+        dec.end_of_input()
+    assert info.value.kind is ErrorKind.TRUNCATED
+
+    dec = Decoder(whole_messages=True)
+    dec.feed(b"B" + struct.pack(">I", 4 + 30) + bytes(30))
+    with pytest.raises(ProtocolError) as info:
+        dec.next()
+    assert info.value.kind is ErrorKind.LONG_PAYLOAD
+
+    dec = Decoder(whole_messages=True)
+    dec.feed(b"Z" + struct.pack(">I", 2))
+    with pytest.raises(ProtocolError) as info:
+        dec.next()
+    assert info.value.kind is ErrorKind.BAD_LENGTH and "0x5A ('Z') has length 2" in str(info.value)
+
+
 @given(st.lists(messages, min_size=1, max_size=4), st.data())
 def test_any_truncation_or_corruption_is_a_clean_error(msgs: list, data: st.DataObject) -> None:
     stream = bytearray(encode_messages(msgs))

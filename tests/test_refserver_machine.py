@@ -173,6 +173,28 @@ def test_end_of_input_inside_a_message_is_unexpected_eof() -> None:
         m.end_of_input()
 
 
+@pytest.mark.parametrize("head", [
+    b"B" + struct.pack(">I", 4 + 17 + 30) + TAG.encode(),  # B claims 47 bytes, 17 sent
+    b"Z" + struct.pack(">I", 4 + 8),  # an unknown tag is only judged with its whole message
+    b"H" + struct.pack(">I", 4 + 100),  # so is a length that a fixed-size message cannot have
+])
+def test_a_message_cut_short_is_waited_for_until_end_of_input(head: bytes) -> None:
+    """As in the real process, a message is read whole before it is looked at: while its
+    bytes are missing nothing is answered nor rejected; EOF then is ``unexpected EOF``."""
+    m, _ = _machine()
+    assert m.feed(Ping().encode() + head + GetPage(TAG).encode()[:5]) is None
+    assert m.take() == ZERO
+    with pytest.raises(Fatal, match=r"^unexpected EOF$"):
+        m.end_of_input()
+
+
+def test_a_bad_length_is_judged_from_the_header_alone() -> None:
+    m, _ = _machine()
+    with pytest.raises(Fatal, match=r"^invalid message length$"):
+        m.feed(Ping().encode() + b"B" + struct.pack(">I", 3))
+    assert m.take() == ZERO
+
+
 def test_fault_stops_come_back_from_start_and_feed() -> None:
     m, _ = _machine(faults=parse_faults(["crash-after:0"]))
     assert m.start() == Stop(False, 1, "FATAL:  fault injected: crash-after:0")

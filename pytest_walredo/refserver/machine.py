@@ -152,7 +152,9 @@ class WalredoMachine:
         self.shaper = AnswerShaper(self.plan)
         self.tag = BufferTag(RelTag(0, 0, 0, 0), 0)
         self.pages: dict[BufferTag, bytes] = {}
-        self._decoder = Decoder()
+        # Like the real process, a message is read whole before it is looked at: a length that
+        # runs past the bytes sent so far is waited for (until EOF), not rejected.
+        self._decoder = Decoder(whole_messages=True)
         self._load_model = model
         self._model: RedoModel | None = None
         self._ping_page = ping_page
