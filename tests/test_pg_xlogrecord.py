@@ -337,6 +337,28 @@ def test_inconsistent_image_header() -> None:
     _expect(_patch(raw, 32, "<B", im.bimg_info | 0x40), "block 0 bimg_info", 32, "unknown bits 0x40 for PG15")
 
 
+def test_image_longer_than_a_page_is_a_decode_error() -> None:
+    """A stored length above BLCKSZ with HAS_HOLE would make the hole negative; it is refused
+    when decoding, and redo says so in PostgreSQL's words (not a Python message)."""
+    page = bytearray(BLCKSZ)
+    struct.pack_into("<HH", page, 12, 100, 8000)
+    im = ImageRef.from_page(bytes(page), 15)
+    raw = _raw([make_block(0, _RELS[0], 7, image=im)], main=b"")
+    # Stored length 9000, and 9000 bytes of image follow: a record consistent in every other way.
+    grown = bytearray(_patch(raw, 28, "<H", 9000)) + bytes(9000 - im.length)
+    struct.pack_into("<I", grown, 0, len(grown))
+    bad = bytes(grown)
+    _expect(bad, "block 0 image length", 28, "block image length 9000 exceeds BLCKSZ 8192")
+    from pytest_walredo.pg.redo import RedoError, redo_record
+    from pytest_walredo.pg.version import Flavour
+
+    with pytest.raises(RedoError) as info:
+        redo_record(None, spcnode=_RELS[0][0], dbnode=_RELS[0][1], relnode=_RELS[0][2], forknum=0,
+                    blkno=7, end_lsn=0x1000000, record=bad, pg_version=15, flavour=Flavour.NEON)
+    assert str(info.value) == ("failed to decode WAL record: block image length 9000 exceeds "
+                               "BLCKSZ 8192 at 0/0")
+
+
 def test_corrupt_compressed_image_fails_on_restore() -> None:
     page = bytearray(BLCKSZ)
     struct.pack_into("<HH", page, 12, 100, 8000)

@@ -620,6 +620,12 @@ def _check_image(
         raise RecordDecodeError(
             f"{name} bimg_info", at + 4, f"more than one compression method in 0x{bimg_info:02X}"
         )
+    if bimg_len > BLCKSZ:
+        # PostgreSQL keeps hole_length in a uint16, so BLCKSZ - bimg_len wraps around and
+        # passes its checks; restoring such an image writes past the page. We refuse it.
+        raise RecordDecodeError(
+            f"{name} image length", at, f"block image length {bimg_len} exceeds BLCKSZ {BLCKSZ}"
+        )
     if has_hole and (hole_offset == 0 or hole_length == 0 or bimg_len == BLCKSZ):
         raise RecordDecodeError(
             f"{name} image hole_offset",
