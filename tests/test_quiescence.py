@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -172,3 +173,48 @@ def test_a_writer_blocked_on_a_full_pipe_does_not_stall_the_run(launch, tmp_path
     assert check_run(result, [j.base_image for j in jobs]) == []
     assert all(o.status is Status.PAGE for o in result.outcomes)
     client.close()
+
+
+def _blocked_writer(code: str) -> subprocess.Popen[bytes]:
+    """A child whose stdin and stdout are empty pipes and whose stderr pipe nobody reads."""
+    return subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _settled_sample(child: subprocess.Popen[bytes]) -> tuple[object, object]:
+    """Samples taken once the child sleeps with its stderr pipe full (it blocks there)."""
+    assert child.stdin is not None and child.stdout is not None and child.stderr is not None
+    for _ in range(2000):
+        s = sample(child.pid, child.stdin.fileno(), child.stdout.fileno())
+        full = sample(child.pid, child.stdin.fileno(), child.stdout.fileno(),
+                      child.stderr.fileno())
+        if (s is not None and full is not None and full.stderr_unread >= 4096
+                and all(state == "S" for state in s.states) and len(s.states) >= 1
+                and s.wchan is not None and "pipe" in s.wchan):
+            return s, full
+        time.sleep(0.01)
+    pytest.fail("the child never blocked")
+
+
+@pytest.mark.parametrize("threads", [False, True], ids=["main-thread", "other-thread"])
+def test_a_process_blocked_writing_stderr_is_busy_not_waiting_for_input(threads):
+    """The kernel's wait channel says "pipe" for a writer too (anon_pipe_write): a process
+    that sleeps until its stderr is read is not idle. Neither is one whose main thread reads
+    stdin while another thread waits to write stderr."""
+    writer = "os.write(2, b'x' * (1 << 22))"
+    code = (f"import os, threading\nthreading.Thread(target=lambda: {writer}).start()\n"
+            "os.read(0, 1)") if threads else f"import os\n{writer}"
+    child = _blocked_writer(code)
+    try:
+        s, full = _settled_sample(child)
+        assert not full.waiting_for_input and full.writing  # the unread stderr bytes tell
+        if any(w is not None and "write" in w for w in (s.wchan, *s.thread_wchans)):
+            # a kernel that names the write wait: the wait channel alone tells, too
+            assert s.writing and not s.waiting_for_input
+        assert child.stdin is not None and child.stdout is not None and child.stderr is not None
+        assert not asyncio.run(wait_quiescent(child.pid, child.stdin.fileno(),
+                                              child.stdout.fileno(),
+                                              stderr_fd=child.stderr.fileno()))
+    finally:
+        child.kill()
+        child.communicate()

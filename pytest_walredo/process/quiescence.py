@@ -14,7 +14,13 @@ process and its pipes through ``/proc`` and ``FIONREAD`` and says whether it is 
   merely sleeps may wake up and answer, so it does not count as quiescent). A kernel that
   hides ``wchan`` gives no quiescence at all: a false "hang" is worse than a slow timeout;
 * (Q5) two samples ``window`` seconds apart show no activity in between: the threads' CPU time
-  (``schedstat``, in ns) and context-switch counts are unchanged and Q1-Q4 held both times.
+  (``schedstat``, in ns) and context-switch counts are unchanged and Q1-Q4, Q6 held both times;
+* (Q6) no thread is blocked *writing*: no thread's ``wchan`` names a write wait
+  (``pipe_write``, ``anon_pipe_write``, ``pipe_wait_writable``, socket sends...), and the
+  stderr pipe holds no bytes our reader has not taken yet. A process that waits for room to
+  write its stderr (or anything else) is busy, even though the word "pipe" is in its ``wchan``:
+  it answers as soon as the reader catches up. (Older kernels sleep in ``pipe_wait`` both ways;
+  there the fill levels of Q1, Q2 and the stderr pipe tell.)
 
 A quiescent process that still owes answers will never send them: it waits for input that we
 will not write. The converse needs care: a process that has answered everything is quiescent
@@ -36,35 +42,51 @@ import struct
 import termios
 from dataclasses import dataclass
 
-__all__ = ["ProcessSample", "is_quiescent", "sample", "supported", "wait_quiescent"]
+__all__ = ["ProcessSample", "is_quiescent", "pipe_unread", "sample", "supported", "wait_quiescent"]
 
 # Kernel functions a thread waiting for input sleeps in (names vary between kernel versions:
 # pipe_read / anon_pipe_read / pipe_wait_readable, do_sys_poll / do_select / ep_poll, ...).
 _INPUT_WAITS = ("pipe", "poll", "select", "epoll", "wait_woken", "unix_stream")
+# Kernel functions a thread waiting for room to write sleeps in (checked first: "pipe_write"
+# also contains "pipe").
+_OUTPUT_WAITS = ("write", "writable", "send", "wait_for_space")
+
+
+def _is_output_wait(wchan: str | None) -> bool:
+    return wchan is not None and any(w in wchan for w in _OUTPUT_WAITS)
 
 
 @dataclass(frozen=True)
 class ProcessSample:
-    """One look at a process and its pipes (see the module docstring for Q1-Q5)."""
+    """One look at a process and its pipes (see the module docstring for Q1-Q6)."""
 
     stdin_unread: int
     stdout_unread: int
     states: tuple[str, ...]
-    wchan: str | None  # None: the kernel does not say (then never quiescent)
+    wchan: str | None  # the main thread's; None: the kernel does not say (never quiescent)
     activity: tuple[int, ...]  # per thread: ns on CPU (or ticks), context switches
+    stderr_unread: int = 0
+    thread_wchans: tuple[str | None, ...] = ()  # per thread, same order as ``states``
+
+    @property
+    def writing(self) -> bool:
+        """Q6 fails: some thread waits to write, or our stderr reader is behind."""
+        return self.stderr_unread > 0 or any(_is_output_wait(w)
+                                             for w in (self.wchan, *self.thread_wchans))
 
     @property
     def waiting_for_input(self) -> bool:
-        """Q1-Q4 for this sample."""
-        if self.stdin_unread or self.stdout_unread:
+        """Q1-Q4 and Q6 for this sample."""
+        if self.stdin_unread or self.stdout_unread or self.writing:
             return False
         if not self.states or any(s != "S" for s in self.states):
             return False
         return self.wchan is not None and any(w in self.wchan for w in _INPUT_WAITS)
 
 
-def _unread(fd: int) -> int:
-    # FIONREAD works on either end of a Linux pipe: the bytes in the pipe buffer.
+def pipe_unread(fd: int) -> int:
+    """Bytes waiting in the pipe ``fd`` is an end of (``FIONREAD`` works on either end of a
+    Linux pipe)."""
     buf = fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0")
     return int(struct.unpack("i", buf)[0])
 
@@ -91,29 +113,37 @@ def _thread_activity(task_dir: str) -> tuple[str, int, int]:
     return state, cpu, switches
 
 
-def sample(pid: int, stdin_fd: int, stdout_fd: int) -> ProcessSample | None:
-    """Sample process ``pid`` whose stdin we write through ``stdin_fd`` and whose stdout we
-    read through ``stdout_fd``. None when the system cannot tell (no ``/proc``, the process is
-    gone, a pipe fd is closed)."""
+def _wchan(path: str) -> str | None:
     try:
-        stdin_unread = _unread(stdin_fd)
-        stdout_unread = _unread(stdout_fd)
+        wchan = _read(path).strip()
+    except OSError:
+        return None
+    return None if wchan in ("", "0") else wchan  # "": hidden (kptr_restrict) or running
+
+
+def sample(pid: int, stdin_fd: int, stdout_fd: int,
+           stderr_fd: int | None = None) -> ProcessSample | None:
+    """Sample process ``pid`` whose stdin we write through ``stdin_fd``, whose stdout we read
+    through ``stdout_fd`` and (optionally) whose stderr we read through ``stderr_fd``. None
+    when the system cannot tell (no ``/proc``, the process is gone, a pipe fd is closed)."""
+    try:
+        stdin_unread = pipe_unread(stdin_fd)
+        stdout_unread = pipe_unread(stdout_fd)
+        stderr_unread = pipe_unread(stderr_fd) if stderr_fd is not None else 0
         base = f"/proc/{pid}/task"
         states: list[str] = []
+        wchans: list[str | None] = []
         activity: list[int] = []
         for tid in sorted(os.listdir(base)):
             state, cpu, switches = _thread_activity(f"{base}/{tid}")
             states.append(state)
+            wchans.append(_wchan(f"{base}/{tid}/wchan"))
             activity += [cpu, switches]
-        try:
-            wchan: str | None = _read(f"/proc/{pid}/wchan").strip()
-        except OSError:
-            wchan = None
-        if wchan in ("", "0"):
-            wchan = None  # hidden by the kernel (kptr_restrict) or not sleeping
+        wchan = _wchan(f"/proc/{pid}/wchan")
     except (OSError, ValueError, IndexError):
         return None
-    return ProcessSample(stdin_unread, stdout_unread, tuple(states), wchan, tuple(activity))
+    return ProcessSample(stdin_unread, stdout_unread, tuple(states), wchan, tuple(activity),
+                         stderr_unread, tuple(wchans))
 
 
 def is_quiescent(before: ProcessSample | None, after: ProcessSample | None) -> bool:
@@ -156,15 +186,15 @@ def supported() -> bool:
 
 
 async def wait_quiescent(pid: int, stdin_fd: int, stdout_fd: int, *, window: float = 0.01,
-                         samples: int = 3) -> bool:
+                         samples: int = 3, stderr_fd: int | None = None) -> bool:
     """Whether the process stays quiescent over ``samples`` consecutive looks ``window``
     seconds apart (the first look that is not quiescent returns False at once)."""
-    prev = sample(pid, stdin_fd, stdout_fd)
+    prev = sample(pid, stdin_fd, stdout_fd, stderr_fd)
     if prev is None or not prev.waiting_for_input:
         return False
     for _ in range(samples - 1):
         await asyncio.sleep(window)
-        cur = sample(pid, stdin_fd, stdout_fd)
+        cur = sample(pid, stdin_fd, stdout_fd, stderr_fd)
         if not is_quiescent(prev, cur):
             return False
         prev = cur
