@@ -144,6 +144,42 @@ def test_own_session_process_group_workdir_and_argv(
     assert proc.seccomp_mode() == 0  # the fake does not sandbox itself
 
 
+def _status_field(pid: int, name: str) -> str:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(name + ":"):
+            return line.split(":", 1)[1].strip()
+    raise AssertionError(f"no {name} in /proc/{pid}/status")
+
+
+def test_core_files_off_and_no_new_privs_by_default_and_optional(
+    workdir: Path, launched: list[WalredoProcess]
+) -> None:
+    import resource
+
+    strict = _launch(launched, fake_config(workdir))
+    loose = _launch(launched, fake_config(workdir, core_dumps=True, no_new_privs=False))
+    _ping(strict)
+    _ping(loose)
+    assert resource.prlimit(strict.pid, resource.RLIMIT_CORE) == (0, 0)
+    assert _status_field(strict.pid, "NoNewPrivs") == "1"
+    assert resource.prlimit(loose.pid, resource.RLIMIT_CORE) == resource.getrlimit(resource.RLIMIT_CORE)
+    assert _status_field(loose.pid, "NoNewPrivs") == "0"
+    assert resource.prlimit(strict.pid, resource.RLIMIT_AS) == resource.getrlimit(resource.RLIMIT_AS)
+
+
+def test_cpu_time_limit_ends_a_spinning_process(workdir: Path) -> None:
+    config = LaunchConfig(Path(sys.executable), prefix_args=("-c", "while True: pass"),
+                          workdir=workdir, rlimit_cpu=1, rlimit_as=1 << 30)
+    with WalredoProcess.launch(config) as proc:
+        assert resource_limits(proc.pid)["Max address space"] == [str(1 << 30)] * 2
+        assert proc.wait(60) == -signal.SIGXCPU
+
+
+def resource_limits(pid: int) -> dict[str, list[str]]:
+    return {line[:26].strip(): line[26:].split()[:2]
+            for line in Path(f"/proc/{pid}/limits").read_text().splitlines()[1:]}
+
+
 def test_launch_failures_are_one_sentence_naming_the_path(tmp_path: Path) -> None:
     missing = tmp_path / "no-such-postgres"
     with pytest.raises(WalredoLaunchError, match=r"no such file") as e:

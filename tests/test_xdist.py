@@ -220,10 +220,14 @@ def test_dump_names_never_collide_and_all_are_present(xdist_run: XdistRun) -> No
 # ------------------------------------------------------------------------------------------
 
 # Loaded into the sub-run with -p: before each test's teardown, log the walredo processes its
-# walredo_factory started and, for the live ones, their parent pid.
+# walredo_factory started and, for the live ones, the pid their supervising shim runs under.
 _PIDLOG_PLUGIN = """
 import json, os
 import pytest
+
+def parent(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_teardown(item):
@@ -235,8 +239,9 @@ def pytest_runtest_teardown(item):
             if process is None:
                 continue
             try:
-                with open(f"/proc/{process.pid}/stat") as f:
-                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                shim = parent(process.pid)
+                assert shim == process.shim_pid
+                ppid = parent(shim)
             except OSError:
                 ppid = None  # already exited and reaped
             procs.append([process.pid, ppid])
@@ -271,5 +276,6 @@ def test_conformance_suite_under_xdist_gets_a_process_per_test(tmp_path: Path) -
         assert e["procs"], f"{e['test']} started no walredo process"
         for pid, ppid in e["procs"]:
             assert owner.setdefault(pid, e["test"]) == e["test"], f"pid {pid} served two tests"
-            # A live process is a child of the worker that runs its test, not of the other one.
+            # A live process runs under (its shim is a child of) the worker that runs its test,
+            # not the other one.
             assert ppid in (None, e["pytest_pid"]), (e, pid, ppid)

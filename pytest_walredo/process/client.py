@@ -92,17 +92,24 @@ class PipeTransport:
     registered with a loop for the duration of one wait (``add_reader`` ... ``remove_reader``), so
     no loop ever owns it. I/O is attempted first and only waits on ``EAGAIN``.
 
+    ``death_fd`` (optional) turns readable, for good, once the process has exited (see
+    :attr:`~.sandbox.WalredoProcess.death_fd`). Every wait also watches it, so a dead process
+    is noticed at once even while a descendant holds its pipes open: a read that finds the
+    pipe empty after the death is end of stream (everything the process wrote is in the pipe
+    by then), and a write that finds no room fails like a broken pipe.
+
     The fds are switched to non-blocking mode and are *not* closed here (the process owns them).
     Callers serialize reads (stdout lock) and writes (stdin lock): at most one waiter per
     direction.
     """
 
-    def __init__(self, write_fd: int, read_fd: int) -> None:
+    def __init__(self, write_fd: int, read_fd: int, death_fd: int | None = None) -> None:
         import os
 
         self._os = os
         self._wfd = write_fd
         self._rfd = read_fd
+        self._death_fd = death_fd
         os.set_blocking(write_fd, False)
         os.set_blocking(read_fd, False)
         self._rbuf = bytearray()
@@ -111,9 +118,20 @@ class PipeTransport:
         """True while a write waits for room in the stdin pipe (the process is not reading)."""
         self._lock = threading.Lock()
         self._waiters: set[tuple[asyncio.AbstractEventLoop, asyncio.Future[None], int, bool]] = set()
+        self._death_waiters: set[asyncio.Future[None]] = set()
 
     def buffered(self) -> int:
         return len(self._rbuf)
+
+    def _dead(self) -> bool:
+        if self._death_fd is None:
+            return False
+        import select
+
+        try:
+            return bool(select.select([self._death_fd], [], [], 0)[0])
+        except (OSError, ValueError):
+            return True
 
     async def write_all(self, data: bytes) -> None:
         view = memoryview(data)
@@ -123,6 +141,8 @@ class PipeTransport:
             try:
                 n = self._os.write(self._wfd, view)
             except BlockingIOError:
+                if self._dead():
+                    raise BrokenPipeError("the walredo process exited; nobody reads its stdin") from None
                 self.write_blocked = True
                 try:
                     await self._wait(self._wfd, readable=False)
@@ -141,8 +161,11 @@ class PipeTransport:
             try:
                 chunk = self._os.read(self._rfd, max(READ_CHUNK, n - len(self._rbuf)))
             except BlockingIOError:
-                await self._wait(self._rfd, readable=True)
-                continue
+                if self._dead():
+                    chunk = b""  # everything the process wrote has been read: end of stream
+                else:
+                    await self._wait(self._rfd, readable=True)
+                    continue
             except InterruptedError:
                 continue
             if not chunk:
@@ -166,10 +189,36 @@ class PipeTransport:
                 raise TransportClosed("walredo pipe transport was aborted")
             self._waiters.add(entry)
         (loop.add_reader if readable else loop.add_writer)(fd, wake)
+        self._watch_death(loop, fut)
         try:
             await fut
         finally:
             self._unregister(entry)
+            self._unwatch_death(loop, fut)
+
+    # A reader and a writer may wait at once, and a loop keeps one callback per fd: one
+    # callback on the death fd wakes every waiter, registered while any waits.
+
+    def _watch_death(self, loop: asyncio.AbstractEventLoop, fut: asyncio.Future[None]) -> None:
+        if self._death_fd is None:
+            return
+        # Waiters of a closed loop never ran their cleanup: forget them.
+        self._death_waiters = {f for f in self._death_waiters if not f.get_loop().is_closed()}
+        if not self._death_waiters:
+            loop.add_reader(self._death_fd, self._wake_death_waiters)
+        self._death_waiters.add(fut)
+
+    def _unwatch_death(self, loop: asyncio.AbstractEventLoop, fut: asyncio.Future[None]) -> None:
+        if self._death_fd is None:
+            return
+        self._death_waiters.discard(fut)
+        if not self._death_waiters and not loop.is_closed():
+            loop.remove_reader(self._death_fd)
+
+    def _wake_death_waiters(self) -> None:
+        for waiter in list(self._death_waiters):
+            if not waiter.done():
+                waiter.set_result(None)
 
     def _unregister(self, entry: tuple[asyncio.AbstractEventLoop, asyncio.Future[None], int, bool]) -> None:
         loop, _, fd, readable = entry
@@ -200,6 +249,16 @@ class PipeTransport:
                 fail()
             elif not loop.is_closed():
                 loop.call_soon_threadsafe(fail)
+
+    def end_input(self) -> None:
+        """Let the process see end of input on its stdin, as if we closed our end. The fd
+        number stays ours (it now refers to /dev/null, and is closed by its owner as before),
+        so no other file can take it while a call may still use it."""
+        null = self._os.open(self._os.devnull, self._os.O_WRONLY)
+        try:
+            self._os.dup2(null, self._wfd, inheritable=False)
+        finally:
+            self._os.close(null)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -291,13 +350,17 @@ class _HangWatch:
         p = self.process
         if not self._armed or p is None:
             return
-        self._probe = asyncio.ensure_future(wait_quiescent(p.pid, p.stdin_fd, p.stdout_fd))
+        self._probe = asyncio.ensure_future(
+            wait_quiescent(p.pid, p.stdin_fd, p.stdout_fd, stderr_fd=p.stderr_fd))
         self._probe.add_done_callback(self._verdict)
 
     def _verdict(self, probe: asyncio.Future[bool]) -> None:
         if not self._armed or probe.cancelled():
             return
-        if probe.exception() is None and probe.result():
+        # A process that died meanwhile is not hung (the read will see the death), and its
+        # pid may have been reused: a verdict counts only while the process is known alive.
+        if probe.exception() is None and probe.result() and not (
+                self.process is not None and self.process.dead()):
             self.hung = True
             assert self._task is not None
             self._task.cancel()
@@ -331,6 +394,7 @@ class Call:
     dumpable: bool = True
     no: int | None = None
     sent: bool = False
+    end_input: bool = False
 
 
 @dataclass
@@ -367,7 +431,8 @@ class WalredoClient:
     ) -> None:
         if isinstance(target, WalredoProcess):
             self.process: WalredoProcess | None = target
-            self.transport: Transport = PipeTransport(target.stdin_fd, target.stdout_fd)
+            self.transport: Transport = PipeTransport(target.stdin_fd, target.stdout_fd,
+                                                      target.death_fd)
         else:
             self.process = process
             self.transport = target
@@ -450,11 +515,16 @@ class WalredoClient:
         return await self._submit(Call(request.encode(), request.describe()), timeout)
 
     async def apply_raw(self, data: bytes, timeout: float | None = None,
-                        what: str = "raw request") -> bytes:
+                        what: str = "raw request", *, end_input: bool = False) -> bytes:
         """Send raw bytes that the process answers with exactly one page (a ``.walredo`` file's
-        content) and return that page."""
+        content) and return that page.
+
+        ``end_input``: once the bytes are written, end the process's input (EOF on its stdin),
+        e.g. after a message cut short: a process that waits for the rest of a message then
+        sees the end of the stream. Later calls write into nothing and fail when the process
+        exits."""
         __tracebackhide__ = True
-        return await self._submit(Call(bytes(data), what), timeout)
+        return await self._submit(Call(bytes(data), what, end_input=end_input), timeout)
 
     async def ping(self, timeout: float | None = None) -> bytes:
         """Send ``H`` and return the answer (8192 zero bytes from a real process)."""
@@ -593,6 +663,11 @@ class WalredoClient:
 
     async def _write_request(self, call: Call) -> None:
         await self.transport.write_all(call.data)
+        if call.end_input:
+            end = getattr(self.transport, "end_input", None)
+            if end is None:
+                raise TransportClosed(f"{type(self.transport).__name__} cannot end the input")
+            end()
 
     def _release_stdin_after_write(self) -> None:
         """Release the stdin lock once the whole request is in the pipe (or failed)."""
@@ -750,7 +825,10 @@ class WalredoClient:
         return err
 
     async def _await_exit(self, timeout: float = 1.0) -> int | None:
-        """Give a dying process ``timeout`` seconds to exit and its stderr reader to drain."""
+        """Give a dying process ``timeout`` seconds to exit and its stderr reader to take in
+        what it wrote (its last line says why it died). Stderr counts as taken in at EOF, or
+        once the pipe is empty after the exit: a descendant may hold the pipe open, and the
+        process itself writes nothing more."""
         proc = self.process
         if proc is None:
             return None
@@ -758,7 +836,8 @@ class WalredoClient:
         end = loop.time() + timeout
         while proc.poll() is None and loop.time() < end:
             await asyncio.sleep(0.005)
-        while proc.returncode is not None and not proc.wait_stderr(0) and loop.time() < end:
+        while (proc.returncode is not None and not proc.wait_stderr(0)
+               and not proc.stderr_settled() and loop.time() < end):
             await asyncio.sleep(0.005)
         return proc.returncode
 

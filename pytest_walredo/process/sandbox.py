@@ -1,4 +1,4 @@
-"""Sandboxed launch of a walredo process and capture of its stderr.
+"""Sandboxed launch of a walredo process, its whole process tree, and capture of its stderr.
 
 ``WalredoProcess.launch(config)`` runs ``<binary> [prefix_args...] --wal-redo --tenant-shard-id
 <id> [args...]`` the way the pageserver does (see ``shared/seed/process.rs.txt``), plus the
@@ -6,38 +6,56 @@ hygiene a test runner needs:
 
 - the environment is cleared except ``LD_LIBRARY_PATH``/``DYLD_LIBRARY_PATH`` (= ``lib_dir``,
   default ``<binary dir>/../lib``) and ``ASAN_OPTIONS``/``UBSAN_OPTIONS`` when we have them;
-- only fds 0, 1 and 2 are inherited (``close_fds``), all three are pipes;
-- the child leads its own session and process group, so :meth:`WalredoProcess.close` can kill
-  it together with anything it forked;
-- its working directory is the caller's (fresh, per-test) ``workdir``;
-- it gets SIGKILL when the test runner dies (``PR_SET_PDEATHSIG``), see :func:`_spawner`.
+- only fds 0, 1 and 2 are inherited, all three are pipes;
+- the binary leads its own session and process group; its working directory is the caller's
+  (fresh, per-test) ``workdir``;
+- optional resource limits (``rlimit_as``, ``rlimit_cpu``), core files off unless
+  ``core_dumps``, and ``no_new_privs`` (on by default);
+- every process it starts, even one that calls ``setsid`` or double-forks, is killed when the
+  binary dies, when :meth:`WalredoProcess.kill` or :meth:`~WalredoProcess.close` is called, and
+  when the test runner dies, even by SIGKILL.
+
+The last point is the job of a small supervisor, :mod:`._shim` (one per walredo, a child
+subreaper; see its docstring for why not the test runner itself, a PID namespace or a cgroup).
+The binary is the shim's only child; :attr:`WalredoProcess.pid` is the binary's pid, and the
+shim never touches the data pipes. The shim reports the binary's pid, its exit status and
+what it swept on a control pipe, and closes a *death pipe* the moment the binary is reaped
+(:attr:`WalredoProcess.death_fd`), so a client learns of the death at once even when a
+descendant still holds stdout open. What could not be killed is reported
+(:attr:`WalredoProcess.leftovers`, and a warning) instead of being waited for.
 
 Stderr is read by a daemon thread with ``os.read`` in chunks, so it works with or without an
 event loop and an endless line cannot exhaust memory: each line is cut at
 ``stderr_line_limit`` bytes, at most ``stderr_log_bytes`` are sent to the
 ``pytest_walredo.walredo.stderr`` logger, and the last ``stderr_keep_bytes`` of (cut) lines are
-kept for failure reports (:meth:`WalredoProcess.stderr_tail`).
+kept for failure reports (:meth:`WalredoProcess.stderr_tail`). The stderr pipe is enlarged to
+1 MiB where the kernel allows, so a process that writes a burst of stderr rarely waits for the
+reader; when it does, the hang check sees the unread bytes (:mod:`.quiescence`).
 """
 
 from __future__ import annotations
 
 import collections
 import concurrent.futures
-import ctypes
-import ctypes.util
 import errno
+import fcntl
 import logging
 import os
+import resource
+import select
 import shutil
 import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ._shim import format_spec
 from .errors import WalredoLaunchError
+from .quiescence import pipe_unread
 
 __all__ = [
     "DEFAULT_TENANT_SHARD_ID",
@@ -52,6 +70,12 @@ log = logging.getLogger("pytest_walredo.process")
 DEFAULT_TENANT_SHARD_ID = "00000000000000000000000000000000"
 PASSED_THROUGH_ENV = ("ASAN_OPTIONS", "UBSAN_OPTIONS")
 """Variables copied from our environment to the child's when set (sanitizer settings)."""
+
+_SHIM = Path(__file__).resolve().with_name("_shim.py")
+SWEEP_SECONDS = 2.0
+"""How long the shim keeps killing descendants before it reports the survivors."""
+STDERR_PIPE_SIZE = 1 << 20
+_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
 
 @dataclass(frozen=True)
@@ -77,6 +101,16 @@ class LaunchConfig:
     prefix_args: Sequence[str] = ()
     extra_env: Mapping[str, str] = field(default_factory=dict)
     """Extra variables for the child (e.g. ``PYTHONPATH`` for an interpreter); empty by default."""
+    rlimit_as: int | None = None
+    """Address-space limit of the binary in bytes (``RLIMIT_AS``); None: inherited."""
+    rlimit_cpu: int | None = None
+    """CPU-time limit of the binary in seconds (``RLIMIT_CPU``: SIGXCPU, then SIGKILL); None:
+    inherited."""
+    core_dumps: bool = False
+    """False: ``RLIMIT_CORE`` 0, a crash writes no core file. True: inherited."""
+    no_new_privs: bool = True
+    """``PR_SET_NO_NEW_PRIVS``: exec of set-uid files and file capabilities cannot raise the
+    binary's (or its descendants') privileges."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "binary", Path(self.binary))
@@ -87,6 +121,10 @@ class LaunchConfig:
         for name in ("stderr_line_limit", "stderr_keep_bytes"):
             if getattr(self, name) < 1:
                 raise ValueError(f"LaunchConfig.{name} must be positive, got {getattr(self, name)}")
+        for name in ("rlimit_as", "rlimit_cpu"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"LaunchConfig.{name} must be positive or None, got {value}")
 
     def resolved_binary(self) -> Path:
         """The binary as an absolute path; a bare name is looked up in *our* ``PATH`` (the child
@@ -122,6 +160,40 @@ class LaunchConfig:
         env.update(self.extra_env)
         return env
 
+    def rlimits(self) -> list[tuple[str, int, int]]:
+        """``(RLIMIT_name, soft, hard)`` set in the child before the exec. A limit never goes
+        above the hard limit we run under (raising it would need privileges)."""
+        out = []
+        for name, value in (("RLIMIT_AS", self.rlimit_as), ("RLIMIT_CPU", self.rlimit_cpu)):
+            if value is None:
+                continue
+            _, hard = resource.getrlimit(getattr(resource, name))
+            soft = value if hard == resource.RLIM_INFINITY else min(value, hard)
+            # CPU: SIGXCPU at the soft limit, SIGKILL one second later.
+            new_hard = soft + 1 if name == "RLIMIT_CPU" else soft
+            if hard != resource.RLIM_INFINITY:
+                new_hard = min(new_hard, hard)
+            out.append((name, soft, new_hard))
+        if not self.core_dumps:
+            out.append(("RLIMIT_CORE", 0, 0))
+        return out
+
+    def limits_summary(self) -> str:
+        """One line for reports, e.g. ``address space 4 GiB, CPU time unlimited, core files
+        off, no_new_privs on``."""
+        space = "inherited" if self.rlimit_as is None else _bytes_text(self.rlimit_as)
+        cpu = "inherited" if self.rlimit_cpu is None else f"{self.rlimit_cpu} s"
+        return (f"address space {space}, CPU time {cpu}, "
+                f"core files {'on' if self.core_dumps else 'off'}, "
+                f"no_new_privs {'on' if self.no_new_privs else 'off'}")
+
+
+def _bytes_text(n: int) -> str:
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size and n % size == 0:
+            return f"{n // size} {unit}"
+    return f"{n} bytes"
+
 
 def refserver_config(
     workdir: Path | None = None,
@@ -149,57 +221,17 @@ def refserver_config(
 
 
 # ---------------------------------------------------------------------------------------------
-# Parent-death signal
+# The spawner thread
 # ---------------------------------------------------------------------------------------------
 
-_PR_SET_PDEATHSIG = 1
-
-
-def _load_prctl() -> object | None:
-    # ctypes by hand: the standard library has no prctl(), and the only alternative (a helper
-    # executable) would need building. Resolved once, here, so the forked child only calls it.
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-        fn = libc.prctl
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
-    fn.restype = ctypes.c_int
-    return fn
-
-
-_prctl = _load_prctl()
-
-
-def _make_preexec(parent_pid: int) -> Callable[[], None]:
-    """The function run in the child between fork and exec.
-
-    It asks for SIGKILL when the parent dies, then checks ``getppid()``: if the parent died
-    before prctl took effect, the child was already re-parented and would never get the signal,
-    so it kills itself. Only async-signal-safe-ish work happens here (one foreign call on a
-    pre-resolved pointer, getppid, kill): subprocess warns that preexec_fn can deadlock in a
-    threaded parent when it takes locks, and this function takes none.
-    """
-    prctl = _prctl
-
-    def preexec() -> None:
-        if prctl is not None:
-            prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # type: ignore[operator]
-        if os.getppid() != parent_pid:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    return preexec
-
-
+# The shim asks for a parent-death signal (SIGTERM, on which it kills the whole tree), and
 # PR_SET_PDEATHSIG fires when the *thread* that forked the child exits, not the process
-# (prctl(2): "the parent" is the creating thread). A child spawned from, say, a short-lived
-# event-loop thread of the sync facade would be killed as soon as that thread ends. So every
-# spawn goes through one worker thread that lives until the interpreter exits
-# (ThreadPoolExecutor workers never retire). When the test runner dies, the thread dies with it
-# and the kernel delivers SIGKILL to every walredo child; at a normal interpreter exit the
-# executor's shutdown ends the thread too, so leaked children do not outlive us either.
+# (prctl(2): "the parent" is the creating thread). A shim spawned from, say, a short-lived
+# event-loop thread of the sync facade would sweep its walredo as soon as that thread ends. So
+# every spawn goes through one worker thread that lives until the interpreter exits
+# (ThreadPoolExecutor workers never retire). The shim's lifeline pipe is the second, race-free
+# channel: it reaches EOF only when every copy of our write end is closed, i.e. when this
+# process is gone, however it died.
 _spawner_executor: concurrent.futures.ThreadPoolExecutor | None = None
 _spawner_lock = threading.Lock()
 
@@ -236,10 +268,12 @@ class _StderrCapture:
 
     Invariants (checked by tests): memory held is at most ``line_limit`` for the line being
     assembled plus ``keep_bytes`` (+ one line's overhead) of tail, whatever the process writes;
-    ``total_bytes`` counts everything read.
+    ``total_bytes`` counts everything read. :meth:`stop` ends the thread without EOF (a
+    descendant nobody could kill may hold the pipe open forever); the fd stays open until the
+    thread has ended, so its number is never reused under a pending read.
     """
 
-    CHUNK = 64 * 1024
+    CHUNK = 256 * 1024
 
     def __init__(self, fd: int, pid: int, line_limit: int, keep_bytes: int, log_bytes: int):
         self._fd = fd
@@ -255,17 +289,32 @@ class _StderrCapture:
         self.total_bytes = 0
         self.total_lines = 0
         self._log_suppressed = False
+        self._busy = False  # a chunk was read and is not yet fed
         self.done = threading.Event()
+        os.set_blocking(fd, False)
+        self._stop_r, self._stop_w = os.pipe2(os.O_CLOEXEC)
         self._thread = threading.Thread(
             target=self._run, name=f"walredo-stderr-{pid}", daemon=True
         )
         self._thread.start()
 
     def _run(self) -> None:
+        poller = select.poll()
+        poller.register(self._fd, select.POLLIN)
+        poller.register(self._stop_r, select.POLLIN)
+        stopping = False
         try:
             while True:
+                self._busy = True
                 try:
                     chunk = os.read(self._fd, self.CHUNK)
+                except BlockingIOError:
+                    self._busy = False
+                    if stopping:
+                        break
+                    if any(fd == self._stop_r for fd, _ in poller.poll()):
+                        stopping = True  # drain what is there, then end
+                    continue
                 except InterruptedError:
                     continue
                 except OSError as exc:
@@ -278,26 +327,68 @@ class _StderrCapture:
                 if self._partial or self._partial_dropped:
                     self._finish_line()
         finally:
+            self._busy = False
             self.done.set()
 
     def _feed(self, chunk: bytes) -> None:
         with self._lock:
             self.total_bytes += len(chunk)
+            if self._log_suppressed and chunk.count(b"\n") > 1:
+                self._feed_lines_tail_only(chunk)
+                return
             start = 0
             while start < len(chunk):
                 nl = chunk.find(b"\n", start)
                 end = len(chunk) if nl < 0 else nl
-                room = self._line_limit - len(self._partial)
-                piece = end - start
-                if piece <= room:
-                    self._partial += chunk[start:end]
-                else:
-                    self._partial += chunk[start:start + room]
-                    self._partial_dropped += piece - room
+                self._add_to_line(chunk, start, end)
                 if nl < 0:
                     break
                 self._finish_line()
                 start = nl + 1
+
+    def _add_to_line(self, chunk: bytes, start: int, end: int) -> None:
+        room = self._line_limit - len(self._partial)
+        piece = end - start
+        if piece <= room:
+            self._partial += chunk[start:end]
+        else:
+            self._partial += chunk[start:start + room]
+            self._partial_dropped += piece - room
+
+    def _feed_lines_tail_only(self, chunk: bytes) -> None:
+        """Once logging has stopped, lines only matter if they can still be in the tail: walk
+        the chunk's complete lines from the end, and skip (count, without building) every line
+        that the lines after it push out of the tail anyway. A flood of short lines then costs
+        a ``split`` per chunk instead of Python work per line, so the reader keeps up with the
+        process writing them.
+
+        A line is pushed out once the lines after it add up to ``keep_bytes`` (see
+        :meth:`_finish_line`); each line adds at least ``min(len, line_limit)`` characters when
+        ASCII and a quarter of that otherwise (UTF-8), plus one."""
+        first, *middle, last = chunk.split(b"\n")
+        limit = self._line_limit
+        acc = 0
+        keep_from = len(middle)
+        while keep_from > 0 and acc < self._keep_bytes:
+            keep_from -= 1
+            line = middle[keep_from]
+            n = min(len(line), limit)
+            acc += (n if line.isascii() else n // 4) + 1
+        if acc >= self._keep_bytes and keep_from > 0:
+            # The partial line, ``first``, the old tail and middle[:keep_from] are all out.
+            self.total_lines += 1 + keep_from
+            self._partial = bytearray()
+            self._partial_dropped = 0
+            self._tail.clear()
+            self._tail_size = 0
+        else:
+            self._add_to_line(first, 0, len(first))
+            self._finish_line()
+            keep_from = 0
+        for line in middle[keep_from:]:
+            self._add_to_line(line, 0, len(line))
+            self._finish_line()
+        self._add_to_line(last, 0, len(last))
 
     def _finish_line(self) -> None:
         # Called with self._lock held.
@@ -339,9 +430,100 @@ class _StderrCapture:
                 lines.append(partial)
         return "\n".join(lines)
 
+    def unread(self) -> int:
+        """Bytes written to the pipe and not yet read (0 once the reader has ended)."""
+        if self.done.is_set():
+            return 0
+        try:
+            return pipe_unread(self._fd)
+        except OSError:
+            return 0
+
+    def settled(self) -> bool:
+        """Everything written so far has been read and fed (or the reader has ended)."""
+        return self.done.is_set() or (not self._busy and self.unread() == 0)
+
+    def stop(self) -> None:
+        """Make the reader end after reading what is in the pipe now, EOF or not."""
+        try:
+            os.write(self._stop_w, b"x")
+        except OSError:
+            pass
+
     def join(self, timeout: float) -> bool:
         self._thread.join(timeout)
         return not self._thread.is_alive()
+
+    def close_fds(self) -> None:
+        """Close the stderr fd and the stop pipe; only after the thread has ended."""
+        for fd in (self._fd, self._stop_r, self._stop_w):
+            _close_quietly(fd)
+
+
+# ---------------------------------------------------------------------------------------------
+# The shim's reports
+# ---------------------------------------------------------------------------------------------
+
+
+class _Reports:
+    """Parses the shim's control pipe (see :mod:`._shim`) as lines arrive. Thread-safe."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        os.set_blocking(fd, False)
+        self._buf = b""
+        self._lock = threading.Lock()
+        self.eof = False
+        self.pid: int | None = None
+        self.error: tuple[int, str] | None = None
+        self.returncode: int | None = None
+        self.swept: tuple[int, list[int]] | None = None
+        self.subreaper = True
+
+    def pump(self) -> None:
+        """Read and parse whatever the shim has written (never blocks)."""
+        with self._lock:
+            while not self.eof:
+                try:
+                    data = os.read(self.fd, 4096)
+                except BlockingIOError:
+                    break
+                except OSError:
+                    data = b""
+                if not data:
+                    self.eof = True
+                    break
+                self._buf += data
+            *lines, self._buf = self._buf.split(b"\n")
+            for line in lines:
+                self._parse(line.decode("ascii", "replace").split())
+
+    def _parse(self, words: list[str]) -> None:
+        if not words:
+            return
+        what, args = words[0], words[1:]
+        if what == "pid":
+            self.pid = int(args[0])
+        elif what == "error":
+            self.error = (int(args[0]), args[1] if len(args) > 1 else "exec")
+        elif what == "exit":
+            self.returncode = int(args[0])
+        elif what == "swept":
+            left = [] if args[1] == "-" else [int(p) for p in args[1].split(",")]
+            self.swept = (int(args[0]), left)
+        elif what == "nosubreaper":
+            self.subreaper = False
+
+    def wait(self, until: float, done: Callable[[], bool]) -> None:
+        """Pump until ``done()`` is true, EOF, or the monotonic time ``until``."""
+        while True:
+            self.pump()
+            if done() or self.eof:
+                return
+            left = until - time.monotonic()
+            if left <= 0:
+                return
+            select.select([self.fd], [], [], left)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -350,92 +532,99 @@ class _StderrCapture:
 
 
 class WalredoProcess:
-    """A running (or finished) walredo child with piped stdin/stdout/stderr.
+    """A running (or finished) walredo child with piped stdin/stdout/stderr, under its shim.
 
     The client talks over :attr:`stdin_fd` / :attr:`stdout_fd` (raw fds, owned by this object
-    and closed by :meth:`close`). Create with :meth:`launch`.
+    and closed by :meth:`close`) and learns of the binary's death from :attr:`death_fd`.
+    Create with :meth:`launch`.
     """
 
     def __init__(
         self,
         config: LaunchConfig,
-        popen: subprocess.Popen[bytes],
+        shim: subprocess.Popen[bytes],
+        reports: _Reports,
+        *,
+        pid: int,
         stdin_fd: int,
         stdout_fd: int,
         stderr_fd: int,
+        lifeline_fd: int,
+        death_fd: int,
     ) -> None:
         self.config = config
-        self._popen = popen
+        self._shim = shim
+        self._reports = reports
+        self._pid = pid
         self.stdin_fd = stdin_fd
         self.stdout_fd = stdout_fd
-        self._stderr_fd = stderr_fd
+        self.death_fd = death_fd
+        """Readable (EOF) from the moment the binary has exited and been reaped, forever."""
+        self._lifeline = lifeline_fd
+        self._pidfd = self._open_pidfd()
         self._closed = False
         self._close_lock = threading.Lock()
         self._stderr = _StderrCapture(
-            stderr_fd, popen.pid, config.stderr_line_limit, config.stderr_keep_bytes,
+            stderr_fd, pid, config.stderr_line_limit, config.stderr_keep_bytes,
             config.stderr_log_bytes,
         )
 
     @classmethod
-    def launch(cls, config: LaunchConfig) -> WalredoProcess:
+    def launch(cls, config: LaunchConfig, *, start_timeout: float = 60.0) -> WalredoProcess:
         """Start the process described by ``config``.
 
         Raises :class:`WalredoLaunchError` (one sentence naming the path) when the binary is
-        missing, not executable or not a valid executable, or ``workdir`` is missing.
+        missing, not executable or not a valid executable, ``workdir`` is missing, or a limit
+        cannot be set. ``start_timeout`` bounds the wait for the shim's report of the exec.
         """
-        return _spawner().submit(cls._launch_on_spawner, config).result()
-
-    @classmethod
-    def _launch_on_spawner(cls, config: LaunchConfig) -> WalredoProcess:
         argv = config.argv()
         binary = argv[0]
         if config.workdir is not None and not Path(config.workdir).is_dir():
             raise WalredoLaunchError(
                 f"cannot launch walredo {binary}: working directory {config.workdir} does not exist"
             )
-        # Our ends are O_CLOEXEC; subprocess dup2()s the child's ends onto 0-2 (clearing the
-        # flag there) and close_fds closes everything else in the child.
-        fds: list[int] = []
-        try:
-            in_r, in_w = os.pipe2(os.O_CLOEXEC)
-            fds += [in_r, in_w]
-            out_r, out_w = os.pipe2(os.O_CLOEXEC)
-            fds += [out_r, out_w]
-            err_r, err_w = os.pipe2(os.O_CLOEXEC)
-            fds += [err_r, err_w]
+        shim, reports, fds = _spawner().submit(_start_shim, config, argv).result()
+        in_w, out_r, err_r, life_w, death_r = fds
+        reports.wait(time.monotonic() + start_timeout,
+                     lambda: reports.pid is not None or reports.error is not None)
+        if reports.pid is None:
             try:
-                popen = subprocess.Popen(
-                    argv,
-                    executable=binary,
-                    stdin=in_r,
-                    stdout=out_w,
-                    stderr=err_w,
-                    env=config.environment(),
-                    cwd=str(config.workdir) if config.workdir is not None else None,
-                    close_fds=True,
-                    start_new_session=True,
-                    preexec_fn=_make_preexec(os.getpid()),
-                )
-            except OSError as exc:
-                raise WalredoLaunchError(_launch_failure(binary, exc)) from exc
-            except subprocess.SubprocessError as exc:
-                raise WalredoLaunchError(
-                    f"cannot launch walredo {binary}: the child failed before exec ({exc})"
-                ) from exc
-        except BaseException:
-            for fd in fds:
-                os.close(fd)
-            raise
-        for fd in (in_r, out_w, err_w):
-            os.close(fd)
-        log.debug("launched walredo pid %d: %s", popen.pid, argv)
-        return cls(config, popen, in_w, out_r, err_r)
+                os.write(life_w, b"K")
+            except OSError:
+                pass
+            for fd in (in_w, out_r, life_w, death_r):
+                _close_quietly(fd)
+            try:
+                shim.wait(5)
+            except subprocess.TimeoutExpired:
+                shim.kill()
+                shim.wait()
+            said = _drain(err_r).decode("utf-8", "replace").strip()
+            _close_quietly(err_r)
+            _close_quietly(reports.fd)
+            if reports.error is not None:
+                err, stage = reports.error
+                raise WalredoLaunchError(_launch_failure(binary, err, stage))
+            detail = said.splitlines()[-1] if said else f"exit status {shim.returncode}"
+            raise WalredoLaunchError(
+                f"cannot launch walredo {binary}: its supervisor ({sys.executable} {_SHIM.name}) "
+                f"did not start it ({detail})"
+            )
+        log.debug("launched walredo pid %d under shim %d: %s", reports.pid, shim.pid, argv)
+        return cls(config, shim, reports, pid=reports.pid, stdin_fd=in_w, stdout_fd=out_r,
+                   stderr_fd=err_r, lifeline_fd=life_w, death_fd=death_r)
 
     # -- state ----------------------------------------------------------------------------------
 
     @property
     def pid(self) -> int:
-        return self._popen.pid
+        """The binary's pid (not the shim's)."""
+        return self._pid
+
+    @property
+    def shim_pid(self) -> int:
+        """The supervising shim's pid (the binary's parent)."""
+        return self._shim.pid
 
     @property
     def argv(self) -> list[str]:
@@ -443,19 +632,58 @@ class WalredoProcess:
 
     @property
     def returncode(self) -> int | None:
-        """Exit status once reaped (negative: killed by that signal), else None."""
-        return self._popen.returncode
+        """Exit status once the binary has been reaped (negative: killed by that signal), else
+        None."""
+        return self._reports.returncode
+
+    @property
+    def stderr_fd(self) -> int:
+        """Our read end of the stderr pipe (for fill-level checks; read only by the capture
+        thread)."""
+        return self._stderr._fd
+
+    def dead(self) -> bool:
+        """Whether the binary has exited and been reaped (the death pipe is at EOF)."""
+        try:
+            return bool(select.select([self.death_fd], [], [], 0)[0])
+        except (OSError, ValueError):
+            return True
 
     def poll(self) -> int | None:
-        """Reap the child if it has exited; return :attr:`returncode`."""
-        return self._popen.poll()
+        """The exit status if the binary has exited, else None (never blocks)."""
+        self._reports.pump()
+        if self._reports.returncode is None and self._reports.eof:
+            self._shim_gone()
+        return self._reports.returncode
 
     def wait(self, timeout: float | None = None) -> int | None:
-        """Wait up to ``timeout`` seconds for the exit; return the status or None."""
-        try:
-            return self._popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
+        """Wait up to ``timeout`` seconds (None: forever) for the exit; return the status or
+        None."""
+        until = time.monotonic() + (timeout if timeout is not None else 1e9)
+        self._reports.wait(until, lambda: self._reports.returncode is not None)
+        return self.poll()
+
+    def _shim_gone(self) -> None:
+        """The control pipe ended without an exit report: the shim itself was killed, and the
+        binary with it (its parent-death signal is SIGKILL)."""
+        if self._shim.poll() is None:
+            return
+        self._reports.returncode = -signal.SIGKILL
+        log.warning("the supervisor of walredo pid %d ended (%s) without reporting its exit",
+                    self._pid, self._shim.returncode)
+
+    @property
+    def leftovers(self) -> list[int]:
+        """Descendants the shim could not kill (known once it has swept; normally empty)."""
+        swept = self._reports.swept
+        return list(swept[1]) if swept is not None else []
+
+    @property
+    def subreaper(self) -> bool:
+        """Whether the kernel let the shim collect orphans (False: descendants that leave the
+        binary's process group before it dies may escape, and are then not swept)."""
+        self._reports.pump()
+        return self._reports.subreaper
 
     def stderr_tail(self) -> str:
         """The most recent stderr lines (bounded by ``stderr_keep_bytes``)."""
@@ -467,43 +695,68 @@ class WalredoProcess:
         return self._stderr.total_bytes
 
     def wait_stderr(self, timeout: float) -> bool:
-        """Wait until stderr reached EOF (the process and its group closed it)."""
+        """Wait until stderr reached EOF (the process and its descendants closed it)."""
         return self._stderr.done.wait(timeout)
+
+    def stderr_settled(self) -> bool:
+        """Every stderr byte written so far has been read into the tail."""
+        return self._stderr.settled()
+
+    def stderr_unread(self) -> int:
+        """Stderr bytes waiting in the pipe for our reader."""
+        return self._stderr.unread()
 
     def seccomp_mode(self) -> int | None:
         """The ``Seccomp:`` field of ``/proc/PID/status`` (0 off, 1 strict, 2 filter), or None
         when the process is gone or /proc is unavailable."""
-        if self.returncode is not None:
+        if self.dead():
             return None
+        mode = None
         try:
             with open(f"/proc/{self.pid}/status", encoding="ascii", errors="replace") as f:
                 for line in f:
                     if line.startswith("Seccomp:"):
-                        return int(line.split()[1])
+                        mode = int(line.split()[1])
+                        break
         except (OSError, ValueError, IndexError):
             return None
-        return None
+        # The shim reaps the binary only after it died: if it is still not dead, the pid was
+        # not reused and the line above was the binary's.
+        return None if self.dead() else mode
 
     # -- teardown -------------------------------------------------------------------------------
 
-    def kill(self) -> None:
-        """SIGKILL the process group now, without waiting (safe to call from an event loop)."""
-        if self._popen.returncode is not None:
-            return  # reaped: the pid (and group id) may belong to someone else by now
+    def _open_pidfd(self) -> int | None:
+        """A pidfd of the binary, to signal it without a pid-reuse race: opened while the death
+        pipe is still open, so the pid is still the binary's (the shim reaps it only after)."""
         try:
-            os.killpg(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            # Something in the group is not ours to signal (e.g. it changed uid): at least
-            # kill the child itself.
+            fd = os.pidfd_open(self._pid)
+        except (AttributeError, OSError):
+            return None
+        if self.dead():
+            os.close(fd)
+            return None
+        return fd
+
+    def kill(self) -> None:
+        """SIGKILL the binary now and ask the shim to SIGKILL every descendant, without waiting
+        (safe to call from an event loop)."""
+        if self._closed:
+            return
+        if self._pidfd is not None:
             try:
-                self._popen.kill()
-            except ProcessLookupError:
-                pass
+                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+            except OSError:
+                pass  # already exited
+        try:
+            os.write(self._lifeline, b"K")
+        except OSError:
+            pass  # the shim is gone already (and the binary with it)
 
     def close(self, stderr_join_timeout: float = 5.0) -> int | None:
-        """Kill the process group, reap the child, finish reading stderr and close the pipes.
+        """Kill the binary and all its descendants, reap, finish reading stderr, close the
+        pipes. Never waits for a pipe held by a process that could not be killed: that is
+        reported (:attr:`leftovers`, a warning) instead.
 
         Idempotent. Returns the exit status.
         """
@@ -511,17 +764,32 @@ class WalredoProcess:
             if self._closed:
                 return self.returncode
             self._closed = True
-            self.kill()
-            self._popen.wait()
+            _close_quietly(self._lifeline)  # EOF: the shim sweeps everything and exits
+            try:
+                self._shim.wait(SWEEP_SECONDS + 10)
+            except subprocess.TimeoutExpired:
+                log.warning("the supervisor of walredo pid %d did not exit; killing it", self._pid)
+                self._shim.kill()  # the binary dies with it (parent-death signal)
+                self._shim.wait()
+            self._reports.wait(time.monotonic() + 1.0, lambda: self._reports.eof)
+            self.poll()
             for fd in (self.stdin_fd, self.stdout_fd):
                 _close_quietly(fd)
-            if self._stderr.join(stderr_join_timeout):
-                _close_quietly(self._stderr_fd)
-            else:
-                # Someone outside the process group still holds the pipe open; closing the fd
-                # under a blocked read could hand the number to an unrelated file. Leak it.
-                log.warning("stderr of walredo pid %d still open after %.1fs; leaving it",
-                            self.pid, stderr_join_timeout)
+            left = self.leftovers
+            if left:
+                log.warning("walredo pid %d: descendants %s could not be killed; not waiting "
+                            "for their end of the stderr pipe", self._pid, left)
+                self._stderr.stop()
+            elif not self._stderr.join(stderr_join_timeout):
+                log.warning("stderr of walredo pid %d still open after %.1fs; stopped reading",
+                            self._pid, stderr_join_timeout)
+                self._stderr.stop()
+            if self._stderr.join(5.0):
+                self._stderr.close_fds()
+            for fd in (self.death_fd, self._reports.fd):
+                _close_quietly(fd)
+            if self._pidfd is not None:
+                _close_quietly(self._pidfd)
             return self.returncode
 
     @property
@@ -537,12 +805,77 @@ class WalredoProcess:
     def __del__(self) -> None:
         if not getattr(self, "_closed", True):
             try:
-                self.kill()
+                # Dropping the lifeline makes the shim sweep the tree and exit.
+                _close_quietly(self._lifeline)
             except Exception:
                 pass
 
     def __repr__(self) -> str:
         return f"<WalredoProcess pid={self.pid} returncode={self.returncode}>"
+
+
+def _start_shim(config: LaunchConfig, argv: list[str]) -> tuple[
+        subprocess.Popen[bytes], _Reports, tuple[int, int, int, int, int]]:
+    """On the spawner thread: create the pipes and start the shim (see :mod:`._shim`)."""
+    fds: list[int] = []
+    try:
+        def pipe() -> tuple[int, int]:
+            r, w = os.pipe2(os.O_CLOEXEC)
+            fds.extend((r, w))
+            return r, w
+
+        in_r, in_w = pipe()
+        out_r, out_w = pipe()
+        err_r, err_w = pipe()
+        life_r, life_w = pipe()
+        ctl_r, ctl_w = pipe()
+        death_r, death_w = pipe()
+        try:
+            fcntl.fcntl(err_w, _F_SETPIPE_SZ, STDERR_PIPE_SIZE)
+        except OSError:
+            pass  # above /proc/sys/fs/pipe-max-size: keep the default
+        spec = format_spec({
+            "argv": argv, "env": config.environment(), "parent": os.getpid(),
+            "lifeline": life_r, "control": ctl_w, "death": death_w,
+            "rlimits": config.rlimits(), "no_new_privs": config.no_new_privs,
+            "sweep_seconds": SWEEP_SECONDS,
+        })
+        env = {k: os.environ[k] for k in ("LD_LIBRARY_PATH",) if k in os.environ}
+        try:
+            shim = subprocess.Popen(
+                [sys.executable, "-I", "-S", str(_SHIM), *spec],
+                stdin=in_r, stdout=out_w, stderr=err_w, pass_fds=(life_r, ctl_w, death_w),
+                env=env, cwd=str(config.workdir) if config.workdir is not None else None,
+                close_fds=True, start_new_session=True,
+            )
+        except OSError as exc:
+            raise WalredoLaunchError(
+                f"cannot launch walredo {argv[0]}: its supervisor {sys.executable} cannot be "
+                f"started ({exc.strerror or exc})"
+            ) from exc
+    except BaseException:
+        for fd in fds:
+            _close_quietly(fd)
+        raise
+    for fd in (in_r, out_w, err_w, life_r, ctl_w, death_w):
+        os.close(fd)
+    os.set_blocking(life_w, False)
+    os.set_blocking(death_r, False)
+    return shim, _Reports(ctl_r), (in_w, out_r, err_r, life_w, death_r)
+
+
+def _drain(fd: int) -> bytes:
+    os.set_blocking(fd, False)
+    out = b""
+    while len(out) < 1 << 16:
+        try:
+            data = os.read(fd, 1 << 16)
+        except OSError:
+            break
+        if not data:
+            break
+        out += data
+    return out
 
 
 def _close_quietly(fd: int) -> None:
@@ -552,11 +885,15 @@ def _close_quietly(fd: int) -> None:
         pass
 
 
-def _launch_failure(binary: str, exc: OSError) -> str:
-    if isinstance(exc, FileNotFoundError):
+def _launch_failure(binary: str, err: int, stage: str = "exec") -> str:
+    if stage != "exec":
+        what = {"rlimit": "set its resource limits", "no_new_privs": "set no_new_privs",
+                "setsid": "start a session", "prctl": "set its parent-death signal"}.get(stage, stage)
+        return f"cannot launch walredo {binary}: could not {what} ({os.strerror(err)})"
+    if err == errno.ENOENT:
         return f"cannot launch walredo {binary}: no such file"
-    if isinstance(exc, PermissionError):
+    if err == errno.EACCES:
         return f"cannot launch walredo {binary}: not executable (permission denied)"
-    if exc.errno == errno.ENOEXEC:
+    if err == errno.ENOEXEC:
         return f"cannot launch walredo {binary}: not a valid executable (exec format error)"
-    return f"cannot launch walredo {binary}: {exc.strerror or exc}"
+    return f"cannot launch walredo {binary}: {os.strerror(err)}"
