@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, overload
 
@@ -38,17 +38,20 @@ __all__ = ["WalredoFactory", "probe_binary", "walredo_fixture"]
 OnDump = Callable[[Path, bytes, str], None]
 
 
-def _launch_config(binary: WalredoBinary, workdir: Path, tenant: str) -> LaunchConfig:
+def _launch_config(binary: WalredoBinary, workdir: Path, tenant: str,
+                   limits: Mapping[str, Any] | None = None) -> LaunchConfig:
     return LaunchConfig(
         binary=binary.path,
         args=tuple(binary.args),
         lib_dir=binary.lib_dir,
         workdir=workdir,
         tenant_shard_id=tenant,
+        **(limits or {}),
     )
 
 
-def probe_binary(binary: WalredoBinary, timeout: float = 10.0) -> None:
+def probe_binary(binary: WalredoBinary, timeout: float = 10.0,
+                 limits: Mapping[str, Any] | None = None) -> None:
     """Launch ``binary`` once and ping it; raise :class:`BinaryError` naming it if that fails.
 
     Catches the usual ways a wrong ``--walredo-bin`` fails: it cannot be executed, it exits at
@@ -56,7 +59,7 @@ def probe_binary(binary: WalredoBinary, timeout: float = 10.0) -> None:
     """
     with tempfile.TemporaryDirectory(prefix="walredo-probe-") as tmp:
         try:
-            process = WalredoProcess.launch(_launch_config(binary, Path(tmp), "probe"))
+            process = WalredoProcess.launch(_launch_config(binary, Path(tmp), "probe", limits))
         except (OSError, WalredoError) as exc:
             raise BinaryError(f"--walredo-bin {binary.path}: cannot be started: {exc}") from None
         client = SyncWalredoClient(process, timeout=timeout)
@@ -92,8 +95,12 @@ class WalredoFactory:
         dump_dir: Path,
         on_dump: OnDump | None = None,
         hang_check: float | None = None,
+        limits: Mapping[str, Any] | None = None,
     ) -> None:
+        """``limits``: :class:`~pytest_walredo.process.LaunchConfig` resource-limit fields
+        (``rlimit_as``, ``rlimit_cpu``, ``core_dumps``, ``no_new_privs``) for every process."""
         self.binary = binary
+        self.limits = dict(limits or {})
         self.timeout = timeout
         self.hang_check = hang_check
         self.workdir_root = workdir_root
@@ -132,7 +139,8 @@ class WalredoFactory:
         n = next(self._counter)
         workdir = self.workdir_root / f"walredo-{n}"
         workdir.mkdir(parents=True, exist_ok=True)
-        process = WalredoProcess.launch(_launch_config(target, workdir, f"test-{os.getpid()}-{n}"))
+        process = WalredoProcess.launch(
+            _launch_config(target, workdir, f"test-{os.getpid()}-{n}", self.limits))
         dumper = FailureDumper(self.dump_dir, on_dump=self.on_dump)
         t = self.timeout if timeout is None else timeout
         client: WalredoClient | SyncWalredoClient
@@ -164,14 +172,25 @@ class WalredoFactory:
         return out
 
     def close_all(self) -> None:
-        """Kill and reap every process this factory started (idempotent)."""
+        """Kill and reap every process this factory started, with every process they started
+        (idempotent). Descendants that could not be killed are reported with a warning."""
         errors: list[BaseException] = []
+        leftovers: list[str] = []
         while self._clients:
             client = self._clients.pop()
             try:
                 client.close()
             except Exception as exc:  # keep closing the others
                 errors.append(exc)
+            process = client.process
+            if process is not None and process.leftovers:
+                leftovers.append(f"walredo pid {process.pid}: {process.leftovers}")
+        if leftovers:
+            import warnings
+
+            warnings.warn(pytest.PytestWarning(
+                "descendants of the walredo binary survived SIGKILL and were left running: "
+                + "; ".join(leftovers)), stacklevel=2)
         if errors:
             raise errors[0]
 

@@ -86,10 +86,28 @@ def pytest_configure(config: pytest.Config) -> None:
         # A bad --walredo-bin is one error at session start, not a traceback in every test.
         try:
             binary = user_binary(settings.bin, settings.lib_dir, settings.pg_version, settings.flavour)
-            probe_binary(binary, timeout=min(settings.timeout, 10.0))
+            probe_binary(binary, timeout=min(settings.timeout, 10.0), limits=launch_limits(settings))
         except BinaryError as exc:
             raise pytest.UsageError(str(exc)) from None
         config.stash[BINARY_KEY] = binary
+
+
+def launch_limits(settings: WalredoSettings) -> dict[str, object]:
+    """The resource-limit fields of :class:`~pytest_walredo.process.LaunchConfig` the settings
+    ask for."""
+    return {"rlimit_as": settings.rlimit_as, "rlimit_cpu": settings.rlimit_cpu,
+            "core_dumps": settings.core_dumps, "no_new_privs": settings.no_new_privs}
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    settings = config.stash.get(SETTINGS_KEY, None)
+    if settings is None:
+        return []
+    from .process import LaunchConfig
+
+    limits = LaunchConfig(Path("walredo"), **launch_limits(settings)).limits_summary()  # type: ignore[arg-type]
+    binary = settings.bin if settings.bin is not None else "embedded reference walredo"
+    return [f"walredo: {binary}; limits: {limits}; every process it starts is killed at teardown"]
 
 
 @pytest.fixture(scope="session")
@@ -134,6 +152,7 @@ def walredo_factory(
         workdir_root=tmp_path,
         dump_dir=dump_dir_for_test(request.config, walredo_settings, request.node.nodeid),
         on_dump=_allure_attacher(request.config),
+        limits=launch_limits(walredo_settings),
     )
     try:
         yield factory

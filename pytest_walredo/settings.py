@@ -57,6 +57,26 @@ def _seconds_or_off(text: str) -> float | None:
         raise ValueError(f"{exc} (or 0 / off)") from None
 
 
+def _size_or_off(text: str) -> int | None:
+    low = text.strip().lower()
+    if low in ("0", "off", "no", "none", "unlimited"):
+        return None
+    units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+    number, unit = (low[:-1], units[low[-1]]) if low[-1:] in units else (low, 1)
+    try:
+        value = int(float(number) * unit)
+    except ValueError:
+        raise ValueError("is not a size in bytes (e.g. 4G, 512M; or off)") from None
+    if value < 1:
+        raise ValueError("must be a positive size (or off)")
+    return value
+
+
+def _whole_seconds_or_off(text: str) -> int | None:
+    seconds = _seconds_or_off(text)
+    return None if seconds is None else max(1, round(seconds))
+
+
 def _path(text: str) -> Path:
     if not text.strip():
         raise ValueError("is empty")
@@ -114,6 +134,17 @@ OPTIONS: tuple[Option, ...] = (
     Option("walredo_require_seccomp", "--walredo-require-seccomp", "WALREDO_REQUIRE_SECCOMP",
            "fail (instead of skip) the seccomp check when the binary runs without seccomp",
            _bool, False, None, True),
+    Option("walredo_rlimit_as", "--walredo-rlimit-as", "WALREDO_RLIMIT_AS",
+           "address-space limit of the binary under test (RLIMIT_AS), e.g. 4G; default off",
+           _size_or_off, None, "SIZE"),
+    Option("walredo_rlimit_cpu", "--walredo-rlimit-cpu", "WALREDO_RLIMIT_CPU",
+           "CPU-time limit of each walredo process in seconds (RLIMIT_CPU); default off",
+           _whole_seconds_or_off, None, "SECONDS"),
+    Option("walredo_core_dumps", "--walredo-core-dumps", "WALREDO_CORE_DUMPS",
+           "let a crashing walredo write a core file (default: RLIMIT_CORE 0)",
+           _bool, False, None, True),
+    Option("walredo_no_new_privs", "--walredo-no-new-privs", "WALREDO_NO_NEW_PRIVS",
+           "run the binary under test with no_new_privs (on/off)", _bool, True, "on|off"),
 )
 
 
@@ -130,6 +161,10 @@ class WalredoSettings:
     dump_dir: Path | None
     hypothesis_profile: str | None
     require_seccomp: bool
+    rlimit_as: int | None = None
+    rlimit_cpu: int | None = None
+    core_dumps: bool = False
+    no_new_privs: bool = True
 
 
 def resolve_settings(
@@ -173,4 +208,8 @@ def resolve_settings(
         dump_dir=values["walredo_dump_dir"],
         hypothesis_profile=values["walredo_hypothesis_profile"],
         require_seccomp=values["walredo_require_seccomp"],
+        rlimit_as=values["walredo_rlimit_as"],
+        rlimit_cpu=values["walredo_rlimit_cpu"],
+        core_dumps=values["walredo_core_dumps"],
+        no_new_privs=values["walredo_no_new_privs"],
     )

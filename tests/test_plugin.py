@@ -82,6 +82,15 @@ def test_settings_precedence_cli_env_ini_default() -> None:
     assert _resolve({"walredo_hang_check": "off"}, {}, {}).hang_check is None
     assert _resolve({}, {"walredo_hang_check": "0"}, {}).hang_check is None
     assert _resolve({}, {}, {"WALREDO_HANG_CHECK": "0.05"}).hang_check == 0.05
+    default = _resolve({}, {}, {})
+    assert (default.rlimit_as, default.rlimit_cpu, default.core_dumps, default.no_new_privs) == (
+        None, None, False, True)
+    assert _resolve({"walredo_rlimit_as": "4G"}, {}, {}).rlimit_as == 4 << 30
+    assert _resolve({}, {"walredo_rlimit_as": "512m"}, {}).rlimit_as == 512 << 20
+    assert _resolve({}, {}, {"WALREDO_RLIMIT_AS": "off"}).rlimit_as is None
+    assert _resolve({"walredo_rlimit_cpu": "90"}, {}, {}).rlimit_cpu == 90
+    assert _resolve({"walredo_core_dumps": True}, {}, {}).core_dumps is True
+    assert _resolve({}, {}, {"WALREDO_NO_NEW_PRIVS": "off"}).no_new_privs is False
 
 
 @pytest.mark.parametrize(
@@ -91,6 +100,8 @@ def test_settings_precedence_cli_env_ini_default() -> None:
         ({}, {"WALREDO_TIMEOUT": "-1"}, "$WALREDO_TIMEOUT value '-1' must be a positive"),
         ({}, {"WALREDO_FLAVOUR": "mysql"}, "$WALREDO_FLAVOUR value 'mysql' is not a WAL flavour"),
         ({"walredo_hang_check": "soon"}, {}, "--walredo-hang-check value 'soon' is not a number"),
+        ({"walredo_rlimit_as": "4X"}, {}, "--walredo-rlimit-as value '4X' is not a size in bytes"),
+        ({}, {"WALREDO_RLIMIT_CPU": "-2"}, "$WALREDO_RLIMIT_CPU value '-2' must be a positive"),
     ],
 )
 def test_bad_setting_names_its_source(cli, env, needle) -> None:
@@ -239,6 +250,26 @@ def test_process_is_sandboxed_per_test(pytester: pytest.Pytester) -> None:
         """
     )
     pytester.runpytest_subprocess().assert_outcomes(passed=1)
+
+
+def test_resource_limits_reach_the_process_and_the_test_header(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        def test_limits(walredo):
+            walredo.ping()
+            pid = walredo.process.pid
+            limits = {line[:26].strip(): line[26:].split()[:2]
+                      for line in open(f"/proc/{pid}/limits").read().splitlines()[1:]}
+            assert limits["Max address space"] == [str(3 << 30)] * 2
+            assert limits["Max cpu time"] == ["120", "121"]
+            assert limits["Max core file size"] == ["0", "0"]
+            assert "NoNewPrivs:\t1" in open(f"/proc/{pid}/status").read()
+        """
+    )
+    result = pytester.runpytest_subprocess("--walredo-rlimit-as=3G", "--walredo-rlimit-cpu=120")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["walredo: embedded reference walredo; limits: address space 3 GiB, "
+                                 "CPU time 120 s, core files off, no_new_privs on; *"])
 
 
 # ------------------------------------------------------------------------------------------
