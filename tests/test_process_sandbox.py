@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pytest_walredo.process import (
     LaunchConfig,
@@ -371,6 +373,59 @@ def test_unterminated_last_line_is_in_the_tail(workdir: Path) -> None:
         proc.close()
     assert proc.stderr_tail().splitlines()[-2:] == [
         "FATAL:  injected crash at answer 0", "PANIC: no newline"]
+
+
+def _expected_tail(stream: bytes, line_limit: int, keep: int) -> tuple[str, int]:
+    """The documented tail of a finished ``stream`` (an unterminated last line counts as a
+    line), computed from the whole stream at once: every line cut to ``line_limit`` bytes with
+    a note of what was dropped, then the most recent lines up to ``keep`` characters (at least
+    one, itself cut to its last ``keep`` characters). Returns (tail, number of lines)."""
+    lines = stream.split(b"\n")
+    if not lines[-1]:
+        lines.pop()
+    kept: list[str] = []
+    size = 0
+    for line in lines:
+        text = line[:line_limit].decode("utf-8", "replace")
+        if len(line) > line_limit:
+            text += f" [... {len(line) - line_limit} more bytes of this line dropped]"
+        text = text[-keep:]
+        kept.append(text)
+        size += len(text) + 1
+        while size > keep and len(kept) > 1:
+            size -= len(kept.pop(0)) + 1
+    return "\n".join(kept), len(lines)
+
+
+_stderr_line = st.one_of(st.binary(max_size=3), st.binary(min_size=20, max_size=120),
+                         st.text(max_size=30).map(lambda t: t.encode()))
+# Many lines (a flood), cheaply: a short drawn pattern of lines repeated up to 3000 lines.
+_stderr_lines = st.builds(lambda pattern, n: (pattern * (n // len(pattern) + 1))[:n],
+                          st.lists(_stderr_line, min_size=1, max_size=12), st.integers(0, 3000))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=_stderr_lines, end=st.binary(max_size=50), line_limit=st.integers(4, 64),
+       keep=st.integers(16, 600), log_bytes=st.sampled_from([0, 200, 1 << 20]))
+def test_stderr_tail_is_the_documented_tail_whatever_the_stream(
+    workdir: Path, lines: list[bytes], end: bytes, line_limit: int, keep: int, log_bytes: int
+) -> None:
+    """Floods of short lines are read in bulk once logging has stopped; the tail and the line
+    count must be exactly what reading line by line gives."""
+    stream = b"".join(line.replace(b"\n", b"") + b"\n" for line in lines) + end.replace(b"\n", b"")
+    data = workdir / "stderr.bin"
+    data.write_bytes(stream)
+    proc = WalredoProcess.launch(LaunchConfig(
+        Path("/bin/sh"), prefix_args=("-c", 'exec /bin/cat "$0" >&2', str(data)), workdir=workdir,
+        stderr_line_limit=line_limit, stderr_keep_bytes=keep, stderr_log_bytes=log_bytes))
+    try:
+        assert proc.wait(30) == 0 and proc.wait_stderr(30)
+    finally:
+        proc.close()
+    tail, n_lines = _expected_tail(stream, line_limit, keep)
+    assert proc.stderr_tail() == tail
+    assert proc._stderr.total_lines == n_lines
+    assert proc.stderr_total_bytes == len(stream)
 
 
 def test_stderr_reader_does_not_need_an_event_loop(workdir: Path) -> None:

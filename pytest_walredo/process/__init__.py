@@ -10,7 +10,8 @@ Typical use::
         page = await c.apply(request)          # many tasks may do this at once
     # blocking code: SyncWalredoClient.launch(config, timeout=10, dumper=dumper)
 
-Modules: ``sandbox`` (launch, stderr), ``client`` (asyncio client, pipe transport), ``sync``
+Modules: ``sandbox`` (launch, limits, stderr, the process tree), ``_shim`` (the supervisor
+script started per walredo), ``client`` (asyncio client, pipe transport), ``sync``
 (blocking facade), ``dump`` (failing inputs), ``errors``, ``memory`` (in-memory transport for
 deterministic tests), ``fake`` (a tiny misbehaving walredo for this layer's own tests). Throughput is measured by
 ``benchmarks/bench_client.py``, not here.

@@ -333,11 +333,11 @@ class _StderrCapture:
     def _feed(self, chunk: bytes) -> None:
         with self._lock:
             self.total_bytes += len(chunk)
-            if self._log_suppressed and chunk.count(b"\n") > 1:
-                self._feed_lines_tail_only(chunk)
-                return
             start = 0
             while start < len(chunk):
+                if self._log_suppressed and chunk.count(b"\n", start) > 1:
+                    self._feed_lines_tail_only(chunk[start:])
+                    return
                 nl = chunk.find(b"\n", start)
                 end = len(chunk) if nl < 0 else nl
                 self._add_to_line(chunk, start, end)
