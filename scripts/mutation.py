@@ -25,7 +25,6 @@ killed; a mutant that no test runs counts as surviving (a gap like any other).
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import json
 import os
 import re
@@ -160,7 +159,8 @@ def make_scratch(scratch: Path, module: Module, files: list[str]) -> None:
         f"only_mutate = {json.dumps(files)}",
         'also_copy = ["conftest.py"]',
         f"pytest_add_cli_args_test_selection = {json.dumps(tests)}",
-        'pytest_add_cli_args = ["-p", "no:cacheprovider", "-p", "no:xdist"]',
+        # needs_postgres tests run initdb (seconds each, once per mutant): too slow here
+        'pytest_add_cli_args = ["-p", "no:cacheprovider", "-p", "no:xdist", "-m", "not needs_postgres"]',
         "use_git_change_detection = false",
         "",
     ])
@@ -266,7 +266,7 @@ def table(results: list[Result]) -> str:
             f"{r.seconds:.0f}",
         ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |" for row in rows]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |" for row in rows]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
 
@@ -284,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="mutants run at once (default: the number of cores)")
     parser.add_argument("--nice", type=int, default=10, help="niceness increment (default 10)")
     args = parser.parse_args(argv)
+    args.workdir = args.workdir.resolve()
 
     modules = [m for m in MODULES if not args.select or any(k in m.name for k in args.select)]
     if args.list:
@@ -314,10 +315,14 @@ def main(argv: list[str] | None = None) -> int:
             complaints.append(f"{module.name}: {result.error}")
         print(f"  {len(result.mutants)} mutants, {result.killed} killed, {result.equivalent} equivalent, "
               f"{len(result.survivors)} survived, {result.seconds:.0f} s", flush=True)
+        report = args.workdir / f"{module.name.replace('/', '-')}-survivors.txt"
+        report.write_text("".join(f"# {m.name}\n{m.diff}\n\n" for m in result.survivors), encoding="utf-8")
         for m in result.survivors:
             print(f"  survived: {m.name}  [{m.function}] {m.before!r} -> {m.after!r}")
             if args.verbose:
                 print("    " + m.diff.replace("\n", "\n    "))
+        if result.survivors:
+            print(f"  (diffs of the survivors: {report})")
 
     print()
     print(table(results))

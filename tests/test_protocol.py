@@ -260,3 +260,153 @@ def test_request_shape_errors() -> None:
         RedoRequest.from_messages([BeginRedoForBlock(TAG), GetPage(other)])
     with pytest.raises(ValueError, match="base image is 10 bytes"):
         RedoRequest(TAG.rel, 0, b"x" * 10, ())
+
+
+# ------------------------------------------------------------------------------------------
+# Boundaries and exact messages (each pins a behaviour a mutation of the codec changed
+# without any other test noticing; see docs/MUTATION.md)
+# ------------------------------------------------------------------------------------------
+
+
+def test_reltag_and_buffertag_bounds_name_the_field_and_value() -> None:
+    assert RelTag(0, 0, 0, 255).forknum == 255  # any u8 fork number is encodable
+    with pytest.raises(ValueError, match=r"^RelTag.forknum = 256 does not fit in a u8$"):
+        RelTag(0, 0, 0, 256)
+    with pytest.raises(ValueError, match=r"^RelTag.forknum = -1 does not fit in a u8$"):
+        RelTag(0, 0, 0, -1)
+    assert RelTag(2**32 - 1, 2**32 - 1, 2**32 - 1).relnode == 2**32 - 1
+    with pytest.raises(ValueError, match=r"^RelTag.dbnode = 4294967296 does not fit in a u32$"):
+        RelTag(1, 2**32, 1)
+    with pytest.raises(ValueError, match=r"^block number 4294967296 does not fit in a u32$"):
+        BufferTag(TAG.rel, 2**32)
+    with pytest.raises(ValueError, match=r"^PushPage page is 8191 bytes, expected 8192$"):
+        PushPage(TAG, bytes(8191))
+    with pytest.raises(ValueError, match=r"^ApplyRecord LSN 18446744073709551616 does not fit in a u64$"):
+        ApplyRecord(2**64, b"")
+    top = 2**64 - 1  # the largest LSN is legal everywhere
+    assert ApplyRecord(top, b"").lsn == top
+    assert RedoRequest(TAG.rel, 0, None, ((top, b""),)).records == ((top, b""),)
+    with pytest.raises(ValueError, match=r"^record LSN 18446744073709551616 does not fit in a u64$"):
+        RedoRequest(TAG.rel, 0, None, ((2**64, b""),))
+    with pytest.raises(ValueError, match=r"^record LSN -1 does not fit in a u64$"):
+        RedoRequest(TAG.rel, 0, None, ((-1, b""),))
+
+
+def test_fork_255_round_trips_on_the_wire() -> None:
+    tag = BufferTag(RelTag(1, 2, 3, 255), 7)
+    data = GetPage(tag).encode()
+    assert data[5] == 255
+    assert decode_messages(data) == [GetPage(tag)]
+
+
+def test_tag_names_and_descriptions() -> None:
+    rel = RelTag(1663, 5, 16384)
+    assert [str(RelTag(1663, 5, 16384, f)) for f in (0, 1, 2, 3, 7)] == [
+        "1663/5/16384", "1663/5/16384_fsm", "1663/5/16384_vm", "1663/5/16384_init", "1663/5/16384_fork7"]
+    tag = BufferTag(rel, 3)
+    assert BeginRedoForBlock(tag).describe() == "B BeginRedoForBlock 1663/5/16384 blk 3"
+    assert PushPage(tag, bytes(BLCKSZ)).describe() == "P PushPage 1663/5/16384 blk 3 (8192 bytes)"
+    assert ApplyRecord(0x16A9388, b"xyz").describe() == "A ApplyRecord end LSN 0/16A9388 (3-byte record)"
+    assert GetPage(tag).describe() == "G GetPage 1663/5/16384 blk 3"
+    assert Ping().describe() == "H Ping"
+    assert RedoRequest(rel, 3, bytes(BLCKSZ), ((1, b"r"), (2, b"s"))).describe() == (
+        "redo 1663/5/16384 blk 3: base image, 2 record(s)")
+    assert RedoRequest(rel, 3).describe() == "redo 1663/5/16384 blk 3: no base image, 0 record(s)"
+
+
+def test_request_records_are_normalised_to_a_tuple_of_int_and_bytes() -> None:
+    req = RedoRequest(TAG.rel, 0, None, [(5, bytearray(b"ab")), (6, memoryview(b"cd"))])  # type: ignore[arg-type]
+    assert req.records == ((5, b"ab"), (6, b"cd"))
+    assert type(req.records) is tuple and all(type(r) is bytes for _, r in req.records)
+    assert hash(req) == hash(RedoRequest(TAG.rel, 0, None, ((5, b"ab"), (6, b"cd"))))
+
+
+def test_request_messages_carry_the_tag_page_and_records() -> None:
+    page = bytes(range(256)) * 32
+    req = RedoRequest(TAG.rel, 0, page, ((10, b"r1"), (20, b"r2")))
+    assert req.messages() == [BeginRedoForBlock(TAG), PushPage(TAG, page), ApplyRecord(10, b"r1"),
+                              ApplyRecord(20, b"r2"), GetPage(TAG)]
+    assert RedoRequest(TAG.rel, 0).messages() == [BeginRedoForBlock(TAG), GetPage(TAG)]
+
+
+def test_back_to_back_requests_without_pings_all_decode() -> None:
+    # B..G B..G B..G with nothing between: each G ends one request and the next B starts another
+    page = bytes([7]) * BLCKSZ
+    reqs = [RedoRequest(TAG.rel, 0, page, ((1, b"a"),)),
+            RedoRequest(TAG.rel, 1, None, ()),
+            RedoRequest(RelTag(1, 2, 3, 1), 9, None, ((2, b"b"), (3, b"c")))]
+    assert decode_requests(b"".join(r.encode() for r in reqs)) == reqs
+    with pytest.raises(RequestShapeError, match=r"^expected exactly one redo request, found 3$"):
+        RedoRequest.decode(b"".join(r.encode() for r in reqs))
+    with pytest.raises(RequestShapeError, match=r"^expected exactly one redo request, found 0$"):
+        RedoRequest.decode(Ping().encode())
+
+
+def test_request_shape_error_messages_name_the_message() -> None:
+    with pytest.raises(RequestShapeError, match=r"^message 1 is GetPage; a request starts with B"):
+        decode_requests(Ping().encode() + GetPage(TAG).encode())
+    with pytest.raises(RequestShapeError, match=r"^message 1 is end of stream; expected G \(GetPage\)"):
+        RedoRequest.from_messages([BeginRedoForBlock(TAG)])
+    with pytest.raises(RequestShapeError, match=r"^message 2 is Ping; expected G \(GetPage\)"):
+        RedoRequest.from_messages([BeginRedoForBlock(TAG), ApplyRecord(1, b""), Ping()])
+    other = BufferTag(TAG.rel, 1)
+    with pytest.raises(RequestShapeError,
+                       match=r"^message 1: PushPage for 1663/13010/1259 blk 1 inside a request for "
+                             r"1663/13010/1259 blk 0$"):
+        RedoRequest.from_messages([BeginRedoForBlock(TAG), PushPage(other, bytes(BLCKSZ)), GetPage(TAG)])
+    with pytest.raises(RequestShapeError, match=r"^message 1: GetPage for .* blk 1 inside a request"):
+        RedoRequest.from_messages([BeginRedoForBlock(TAG), GetPage(other)])
+
+
+def test_length_boundary_two_to_the_31() -> None:
+    # 2^31-1 is a legal length (the message is merely incomplete); 2^31 is not
+    dec = Decoder()
+    dec.feed(b"A" + struct.pack(">I", 2**31 - 1) + bytes(8))
+    assert dec.next() is None
+    with pytest.raises(ProtocolError) as info:
+        dec.end_of_input()
+    assert info.value.kind is ErrorKind.TRUNCATED and info.value.tag == ord("A")
+    assert info.value.detail == "stream ends inside A (ApplyRecord): 8 of 2147483643 payload bytes present"
+    err = _error(b"A" + struct.pack(">I", 2**31) + bytes(8))
+    assert err.kind is ErrorKind.BAD_LENGTH and err.tag == ord("A")
+    assert err.detail == ("A (ApplyRecord) has length 2147483648; a length counts its own 4 bytes "
+                          "and is below 2^31")
+    assert str(err) == f"at byte 0: {err.detail}"
+
+
+def test_payload_errors_give_tag_and_exact_detail() -> None:
+    err = _error(b"B" + struct.pack(">I", 20) + bytes(16))
+    assert (err.kind, err.tag, err.offset) == (ErrorKind.SHORT_PAYLOAD, ord("B"), 0)
+    assert err.detail == "B (BeginRedoForBlock) payload is 16 bytes, expected 17 (length field 20, expected 21)"
+    err = _error(Ping().encode() + b"P" + struct.pack(">I", 8214) + bytes(8210))
+    assert (err.kind, err.tag, err.offset) == (ErrorKind.LONG_PAYLOAD, ord("P"), 5)
+    assert err.detail == ("P (PushPage) page payload is 8210 bytes, expected 8209 "
+                          "(length field 8214, expected 8213)")
+    err = _error(b"A" + struct.pack(">I", 11) + bytes(7))
+    assert (err.kind, err.tag) == (ErrorKind.SHORT_PAYLOAD, ord("A"))
+    assert err.detail == "A (ApplyRecord) payload is 7 bytes, too short for its 8-byte LSN"
+
+
+@pytest.mark.parametrize(("tag", "shown"), [(0x1F, "0x1F"), (0x20, "0x20 (' ')"), (0x21, "0x21 ('!')"),
+                                            (0x7E, "0x7E ('~')"), (0x7F, "0x7F"), (0x80, "0x80")])
+def test_unknown_tag_is_shown_printable_or_as_hex(tag: int, shown: str) -> None:
+    err = _error(bytes([tag]) + struct.pack(">I", 4))
+    assert err.detail == f"unknown message tag {shown} (length field 4)"
+
+
+def test_truncation_details() -> None:
+    a = ApplyRecord(1, b"r" * 20).encode()  # length field 32: 28 payload bytes
+    for cut, detail in [
+        (1, "stream ends inside a message header (1 of 5 bytes)"),
+        (4, "stream ends inside a message header (4 of 5 bytes)"),
+        (5, "stream ends inside A (ApplyRecord): 0 of 28 payload bytes present"),
+        (6, "stream ends inside A (ApplyRecord): 1 of 28 payload bytes present"),
+    ]:
+        err = _error(Ping().encode() + a[:cut])
+        assert (err.kind, err.offset, err.tag, err.detail) == (ErrorKind.TRUNCATED, 5, ord("A"), detail)
+    # a decoder fed an unknown tag but never asked for a message reports the raw tag at EOF
+    dec = Decoder()
+    dec.feed(b"Z\x00\x00\x00\x09abc")
+    with pytest.raises(ProtocolError) as info:
+        dec.end_of_input()
+    assert info.value.detail == "stream ends inside b'Z': 3 of 5 payload bytes present"
