@@ -71,8 +71,16 @@ def test_line_pointer_bitfields_pack_low_bits_first() -> None:
     assert ItemId.from_word(0x409FE0) == lp
     # the widest values use all 32 bits
     assert ItemId(0x7FFF, LP_DEAD, 0x7FFF).word == 0xFFFFFFFF
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"off=32768 \(< 32768\)"):
         ItemId(1 << 15, 0, 0)
+    # every field one past its width is refused with a ValueError naming it (flags 4 once
+    # raised KeyError from the message's own formatting)
+    with pytest.raises(ValueError, match=r"^line pointer fields out of range: off=0 \(< 32768\), "
+                                         r"flags=4 \(< 4\), len=0 \(< 32768\)$"):
+        ItemId(0, 4, 0)
+    with pytest.raises(ValueError, match=r"len=32768 \(< 32768\)$"):
+        ItemId(0, LP_NORMAL, 1 << 15)
+    assert ItemId(0x7FFF, LP_DEAD, 0x7FFF).len == 0x7FFF
 
 
 def test_page_init_writes_exactly_the_header() -> None:

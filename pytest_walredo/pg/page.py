@@ -177,7 +177,11 @@ class ItemId:
 
     def __post_init__(self) -> None:
         if not (0 <= self.off < 1 << 15 and 0 <= self.flags < 4 and 0 <= self.len < 1 << 15):
-            raise ValueError(f"line pointer fields out of range: {self}")
+            # not {self}: __str__ looks lp_flags up by name, which fails for the bad flags
+            raise ValueError(
+                f"line pointer fields out of range: off={self.off} (< 32768), "
+                f"flags={self.flags} (< 4), len={self.len} (< 32768)"
+            )
 
     @property
     def word(self) -> int:
