@@ -29,6 +29,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -243,11 +244,19 @@ def run_module(module: Module, workdir: Path, children: int, log: Path) -> Resul
     env.setdefault("WALREDO_VECTORS_DIR", str(vectors))
     start = time.monotonic()
     with log.open("w", encoding="utf-8") as out:
-        proc = subprocess.run([sys.executable, "-c", MUTMUT_CLI, "run", "--max-children", str(children)],
-                              cwd=scratch, env=env, stdout=out, stderr=subprocess.STDOUT, check=False)
+        # its own session, so that an interrupted run takes mutmut's workers down with it
+        proc = subprocess.Popen([sys.executable, "-c", MUTMUT_CLI, "run", "--max-children", str(children)],
+                                cwd=scratch, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        try:
+            returncode = proc.wait()
+        except BaseException:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise
     result.seconds = time.monotonic() - start
-    if proc.returncode != 0:
-        result.error = f"mutmut exited with {proc.returncode}; see {log}"
+    if returncode != 0:
+        result.error = f"mutmut exited with {returncode}; see {log}"
     result.mutants = read_mutants(scratch, files)
     return result
 

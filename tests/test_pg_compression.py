@@ -124,7 +124,103 @@ def test_missing_package_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> No
         return real_import(name, *args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(builtins, "__import__", fake_import)
-    with pytest.raises(CompressionUnavailable, match=r"need the 'lz4' package \(pip install lz4\)"):
+    with pytest.raises(CompressionUnavailable, match=r"^lz4-compressed page images need the .lz4. package \(pip install lz4\)$"):
         compress("lz4", b"abc")
-    with pytest.raises(CompressionUnavailable, match=r"'zstandard' package"):
+    with pytest.raises(CompressionUnavailable, match=r"^zstd-compressed page images need the .zstandard. package \(pip install zstandard\)$"):
         decompress("zstd", b"abc", 3)
+
+
+# --------------------------------------------------------------------------- edges (docs/MUTATION.md)
+
+
+def test_pglz_extended_length_byte_missing_at_the_end() -> None:
+    with pytest.raises(CompressionError, match=r"^pglz extended length at byte 4 is missing$"):
+        pglz_decompress(bytes([0x02]) + b"x" + bytes([0x0F, 0x01]), 30)
+
+
+def test_pglz_match_longer_than_the_rest_is_cut_at_rawsize() -> None:
+    # like PostgreSQL: the copy stops at the end of the output; the input is still all used
+    assert pglz_decompress(bytes([0x02]) + b"x" + bytes([0x0F, 0x01, 0x02]), 10) == b"x" * 10
+
+
+def test_pglz_strategy_boundaries() -> None:
+    assert pglz_compress(b"a" * 32) is not None  # 32 bytes is the smallest input compressed
+    short = b"abcd" * 10  # one earlier candidate for each 3-byte prefix is enough
+    assert pglz_decompress(pglz_compress(short) or b"", 40) == short
+    # no match in the first 1024 output bytes: PostgreSQL's strategy gives up, however well the
+    # rest would compress
+    noise = random.Random(1).randbytes(1100)
+    assert pglz_compress(noise + bytes(7000)) is None
+    assert pglz_compress(bytes(100) + noise + bytes(7000)) is not None
+
+
+def _text_page() -> bytes:
+    rows = b"".join(b"row %05d | name-%d | %s;" % (i, i * 7919 % 1000, b"x" * (i % 23))
+                    for i in range(400))
+    return rows[:8192]
+
+
+def _far_repeats() -> bytes:
+    block = random.Random(2).randbytes(1500)
+    return bytes(40) + block + bytes(2000) + block  # the second copy is 3500 bytes back
+
+
+def _match_beyond_reach() -> bytes:
+    return bytes(100) + b"xyz" + bytes(5000) + b"xyz" + bytes(50)  # "xyz" again 5003 back
+
+
+@pytest.mark.parametrize("data", [
+    _text_page(),  # partial matches everywhere: prefixes agree, then differ
+    random.Random(3).randbytes(300) * 20,  # offsets above 255 use the tag's high nibble
+    _far_repeats(),
+    _match_beyond_reach(),
+    b"ab" * 9 + b"c" + b"ab" * 30,  # match lengths around the 17/18 short/extended switch
+    bytes(range(256)) * 2 + b"\x00" * 300,
+], ids=["text-page", "offset-300", "offset-3500", "offset-5003", "lengths-17-18", "ramp"])
+def test_pglz_round_trips_structured_inputs(data: bytes) -> None:
+    packed = pglz_compress(data)
+    assert packed is not None and len(packed) < len(data) * 3 // 4
+    assert pglz_decompress(packed, len(data)) == data
+
+
+def test_pglz_uses_matches_up_to_4095_bytes_back() -> None:
+    block = random.Random(4).randbytes(600)
+    data = bytes(40) + block + bytes(4095 - 600) + block
+    packed = pglz_compress(data)
+    assert packed is not None and pglz_decompress(packed, len(data)) == data
+    # the second copy of the block (exactly 4095 bytes back) costs a few tags, not 600 literals;
+    # one byte further back it is out of reach
+    far = bytes(40) + block + bytes(4096 - 600) + block
+    packed_far = pglz_compress(far)
+    assert packed_far is not None and pglz_decompress(packed_far, len(far)) == far
+    assert len(packed) < 800 and len(packed_far) > len(packed) + 600
+
+
+def test_zstd_frame_without_content_size_decodes() -> None:
+    import zstandard
+
+    frame = zstandard.ZstdCompressor(write_content_size=False).compress(b"abc" * 100)
+    assert decompress("zstd", frame, 300) == b"abc" * 100
+
+
+@pytest.mark.parametrize(("method", "pattern"), [
+    ("pglz", r"^pglz data \(7 bytes\) decodes to 6 bytes using 7 input bytes, expected exactly 10 bytes "
+             r"from all of it$"),
+    ("lz4", r"^lz4 image (does not decompress to 10 bytes: .+|decompresses to \d+ bytes, expected 10)$"),
+    ("zstd", r"^zstd image does not decompress to 10 bytes: .+$"),
+])
+def test_corrupt_images_name_the_method_and_size(method: str, pattern: str) -> None:
+    with pytest.raises(CompressionError, match=pattern):
+        decompress(method, b"\x00garbag", 10)
+
+
+def test_wrong_size_after_decompression_is_named() -> None:
+    packed = compress("lz4", b"y" * 50)
+    assert packed is not None
+    with pytest.raises(CompressionError, match=r"^lz4 image (does not decompress to 40 bytes|"
+                                               r"decompresses to 50 bytes, expected 40)"):
+        decompress("lz4", packed, 40)
+    zpacked = compress("zstd", b"y" * 50)
+    assert zpacked is not None
+    with pytest.raises(CompressionError, match=r"^zstd image decompresses to 50 bytes, expected 40$"):
+        decompress("zstd", zpacked, 40)
