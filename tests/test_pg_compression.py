@@ -224,3 +224,34 @@ def test_wrong_size_after_decompression_is_named() -> None:
     assert zpacked is not None
     with pytest.raises(CompressionError, match=r"^zstd image decompresses to 50 bytes, expected 40$"):
         decompress("zstd", zpacked, 40)
+
+
+def _items(stream: bytes) -> list[tuple[str, int, int]]:
+    """The items of a pglz stream: ("lit", byte, 1) or ("ref", offset, length)."""
+    out: list[tuple[str, int, int]] = []
+    i = 0
+    while i < len(stream):
+        ctrl = stream[i]
+        i += 1
+        for bit in range(8):
+            if i >= len(stream):
+                break
+            if ctrl >> bit & 1:
+                length = (stream[i] & 0x0F) + 3
+                offset = (stream[i] & 0xF0) << 4 | stream[i + 1]
+                i += 2
+                if length == 18:
+                    length += stream[i]
+                    i += 1
+                out.append(("ref", offset, length))
+            else:
+                out.append(("lit", stream[i], 1))
+                i += 1
+    return out
+
+
+def test_pglz_encodes_a_3_byte_repeat_at_the_very_end_as_a_reference() -> None:
+    data = b"xyz" + bytes(60) + b"Q" + b"xyz"
+    packed = pglz_compress(data)
+    assert packed is not None and pglz_decompress(packed, len(data)) == data
+    assert _items(packed)[-2:] == [("lit", ord("Q"), 1), ("ref", 64, 3)]
