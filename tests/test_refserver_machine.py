@@ -209,3 +209,105 @@ def test_ping_page_hook_makes_the_h_answer_only() -> None:
     m, _ = _machine(ping_page=lambda: b"p" * BLCKSZ)
     m.feed(encode_messages([Ping(), GetPage(TAG)]))
     assert m.take() == b"p" * BLCKSZ + ZERO
+
+
+# ---------------------------------------------------------------- edges (docs/MUTATION.md)
+
+
+def test_fatal_lines_without_context() -> None:
+    assert Fatal("boom").lines() == "FATAL:  boom\n"
+    assert (Fatal("boom").message, Fatal("boom").context) == ("boom", None)
+
+
+@pytest.mark.parametrize(("tot_len", "shown"), [(0x7FFFFFFF, "2147483647"), (0x80000000, "-2147483648"),
+                                                (25, "25")])
+def test_record_length_mismatch_prints_xl_tot_len_as_a_signed_int(tot_len: int, shown: str) -> None:
+    m, _ = _machine()
+    with pytest.raises(Fatal, match=rf"^mismatch between record \({shown}\) and message size \(24\)$"):
+        m.feed(encode_messages([ApplyRecord(1, struct.pack("<I", tot_len) + RECORD[4:])]))
+
+
+def test_a_record_of_exactly_the_header_size_reaches_the_model() -> None:
+    m, loads = _machine()
+    m.feed(encode_messages([ApplyRecord(1, RECORD)]))
+    assert loads == [1]
+
+
+@pytest.mark.parametrize(("tag", "message"), [(0x7F, "invalid frontend message type 127"),
+                                              (0xFE, "invalid frontend message type -2"),
+                                              (0x00, "invalid frontend message type 0")])
+def test_unknown_tags_at_the_signed_char_edges(tag: int, message: str) -> None:
+    m, _ = _machine()
+    with pytest.raises(Fatal, match=f"^{message}$"):
+        m.feed(bytes([tag]) + b"\x00\x00\x00\x04")
+
+
+def test_other_protocol_errors_print_the_real_message() -> None:
+    m, _ = _machine()
+    with pytest.raises(Fatal, match=r"^invalid message length$"):
+        m.feed(b"A\x00\x00\x00\x02")
+    m, _ = _machine()
+    with pytest.raises(Fatal, match=r"^insufficient data left in message$"):
+        m.feed(b"G\x00\x00\x00\x05\x00")
+
+
+def test_get_forgets_every_fork_of_its_relation() -> None:
+    fsm = BufferTag(RelTag(1663, 5, 16384, 1), 0)
+    m, _ = _machine()
+    m.feed(encode_messages([PushPage(fsm, b"f" * BLCKSZ), PushPage(TAG, b"a" * BLCKSZ), GetPage(TAG),
+                            GetPage(fsm)]))
+    assert m.take() == b"a" * BLCKSZ + ZERO
+    assert m.pages == {}
+
+
+def test_a_record_before_any_b_applies_to_block_0_of_relation_0() -> None:
+    seen: list[dict] = []
+
+    def redo(page: bytes | None, **kw: Any) -> bytes:
+        seen.append(kw)
+        return b"\x07" * BLCKSZ
+
+    m, _ = _machine(redo)
+    m.feed(encode_messages([ApplyRecord(5, RECORD), GetPage(BufferTag(RelTag(0, 0, 0, 0), 0))]))
+    assert m.take() == b"\x07" * BLCKSZ
+    assert {k: seen[0][k] for k in ("spcnode", "dbnode", "relnode", "forknum", "blkno", "end_lsn")} == {
+        "spcnode": 0, "dbnode": 0, "relnode": 0, "forknum": 0, "blkno": 0, "end_lsn": 5}
+
+
+def test_model_arguments_name_the_b_block_fork_flavour_and_record() -> None:
+    seen: list[dict] = []
+
+    def redo(page: bytes | None, **kw: Any) -> bytes:
+        seen.append(kw)
+        return b"\x07" * BLCKSZ
+
+    from pytest_walredo.pg.version import Flavour
+
+    tag = BufferTag(RelTag(1, 2, 3, 2), 4)
+    m, _ = _machine(redo, flavour=Flavour.VANILLA, pg_version=16)
+    m.feed(encode_messages([BeginRedoForBlock(tag), ApplyRecord(9, RECORD)]))
+    assert seen == [dict(spcnode=1, dbnode=2, relnode=3, forknum=2, blkno=4, end_lsn=9, record=RECORD,
+                         pg_version=16, flavour=Flavour.VANILLA)]
+
+
+def test_model_returning_none_leaves_the_block_unset() -> None:
+    m, _ = _machine(lambda page, **_: None)
+    m.feed(encode_messages([BeginRedoForBlock(TAG), ApplyRecord(1, RECORD), GetPage(TAG)]))
+    assert m.take() == ZERO and m.pages == {}
+
+
+def test_no_lsn_without_a_base_page_zeroes_pd_lsn_and_leaves_an_unchanged_page_alone() -> None:
+    m, _ = _machine(faults=parse_faults(["no-lsn"]))
+    m.feed(encode_messages([BeginRedoForBlock(TAG), ApplyRecord(1, RECORD), GetPage(TAG)]))
+    assert m.take() == bytes(8) + b"\x07" * (BLCKSZ - 8)
+    same, _ = _machine(lambda page, **_: page, faults=parse_faults(["no-lsn"]))
+    base = b"L" * 8 + b"p" * (BLCKSZ - 8)
+    same.feed(encode_messages([PushPage(TAG, base), BeginRedoForBlock(TAG), ApplyRecord(1, RECORD),
+                               GetPage(TAG)]))
+    assert same.take() == base
+
+
+def test_answers_count_gets_and_pings() -> None:
+    m, _ = _machine()
+    m.feed(encode_messages([Ping(), BeginRedoForBlock(TAG), GetPage(TAG), Ping()]))
+    assert m.answers == 3 and m.take() == ZERO * 3
