@@ -49,6 +49,10 @@ class Module:
     name: str
     sources: tuple[str, ...]
     tests: tuple[str, ...]
+    # mutmut kills a mutant's test run after (test time + 1 s) * this many seconds of wall
+    # time (its default, 15, is long for tests that wait on a process: a mutant that makes a
+    # request hang would cost minutes)
+    timeout_multiplier: float = 15.0
 
 
 # Edit here when a module moves or gains a test file. Only fast, in-process tests belong here:
@@ -59,9 +63,9 @@ MODULES: tuple[Module, ...] = (
     Module("pg/xlogrecord", ("pg/xlogrecord.py",), ("test_pg_xlogrecord.py",)),
     Module("pg/compression", ("pg/compression.py",), ("test_pg_compression.py",)),
     Module("pg/redo", ("pg/redo/*.py",), ("test_pg_redo.py", "test_vectors_redo.py")),
-    Module("process/client", ("process/client.py",), ("test_client.py",)),
-    Module("process/sandbox", ("process/sandbox.py",), ("test_process_sandbox.py",)),
-    Module("process/quiescence", ("process/quiescence.py",), ("test_quiescence.py",)),
+    Module("process/client", ("process/client.py",), ("test_client.py", "test_client_edges.py"), 4.0),
+    Module("process/sandbox", ("process/sandbox.py",), ("test_process_sandbox.py",), 4.0),
+    Module("process/quiescence", ("process/quiescence.py",), ("test_quiescence.py",), 4.0),
     Module("refserver/machine", ("refserver/machine.py",), ("test_refserver_machine.py",)),
 )
 
@@ -163,6 +167,7 @@ def make_scratch(scratch: Path, module: Module, files: list[str]) -> None:
         # needs_postgres tests run initdb (seconds each, once per mutant): too slow here
         'pytest_add_cli_args = ["-p", "no:cacheprovider", "-p", "no:xdist", "-m", "not needs_postgres"]',
         "use_git_change_detection = false",
+        f"timeout_multiplier = {module.timeout_multiplier}",
         "",
     ])
     text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")

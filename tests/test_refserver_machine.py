@@ -311,3 +311,35 @@ def test_answers_count_gets_and_pings() -> None:
     m, _ = _machine()
     m.feed(encode_messages([Ping(), BeginRedoForBlock(TAG), GetPage(TAG), Ping()]))
     assert m.answers == 3 and m.take() == ZERO * 3
+
+
+def test_the_default_model_is_the_redo_model_and_its_errors_are_fatal() -> None:
+    m = WalredoMachine()  # import_model: pytest_walredo.pg.redo
+    with pytest.raises(Fatal) as info:
+        m.feed(encode_messages([ApplyRecord(1, RECORD)]))
+    assert info.value.message.startswith("XLOG record info 0x00 is not supported by the redo model")
+    assert info.value.context is not None and info.value.context.startswith("WAL redo at 0/1 for XLOG/")
+
+
+def test_model_errors_without_a_context_attribute() -> None:
+    def redo(page: bytes | None, **kw: Any) -> bytes:
+        raise ValueError("plain error")
+
+    m = WalredoMachine(model=lambda: RedoModel(redo, ValueError))
+    with pytest.raises(Fatal) as info:
+        m.feed(encode_messages([ApplyRecord(1, RECORD)]))
+    assert (info.value.message, info.value.context) == ("plain error", None)
+
+
+def test_xl_tot_len_is_the_first_four_bytes_only() -> None:
+    m, loads = _machine()
+    m.feed(encode_messages([ApplyRecord(1, struct.pack("<IIQBBHI", 24, 0xFF, 0, 0, 0, 0, 0))]))
+    assert loads == [1]  # xl_xid's low byte right after xl_tot_len does not change the length
+
+
+def test_corrupt_byte_fault_touches_get_answers_only() -> None:
+    m, _ = _machine(faults=parse_faults(["corrupt-byte:10"]))
+    m.feed(encode_messages([Ping(), GetPage(TAG)]))
+    got = m.take()
+    assert got[:BLCKSZ] == ZERO
+    assert got[BLCKSZ:] == bytes(10) + b"\xff" + bytes(BLCKSZ - 11)
