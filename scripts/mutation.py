@@ -235,19 +235,31 @@ def mark_equivalents(result: Result, equivalents: list[dict[str, str]]) -> list[
     return complaints
 
 
-def run_module(module: Module, workdir: Path, children: int, log: Path) -> Result:
+def run_module(module: Module, workdir: Path, children: int, log: Path, survivors: bool = False) -> Result:
     files = source_files(module)
     result = Result(module, files)
     if not files:
         result.error = f"no file matches {', '.join(module.sources)} under {PACKAGE}/"
         return result
     scratch = workdir / module.name.replace("/", "-")
-    make_scratch(scratch, module, files)
-    # PYTHONPATH names mutmut's copy, so that subprocesses started by tests import it too. The
-    # folder must exist before Python starts: a sys.path entry missing at the first import is
-    # cached as "nothing here" for the life of the process, and the package would then come
-    # from wherever else it is installed (an editable install of another checkout, say).
-    (scratch / "mutants").mkdir()
+    names: list[str] = []
+    if survivors and (scratch / "mutants").is_dir():
+        # keep mutmut's verdicts, bring in the current tests, re-run only what was not killed
+        ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+        for dest in (scratch / "tests", scratch / "mutants" / "tests"):
+            shutil.copytree(ROOT / "tests", dest, ignore=ignore, dirs_exist_ok=True)
+        names = [m.name for m in read_mutants(scratch, files) if not m.killed]
+        if not names:
+            result.mutants = read_mutants(scratch, files)
+            return result
+    else:
+        make_scratch(scratch, module, files)
+        # PYTHONPATH names mutmut's copy, so that subprocesses started by tests import it too.
+        # The folder must exist before Python starts: a sys.path entry missing at the first
+        # import is cached as "nothing here" for the life of the process, and the package would
+        # then come from wherever else it is installed (an editable install of another
+        # checkout, say).
+        (scratch / "mutants").mkdir()
     env = dict(os.environ)
     env["PYTHONPATH"] = str(scratch / "mutants")
     vectors = ROOT.parent / "shared" / "vectors"
@@ -255,7 +267,8 @@ def run_module(module: Module, workdir: Path, children: int, log: Path) -> Resul
     start = time.monotonic()
     with log.open("w", encoding="utf-8") as out:
         # its own session, so that an interrupted run takes mutmut's workers down with it
-        proc = subprocess.Popen([sys.executable, "-c", MUTMUT_CLI, "run", "--max-children", str(children)],
+        proc = subprocess.Popen([sys.executable, "-c", MUTMUT_CLI, "run", "--max-children", str(children),
+                                 *names],
                                 cwd=scratch, env=env, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         try:
@@ -310,6 +323,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 1,
                         help="mutants run at once (default: the number of cores)")
     parser.add_argument("--nice", type=int, default=10, help="niceness increment (default 10)")
+    parser.add_argument("--survivors", action="store_true",
+                        help="reuse the last run's scratch copy and re-run only the mutants it did not "
+                             "kill, against the current tests (quick check of new tests; seconds "
+                             "then count only the re-run)")
     args = parser.parse_args(argv)
     args.workdir = args.workdir.resolve()
 
@@ -335,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mutating {module.name} ...", flush=True)
         log = args.workdir / f"{module.name.replace('/', '-')}.log"
         args.workdir.mkdir(parents=True, exist_ok=True)
-        result = run_module(module, args.workdir, args.max_children, log)
+        result = run_module(module, args.workdir, args.max_children, log, args.survivors)
         complaints += mark_equivalents(result, equivalents)
         results.append(result)
         if result.error:
