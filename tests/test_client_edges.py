@@ -167,3 +167,210 @@ async def test_the_deadline_alone_is_a_timeout_naming_the_phase() -> None:
     assert str(info.value) == "walredo request #0 (ping) waited more than 0.05s for its answer"
     assert client.poison_reason == ("a request timed out: walredo request #0 (ping) waited more "
                                     "than 0.05s for its answer")
+
+
+# ---------------------------------------------------------------------------------------------
+# What failures say (messages, causes, request numbers, stderr) and small accessors
+# ---------------------------------------------------------------------------------------------
+
+
+def test_launch_passes_options_on(tmp_path: Path) -> None:
+    from pytest_walredo.process.fake import fake_config as cfg
+
+    client = WalredoClient.launch(cfg(tmp_path), timeout=7.5)
+    try:
+        assert client.timeout == 7.5 and client.process is not None
+        assert asyncio.run(client.ping()) == ZERO
+    finally:
+        client.close()
+
+
+class _HoldFirst(WalredoClient):
+    """Request #0's caller waits for ``gate`` before reading; the others read at once."""
+
+    def __init__(self, *a: object, **kw: object) -> None:
+        super().__init__(*a, **kw)  # type: ignore[arg-type]
+        self.gate = asyncio.Event()
+
+    async def _between_send_and_receive(self, call: Call) -> None:
+        if call.no == 0:
+            await self.gate.wait()
+
+
+@pytest.mark.asyncio
+async def test_unclaimed_lists_answers_nobody_took_yet() -> None:
+    transport = MemoryTransport(auto=False)
+    client = _HoldFirst(transport, timeout=60)
+    tasks = [asyncio.ensure_future(client.apply(_request(i))) for i in range(3)]
+    while len(transport.held) < 3 * BLCKSZ:
+        await asyncio.sleep(0)
+    assert client.unclaimed() == [0, 1, 2]  # nothing read
+    transport.release()
+    await asyncio.gather(tasks[1], tasks[2])
+    assert client.unclaimed() == [0]  # read on #0's behalf, not taken
+    client.gate.set()
+    assert await tasks[0] == ZERO[:0] + bytes([0]) * BLCKSZ
+    assert client.unclaimed() == []
+
+
+@pytest.mark.asyncio
+async def test_apply_raw_names_itself_and_passes_its_timeout() -> None:
+    client = WalredoClient(MemoryTransport(auto=False), timeout=60)
+    with pytest.raises(WalredoTimeout) as info:
+        await client.apply_raw(_request(0).encode(), 0.05)
+    assert str(info.value) == "walredo request #0 (raw request) waited more than 0.05s for its answer"
+    other = WalredoClient(MemoryTransport(auto=False), timeout=60)
+    with pytest.raises(WalredoTimeout, match=r"\(x\.walredo\) waited more than 0.05s"):
+        await other.apply_raw(b"x", 0.05, what="x.walredo")
+
+
+@pytest.mark.asyncio
+async def test_poisoned_calls_carry_the_cause() -> None:
+    closed = WalredoClient(MemoryTransport(), timeout=60)
+    closed.close()
+    with pytest.raises(WalredoPoisoned) as info:
+        await closed.ping()
+    assert str(info.value) == "walredo client is unusable because the client was closed"
+    assert str(info.value.cause) == "walredo client closed"
+    aclosed = WalredoClient(MemoryTransport(), timeout=60)
+    await aclosed.aclose()
+    with pytest.raises(WalredoPoisoned) as info:
+        await aclosed.ping()
+    assert str(info.value.cause) == "walredo client closed"
+    assert repr(aclosed) == "<WalredoClient sent=0 poisoned: the client was closed>"
+
+    cancelled = WalredoClient(MemoryTransport(auto=False), timeout=60)
+    task = asyncio.ensure_future(cancelled.ping())
+    while cancelled.requests_sent < 1:
+        await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    with pytest.raises(WalredoPoisoned) as info:
+        await cancelled.ping()
+    assert isinstance(info.value.cause, asyncio.CancelledError)
+    assert str(info.value.cause) == "request #0 cancelled while reading answers"
+
+
+@pytest.mark.asyncio
+async def test_repr() -> None:
+    client = WalredoClient(MemoryTransport(), timeout=60)
+    assert repr(client) == "<WalredoClient sent=0 ok>"
+    await client.ping()
+    assert repr(client) == "<WalredoClient sent=1 ok>"
+
+
+def test_repr_and_poison_messages_name_the_pid(launch: Callable[..., WalredoProcess]) -> None:
+    proc = launch()
+    client = WalredoClient(proc, timeout=60)
+    assert repr(client) == f"<WalredoClient {proc.pid} sent=0 ok>"
+    client.close()
+    with pytest.raises(WalredoPoisoned, match=rf"^walredo client {proc.pid} is unusable because"):
+        asyncio.run(client.ping())
+
+
+@pytest.mark.asyncio
+async def test_a_process_that_stops_reading_is_named_with_the_request_written() -> None:
+    client = WalredoClient(MemoryTransport(), timeout=60)  # 'Z' is no message tag: it stops reading
+    assert await client.ping() == ZERO
+    with pytest.raises(WalredoProcessError) as info:
+        await client.apply_raw(b"Z\x00\x00\x00\x04")
+    assert str(info.value) == "the walredo stream ended while request #1 (raw request) was written"
+    assert info.value.request_no == 1
+    with pytest.raises(WalredoPoisoned) as poisoned:
+        await client.ping()
+    assert poisoned.value.cause is not None and "request #1 (raw request) was written" in str(
+        poisoned.value.cause)
+
+
+class _BrokenWrites(MemoryTransport):
+    async def write_all(self, data: bytes) -> None:
+        raise OSError(5, "Input/output error")
+
+
+@pytest.mark.asyncio
+async def test_other_io_errors_are_named() -> None:
+    client = WalredoClient(_BrokenWrites(), timeout=60)
+    with pytest.raises(WalredoProcessError) as info:
+        await client.ping()
+    assert str(info.value) == ("I/O error on the walredo pipes (the walredo stream ended): "
+                               "[Errno 5] Input/output error")
+    assert info.value.request_no == 0
+
+
+def test_crash_while_an_earlier_answer_waits_for_its_owner(launch: Callable[..., WalredoProcess]) -> None:
+    async def run() -> None:
+        client = _HoldFirst(launch("--crash-at", "1"), timeout=60)
+        first = asyncio.ensure_future(client.apply(_request(0)))
+        while client.requests_sent < 1:
+            await asyncio.sleep(0.001)
+        with pytest.raises(WalredoProcessError, match=r"closed its stdout before answering request #1"):
+            await client.apply(_request(1))
+        client.gate.set()
+        with pytest.raises(WalredoPoisoned):
+            await first
+        await client.aclose()
+
+    asyncio.run(run())
+
+
+class _StuckWriter(MemoryTransport):
+    async def write_all(self, data: bytes) -> None:
+        await asyncio.sleep(3600)
+
+
+@pytest.mark.asyncio
+async def test_timeout_while_queued_for_stdin_says_so() -> None:
+    client = WalredoClient(_StuckWriter(), timeout=60)
+    first = asyncio.ensure_future(client.ping(timeout=5))
+    while client.requests_sent < 1:
+        await asyncio.sleep(0)
+    with pytest.raises(WalredoTimeout) as info:
+        await client.ping(timeout=0.05)
+    assert str(info.value) == "walredo request #? (ping) waited more than 0.05s for its turn to write"
+    assert info.value.request_no is None
+    client.close()
+    with pytest.raises((WalredoPoisoned, WalredoTimeout, WalredoProcessError)):
+        await first
+
+
+def test_timeout_and_hang_errors_carry_request_number_and_stderr(
+    launch: Callable[..., WalredoProcess], tmp_path: Path,
+) -> None:
+    seen: list[str] = []
+    from pytest_walredo.process import FailureDumper
+
+    async def run() -> None:
+        proc = launch("--hang-at", "1", "--ready")
+        dumper = FailureDumper(tmp_path / "dumps", on_dump=lambda path, data, tail: seen.append(tail))
+        client = WalredoClient(proc, timeout=0.3, dumper=dumper)
+        await client.ping()
+        with pytest.raises(WalredoTimeout) as info:
+            await client.apply(_request(1))
+        err = info.value
+        assert str(err).startswith(f"walredo request #1 (redo 1663/5/16384 blk 1: base image, 0 record(s)) "
+                                   f"waited more than 0.3s for its answer; process {proc.pid} was killed"
+                                   f"; the request bytes were saved to ")
+        assert err.request_no == 1
+        assert err.stderr_tail is not None and "fake walredo ready" in err.stderr_tail
+        assert err.dump_path is not None and err.dump_path.read_bytes() == _request(1).encode()
+        assert client.poison_reason == ("a request timed out: walredo request #1 (redo 1663/5/16384 blk 1: "
+                                        "base image, 0 record(s)) waited more than 0.3s for its answer; "
+                                        f"process {proc.pid} was killed")
+        await client.aclose()
+
+    asyncio.run(run())
+    assert len(seen) == 1 and "fake walredo ready" in seen[0]
+
+
+@pytest.mark.asyncio
+async def test_dumps_of_a_client_without_a_process_get_an_empty_stderr(tmp_path: Path) -> None:
+    from pytest_walredo.process import FailureDumper
+
+    seen: list[object] = []
+    dumper = FailureDumper(tmp_path / "dumps", on_dump=lambda path, data, tail: seen.append(tail))
+    client = WalredoClient(MemoryTransport(auto=False), timeout=0.05, dumper=dumper)
+    with pytest.raises(WalredoTimeout):
+        await client.apply(_request(0))
+    assert seen == [""]
