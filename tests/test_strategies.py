@@ -4,10 +4,13 @@ pages, and shrinking toward small examples."""
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 
 import pytest
 from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis import strategies as st
+from hypothesis.errors import InvalidArgument
 
 from pytest_walredo import strategies as ws
 from pytest_walredo.pg.page import Page
@@ -71,8 +74,32 @@ def test_every_record_kind_is_drawn():
 
 
 def test_unknown_kind_is_a_clear_error():
-    with pytest.raises(ValueError, match="unknown record kind"):
+    with pytest.raises(InvalidArgument, match="unknown record kind"):
         ws.record_sequences(TAG, kinds=("heap_frobnicate",))
+
+
+def test_bad_arguments_fail_when_the_strategy_is_built_not_when_drawn():
+    # Building raises at once (no draw happens), naming the bad value and the valid ones.
+    with pytest.raises(InvalidArgument) as err:
+        ws.redo_requests(kinds=["bogus"])
+    assert "'bogus'" in str(err.value) and all(k in str(err.value) for k in ws.RECORD_KINDS)
+    for build in (lambda: ws.redo_requests(pg_version=13), lambda: ws.redo_requests(flavour="oracle"),
+                  lambda: ws.redo_requests(min_records=3, max_records=2),
+                  lambda: ws.redo_requests(kinds="fpi"), lambda: ws.redo_requests(kinds=()),
+                  lambda: ws.workloads(kinds=["bogus"]), lambda: ws.workloads(max_blocks=0),
+                  lambda: ws.schedules(max_picks=-1), lambda: ws.btree_internal_pages(max_level=0),
+                  lambda: ws.buffer_tags(forks=(7,))):
+        with pytest.raises(InvalidArgument):
+            build()
+
+
+def test_drawing_does_not_import_the_process_layer():
+    code = ("import sys, pytest_walredo.strategies as ws; ws.redo_requests().example(); "
+            "ws.schedules().example(); "
+            "print(sorted(m for m in sys.modules if m.startswith(('pytest_walredo.process', "
+            "'pytest_walredo.interleave', 'pytest_walredo.refserver'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
 @given(ws.end_lsns(min_size=1))
@@ -107,3 +134,20 @@ def test_raw_pages_shrink_to_zeros():
 def test_schedules_shrink_to_in_order_without_cancellation():
     s = find(st.builds(lambda x: x, ws.schedules()), lambda s: True)
     assert s.picks == () and not s.cancels
+
+
+@pytest.mark.parametrize("module", ["pytest_walredo.strategies", "pytest_walredo.strategies.pages",
+                                    "pytest_walredo.strategies.sequences",
+                                    "pytest_walredo.strategies.requests",
+                                    "pytest_walredo.strategies.schedules"])
+def test_docstring_examples_run(module):
+    import doctest
+    import importlib
+    import warnings
+
+    from hypothesis.errors import NonInteractiveExampleWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NonInteractiveExampleWarning)
+        result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
