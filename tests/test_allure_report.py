@@ -45,7 +45,7 @@ STEP_TIMEOUT = 30.0
 """Upper bound for each browser step (page load, a click's result); never a timing assertion."""
 
 FAILING_TEST = """
-from pytest_walredo.artifacts import FailureRecord, RequestRecord, record_failure
+from pytest_walredo.plugin.artifacts import FailureRecord, RequestRecord, record_failure
 from pytest_walredo.protocol import RedoRequest, RelTag
 
 def test_page_mismatch(request, walredo):

@@ -15,7 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_walredo.artifacts import (
+from pytest_walredo.interleave import Event, Schedule, Timeline
+from pytest_walredo.pg.version import Flavour
+from pytest_walredo.plugin.artifacts import (
     FailureRecord,
     HypothesisInfo,
     ProcessInfo,
@@ -26,8 +28,6 @@ from pytest_walredo.artifacts import (
     record_from_example,
     write_failure_artifacts,
 )
-from pytest_walredo.interleave import Event, Schedule, Timeline
-from pytest_walredo.pg.version import Flavour
 from pytest_walredo.protocol import BLCKSZ, RedoRequest, RelTag, decode_requests
 
 pytest_plugins = ["pytester"]
@@ -239,7 +239,7 @@ def test_hypothesis_info_is_none_for_plain_tests() -> None:
 _SUBRUN_TESTS = """
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
-from pytest_walredo.artifacts import FailureRecord, RequestRecord, record_failure
+from pytest_walredo.plugin.artifacts import FailureRecord, RequestRecord, record_failure
 from pytest_walredo.protocol import RedoRequest, RelTag
 
 @settings(max_examples=30, database=None, print_blob=True, deadline=None,

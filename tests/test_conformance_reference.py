@@ -11,8 +11,8 @@ from hypothesis import settings
 
 from pytest_walredo.conformance.pool import has_counted_faults
 from pytest_walredo.conformance.recorder import ExampleRecorder
-from pytest_walredo.hypothesis_profiles import load_profile, resolve_profile_name
 from pytest_walredo.interleave import Timeline
+from pytest_walredo.plugin.hypothesis_profiles import load_profile, resolve_profile_name
 from pytest_walredo.protocol import RedoRequest, RelTag
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from pytest_walredo.plugin.settings import SettingError, resolve_settings
 from pytest_walredo.process.quiescence import supported as quiescence_supported
-from pytest_walredo.settings import SettingError, resolve_settings
 
 pytest_plugins = ["pytester"]
 

@@ -16,9 +16,9 @@ import pytest
 
 from pytest_walredo.conformance.pool import ProcessPool
 from pytest_walredo.conformance.recorder import ExampleRecorder
-from pytest_walredo.hypothesis_profiles import load_profile
 from pytest_walredo.mutants import SeededBugPlugin
 from pytest_walredo.pg.version import Flavour
+from pytest_walredo.plugin.hypothesis_profiles import load_profile
 
 RECORDER_KEY = pytest.StashKey[ExampleRecorder]()
 

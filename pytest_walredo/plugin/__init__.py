@@ -3,7 +3,7 @@
 Fixtures
 --------
 ``walredo_settings`` (session)
-    the resolved :class:`~pytest_walredo.settings.WalredoSettings`.
+    the resolved :class:`~pytest_walredo.plugin.settings.WalredoSettings`.
 ``walredo_bin`` (session)
     the :class:`~pytest_walredo.target.WalredoBinary` under test: ``--walredo-bin`` or the
     embedded reference walredo.
@@ -30,8 +30,9 @@ from pathlib import Path
 
 import pytest
 
+from ..process import SyncWalredoClient, WalredoClient
+from ..target import BinaryError, WalredoBinary, reference_binary, user_binary
 from .factories import OnDump, WalredoFactory, probe_binary
-from .process import SyncWalredoClient, WalredoClient
 from .reporting import WalredoReporting
 from .runstate import (
     BINARY_KEY,
@@ -42,7 +43,6 @@ from .runstate import (
     is_xdist_worker,
 )
 from .settings import OPTIONS, SettingError, WalredoSettings, resolve_settings
-from .target import BinaryError, WalredoBinary, reference_binary, user_binary
 
 __all__ = ["walredo", "walredo_bin", "walredo_factory", "walredo_process", "walredo_settings"]
 

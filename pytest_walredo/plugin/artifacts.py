@@ -1,6 +1,6 @@
 """The files that explain one failing walredo test: ``.walredo`` inputs, decodes, page diffs, ...
 
-When a walredo test fails, :mod:`pytest_walredo.reporting` calls :func:`write_failure_artifacts`
+When a walredo test fails, :mod:`pytest_walredo.plugin.reporting` calls :func:`write_failure_artifacts`
 with what it knows about the failure and attaches the resulting files to Allure. Everything
 lands in the test's dump directory (the one the plugin's failure summary prints), so the same
 files exist with or without Allure:
@@ -55,9 +55,9 @@ from typing import Any, Protocol, runtime_checkable
 
 import pytest
 
-from .pg.version import Flavour
-from .process.dump import FailureDumper
-from .protocol import BLCKSZ, RedoRequest
+from ..pg.version import Flavour
+from ..process.dump import FailureDumper
+from ..protocol import BLCKSZ, RedoRequest
 
 __all__ = [
     "FAILURE_RECORD_KEY",
@@ -79,7 +79,7 @@ __all__ = [
     "write_failure_artifacts",
 ]
 
-log = logging.getLogger("pytest_walredo.artifacts")
+log = logging.getLogger("pytest_walredo.plugin.artifacts")
 
 OCTET_STREAM = "application/octet-stream"
 TEXT = "text/plain"
@@ -286,8 +286,8 @@ def hypothesis_info(item: pytest.Item, exc: BaseException | None, report_text: s
 
 def decode_text(data: bytes, name: str, pg_version: int, flavour: Flavour) -> str:
     """``pytest-walredo inspect`` output for ``data``; a one-line reason if it does not decode."""
-    from .triage import TriageError
-    from .triage.inspect import inspect_bytes, render_report
+    from ..triage import TriageError
+    from ..triage.inspect import inspect_bytes, render_report
 
     try:
         return render_report(inspect_bytes(data, name, pg_version, flavour))
@@ -300,7 +300,7 @@ def decode_text(data: bytes, name: str, pg_version: int, flavour: Flavour) -> st
 
 def page_diff_text(expected: bytes, actual: bytes) -> str:
     """``pytest-walredo diff`` of the expected and actual page, or why the pages cannot be compared."""
-    from .triage.pagediff import diff_pages, render_diff
+    from ..triage.pagediff import diff_pages, render_diff
 
     if len(expected) != BLCKSZ or len(actual) != BLCKSZ:
         if expected == actual:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from ..target import WalredoBinary
 from .settings import WalredoSettings
-from .target import WalredoBinary
 
 __all__ = [
     "BINARY_KEY",

@@ -2,10 +2,10 @@
 
 Registered by the plugin as ``walredo-reporting`` (an instance of :class:`WalredoReporting`).
 When the call phase of a *walredo test* fails, it gathers what explains the failure and hands
-it to :func:`pytest_walredo.artifacts.write_failure_artifacts`:
+it to :func:`pytest_walredo.plugin.artifacts.write_failure_artifacts`:
 
-* the final failing example from a recorder (:class:`~pytest_walredo.artifacts.FailureRecord`,
-  set with :func:`~pytest_walredo.artifacts.record_failure`, exposed by a fixture value with a
+* the final failing example from a recorder (:class:`~pytest_walredo.plugin.artifacts.FailureRecord`,
+  set with :func:`~pytest_walredo.plugin.artifacts.record_failure`, exposed by a fixture value with a
   ``failure_record()`` method, or the conformance suite's ``walredo_recorder``): one
   ``.walredo`` per request, its decode, the page diff;
 * the ``.walredo`` dumps the test's walredo clients already wrote (decoded);
@@ -52,7 +52,7 @@ from .runstate import SETTINGS_KEY, allure_active, dump_dir_for_test
 
 __all__ = ["ARTIFACTS_PROPERTY", "SECTION", "WalredoReporting"]
 
-log = logging.getLogger("pytest_walredo.reporting")
+log = logging.getLogger("pytest_walredo.plugin.reporting")
 
 SECTION = "walredo artifacts"
 """Title of the report section listing a failed test's artifacts."""

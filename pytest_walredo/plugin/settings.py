@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .pg.version import DEFAULT_VERSION, SUPPORTED_VERSIONS, Flavour
+from ..pg.version import DEFAULT_VERSION, SUPPORTED_VERSIONS, Flavour
 
 __all__ = ["OPTIONS", "Option", "SettingError", "WalredoSettings", "resolve_settings"]
 
