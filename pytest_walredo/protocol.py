@@ -49,6 +49,7 @@ __all__ = [
     "decode_requests",
     "decode_stream",
     "encode_messages",
+    "group_requests",
 ]
 
 _U32 = 0xFFFFFFFF
@@ -449,7 +450,7 @@ class RedoRequest:
     @classmethod
     def from_messages(cls, messages: Sequence[Message]) -> RedoRequest:
         """Build a request from exactly one ``B [P] A* G`` sequence."""
-        reqs = _group(messages)
+        reqs = group_requests(messages)
         if len(reqs) != 1:
             raise RequestShapeError(f"expected exactly one redo request, found {len(reqs)}")
         return reqs[0]
@@ -460,7 +461,9 @@ class RedoRequest:
         return cls.from_messages(decode_messages(data))
 
 
-def _group(messages: Sequence[Message]) -> list[RedoRequest]:
+def group_requests(messages: Sequence[Message]) -> list[RedoRequest]:
+    """The ``B [P] A* G`` requests that decoded ``messages`` form (pings between them are
+    skipped); RequestShapeError when they do not form requests."""
     out: list[RedoRequest] = []
     i, n = 0, len(messages)
     while i < n:
@@ -502,4 +505,4 @@ def _group(messages: Sequence[Message]) -> list[RedoRequest]:
 
 def decode_requests(data: bytes | bytearray | memoryview) -> list[RedoRequest]:
     """Decode a stream of any number of requests (pings between them are skipped)."""
-    return _group(decode_messages(data))
+    return group_requests(decode_messages(data))

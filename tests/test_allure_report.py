@@ -45,7 +45,7 @@ STEP_TIMEOUT = 30.0
 """Upper bound for each browser step (page load, a click's result); never a timing assertion."""
 
 FAILING_TEST = """
-from pytest_walredo.plugin.artifacts import FailureRecord, RequestRecord, record_failure
+from pytest_walredo import ExampleRequest, FailingExample, record_failure
 from pytest_walredo.protocol import RedoRequest, RelTag
 
 def test_page_mismatch(request, walredo):
@@ -53,7 +53,7 @@ def test_page_mismatch(request, walredo):
     page = walredo.apply(req)
     expected = bytearray(page)
     expected[300] = 0x42
-    record_failure(request.node, FailureRecord([RequestRecord(req, bytes(expected), page)]))
+    record_failure(request.node, FailingExample([ExampleRequest(req, bytes(expected), page)]))
     assert page == bytes(expected), "walredo answered a different page"
 """
 REQUEST = RedoRequest(RelTag(1663, 5, 16384), 3, bytes(BLCKSZ), ())

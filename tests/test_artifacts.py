@@ -17,17 +17,9 @@ from hypothesis import strategies as st
 
 from pytest_walredo.interleave import Event, Schedule, Timeline
 from pytest_walredo.pg.version import Flavour
-from pytest_walredo.plugin.artifacts import (
-    FailureRecord,
-    HypothesisInfo,
-    ProcessInfo,
-    RequestRecord,
-    decode_text,
-    hypothesis_info,
-    page_diff_text,
-    record_from_example,
-    write_failure_artifacts,
-)
+from pytest_walredo.plugin.artifacts import decode_text, page_diff_text, write_failure_artifacts
+from pytest_walredo.plugin.example import ExampleRequest, FailingExample, HypothesisInfo, ProcessInfo
+from pytest_walredo.plugin.reporting import hypothesis_info
 from pytest_walredo.protocol import BLCKSZ, RedoRequest, RelTag, decode_requests
 
 pytest_plugins = ["pytester"]
@@ -59,18 +51,18 @@ def _page(byte_at_100: int) -> bytes:
 
 def test_record_artifacts_are_complete_and_replayable(tmp_path: Path) -> None:
     reqs = [_request(3, 0), _request(4, 7)]
-    record = FailureRecord(
-        requests=[RequestRecord(reqs[0], expected=_page(1), actual=_page(2), caller=0),
-                  RequestRecord(reqs[1], error="walredo process exited", caller=1)],
-        timeline="c0 start\nc1 start\nc1 write #0 CANCEL",
+    record = FailingExample(
+        requests=[ExampleRequest(reqs[0], expected=_page(1), actual=_page(2), caller=0),
+                  ExampleRequest(reqs[1], error="walredo process exited", caller=1)],
+        timeline=["c0 start", "c1 start", "c1 write #0 CANCEL"],
         stderr_tail="FATAL:  something\n",
         notes=["property each_caller_gets_its_page"],
+        seed=hypothesis_info_stub(),
+        processes=[ProcessInfo(42, -9, "FATAL: killed")],
     )
-    hyp = hypothesis_info_stub()
     out = write_failure_artifacts(
-        tmp_path, test_id="tests/x.py::test_y", outcome="AssertionError: boom", pg_version=15,
-        flavour=Flavour.NEON, record=record, processes=[ProcessInfo(42, -9, "FATAL: killed")],
-        hypothesis=hyp,
+        tmp_path, record, test_id="tests/x.py::test_y", outcome="AssertionError: boom", pg_version=15,
+        flavour=Flavour.NEON,
     )
     kinds = [a.kind for a in out.artifacts]
     assert kinds.count("walredo") == 2 and kinds.count("decode") == 2 and kinds.count("diff") == 1
@@ -115,25 +107,27 @@ def test_process_dumps_are_decoded_in_place_not_copied(tmp_path: Path) -> None:
     dump.write_bytes(_request(9).encode())
     garbage = tmp_path / "walredo-1-5-1.walredo"
     garbage.write_bytes(b"\x00junk")
-    out = write_failure_artifacts(tmp_path, test_id="t", outcome="x", pg_version=16, flavour=Flavour.VANILLA,
-                                  process_dumps=[dump, garbage, dump])
+    out = write_failure_artifacts(tmp_path, FailingExample(process_dumps=[dump, garbage, dump]), test_id="t",
+                                  outcome="x", pg_version=16, flavour=Flavour.VANILLA)
     decodes = [a.path for a in out.artifacts if a.kind == "decode"]
     assert [p.name for p in decodes] == ["walredo-1-5-1.decode.txt", "walredo-1-8258-0.decode.txt"]
     assert "blk 9" in decodes[1].read_text()
     junk = decodes[0].read_text()
     assert "walredo-1-5-1.walredo" in junk and len(junk.strip().splitlines()) == 1
-    assert not [a for a in out.artifacts if a.kind == "walredo"]  # the client's dumps stay where they are
+    # The client's dumps stay where they are (listed for attaching, not copied).
+    assert [a.path for a in out.artifacts if a.kind == "walredo"] == [garbage, dump]
+    assert sorted(p.name for p in tmp_path.glob("*.walredo")) == ["walredo-1-5-1.walredo", "walredo-1-8258-0.walredo"]
 
 
 def test_artifact_names_never_collide_across_threads(tmp_path: Path) -> None:
-    record = FailureRecord(requests=[RequestRecord(_request(1))], timeline="c0 start")
+    record = FailingExample(requests=[ExampleRequest(_request(1))], timeline=["c0 start"])
     results = []
     lock = threading.Lock()
 
     def work() -> None:
         for _ in range(15):
-            r = write_failure_artifacts(tmp_path, test_id="t", outcome="x", pg_version=17,
-                                        flavour=Flavour.NEON, record=record)
+            r = write_failure_artifacts(tmp_path, record, test_id="t", outcome="x", pg_version=17,
+                                        flavour=Flavour.NEON)
             with lock:
                 results.append(r)
 
@@ -155,23 +149,39 @@ def test_decode_and_diff_never_raise_on_bad_content() -> None:
     assert page_diff_text(_page(3), _page(3)).startswith("pages are identical")
 
 
-def test_conformance_example_record_is_adapted() -> None:
+def test_conformance_recorder_hands_over_its_failing_example() -> None:
     from pytest_walredo.conformance.recorder import ExampleRecorder
+    from pytest_walredo.plugin.example import FAILING_EXAMPLE_KEY
 
-    rec = ExampleRecorder()
+    node = SimpleNamespace(stash=pytest.Stash())
+    rec = ExampleRecorder(node)  # type: ignore[arg-type]
     with rec.example("each_caller_gets_its_page") as ex:
-        ex.requests = [_request(1), None, _request(2)]
-        ex.expected = [_page(1), None, _page(2)]
-        ex.actual = [_page(1), bytes(BLCKSZ), _page(9)]
-        ex.timeline = Timeline([Event(0, "start"), Event(2, "write", 0, cancel=True)])
-        ex.schedule = Schedule((1, 0))
+        ex.set_requests([_request(1)])
+    assert FAILING_EXAMPLE_KEY not in node.stash  # a passing example is not handed over
+    with pytest.raises(AssertionError), rec.example("each_caller_gets_its_page") as ex:
+        ex.set_requests([_request(1), None, _request(2)])
+        ex.set_pages(expected=[_page(1), None, _page(2)], actual=[_page(1), bytes(BLCKSZ), _page(9)])
+        ex.timeline = Timeline([Event(0, "start"), Event(2, "write", 0, cancel=True)]).lines()
+        ex.schedule = str(Schedule((1, 0)))
         ex.notes.append("c2 got c0's page")
-    fr = record_from_example(rec.current)
-    assert [r.caller for r in fr.requests] == [0, 2]
-    assert fr.requests[1].expected == _page(2) and fr.requests[1].actual == _page(9)
-    assert fr.timeline is not None and "c2 write #0 CANCEL" in fr.timeline and "schedule:" in fr.timeline
-    assert "caller 1: ping" in fr.notes and "c2 got c0's page" in fr.notes
-    assert "property each_caller_gets_its_page" in fr.notes
+        raise AssertionError
+    fr = node.stash[FAILING_EXAMPLE_KEY]
+    assert fr is rec.current and (fr.examples, fr.first_failure_at) == (2, 2)
+    assert [r.caller for r in fr.requests] == [0, 1, 2] and fr.requests[1].request is None
+    assert fr.requests[2].expected == _page(2) and fr.requests[2].actual == _page(9)
+    s = fr.summary()
+    assert (s["callers"], s["requests"], s["expected_differs"]) == (3, 2, [False, False, True])
+    assert "c1: ping" in fr.render() and "c2 write #0 CANCEL" in fr.render()
+
+
+def test_recorded_example_is_written_with_pings_noted(tmp_path: Path) -> None:
+    ex = FailingExample(prop="p", schedule="picks [1]", timeline=["c0 start", "c1 write #0 CANCEL"])
+    ex.set_requests([_request(1), None])
+    out = write_failure_artifacts(tmp_path, ex, test_id="t", outcome="x", pg_version=17, flavour=Flavour.NEON)
+    index = out.index.read_text()
+    assert "caller 1: ping" in index and "request 0 (caller 0): walredo-" in index
+    timeline = next(a.path for a in out.artifacts if a.kind == "timeline").read_text()
+    assert timeline.startswith("schedule: picks [1]\nc0 start\n")
 
 
 # ------------------------------------------------------------------------------------------
@@ -239,7 +249,7 @@ def test_hypothesis_info_is_none_for_plain_tests() -> None:
 _SUBRUN_TESTS = """
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
-from pytest_walredo.plugin.artifacts import FailureRecord, RequestRecord, record_failure
+from pytest_walredo import ExampleRequest, FailingExample, record_failure
 from pytest_walredo.protocol import RedoRequest, RelTag
 
 @settings(max_examples=30, database=None, print_blob=True, deadline=None,
@@ -250,8 +260,8 @@ def test_recorded_property(request, walredo, blk):
     page = walredo.apply(req)
     expected = bytearray(page)
     expected[200] = 0x5A
-    record_failure(request.node, FailureRecord([RequestRecord(req, bytes(expected), page)],
-                                               timeline="c0 start\\nc0 write #0"))
+    record_failure(request.node, FailingExample([ExampleRequest(req, bytes(expected), page)],
+                                                timeline=["c0 start", "c0 write #0"]))
     assert blk < 7, "pages differ"
 
 def test_plain_fixture_assertion(walredo):
@@ -289,8 +299,10 @@ def test_reporting_writes_and_attaches_artifacts(pytester: pytest.Pytester, monk
     hyp = next(tdir.glob("failure-*.hypothesis.txt")).read_text()
     assert "@reproduce_failure(" in hyp and "blk=7" in hyp
     assert "c0 write #0" in next(tdir.glob("failure-*.timeline.txt")).read_text()
-    # The failure output names the directory and the files; the summary lists the test.
+    # The failure output names the directory and the files and shows the recorded example;
+    # the summary lists the test.
     assert f"failure artifacts in {tdir}" in out and f"{stem}.decode.txt" in out
+    assert "walredo failing example" in out and "c0: redo 1663/5/16384 blk 7: base image, 0 record(s)" in out
     assert "walredo failure artifacts" in out and str(tdir) in out
 
     # The plain walredo test: no recorder, still stderr and index; the non-walredo test: nothing.

@@ -34,9 +34,9 @@ from pytest_walredo.protocol import (
     RelTag,
     encode_messages,
 )
+from pytest_walredo.render.pagediff import diff_pages, render_diff
 from pytest_walredo.target import reference_binary
 from pytest_walredo.triage.cli import main
-from pytest_walredo.triage.pagediff import diff_pages, render_diff
 
 pytestmark = pytest.mark.needs_vectors
 

@@ -2,14 +2,14 @@
 
 Fixtures: ``walredo_pool`` (a :class:`~.pool.ProcessPool` for the test), ``walredo_recorder``
 (an :class:`~.recorder.ExampleRecorder`), ``pg_version`` and ``flavour`` (of the binary under
-test). When a test fails, its recorded example is added to the report as the section
-``walredo failing example`` and to ``user_properties`` as ``walredo_example``.
+test). When a test fails, the recorder has handed its failing example to the plugin, whose
+reporting shows it (section ``walredo failing example``, user property ``walredo_example``)
+and writes it out with the other failure artifacts.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,8 +19,6 @@ from pytest_walredo.conformance.recorder import ExampleRecorder
 from pytest_walredo.mutants import SeededBugPlugin
 from pytest_walredo.pg.version import Flavour
 from pytest_walredo.plugin.hypothesis_profiles import load_profile
-
-RECORDER_KEY = pytest.StashKey[ExampleRecorder]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -73,9 +71,7 @@ def flavour(walredo_bin: Any) -> Flavour:
 @pytest.fixture
 def walredo_recorder(request: pytest.FixtureRequest) -> ExampleRecorder:
     """Records the current example of the test's property (see :mod:`.recorder`)."""
-    rec = ExampleRecorder()
-    request.node.stash[RECORDER_KEY] = rec
-    return rec
+    return ExampleRecorder(request.node)
 
 
 @pytest.fixture
@@ -90,15 +86,3 @@ def walredo_pool(request: pytest.FixtureRequest, walredo_factory: Any,
         yield pool
     finally:
         pool.close()
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item,
-                              call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
-    outcome = yield
-    report = outcome.get_result()
-    rec = item.stash.get(RECORDER_KEY, None)
-    if rec is None or rec.current is None or report.when != "call" or not report.failed:
-        return
-    report.sections.append(("walredo failing example", rec.render()))
-    report.user_properties.append(("walredo_example", json.dumps(rec.summary())))

@@ -17,7 +17,7 @@ from pytest_walredo.sim import model_page
 def test_ping_answers_8192_bytes(walredo_pool, walredo_recorder, n):
     """``H`` is answered with exactly one 8192-byte page, however many are pipelined."""
     with walredo_recorder.example("ping") as ex:
-        ex.requests = [None] * n
+        ex.set_requests([None] * n)
         client = walredo_pool.client()
 
         async def pings():
@@ -26,7 +26,7 @@ def test_ping_answers_8192_bytes(walredo_pool, walredo_recorder, n):
             return await asyncio.gather(*(client.ping() for _ in range(n)))
 
         answers = walredo_pool.run(pings())
-        ex.actual = list(answers)
+        ex.set_pages(actual=list(answers))
         assert all(len(a) == BLCKSZ for a in answers), "[wrong-page] a ping answer is not 8192 bytes"
 
 
@@ -35,9 +35,10 @@ def test_getpage_answers_the_pushed_image(walredo_pool, walredo_recorder, tag, p
     """``B P G`` with no record answers the pushed page unchanged, whatever its bytes."""
     with walredo_recorder.example("pushed-image") as ex:
         req = RedoRequest(tag.rel, tag.blknum, page, ())
-        ex.requests, ex.expected = [req], [page]
+        ex.set_requests([req])
+        ex.set_pages(expected=[page])
         got = walredo_pool.apply(req)
-        ex.actual = [got]
+        ex.set_pages(actual=[got])
         assert got == page, f"[wrong-page] GetPage after PushPage: {explain(page, got)}"
 
 
@@ -47,10 +48,10 @@ def test_same_request_twice_gives_the_same_page(walredo_pool, walredo_recorder, 
     """Determinism: a request applied twice (one after the other) gives the same page."""
     req = data.draw(ws.redo_requests(pg_version=pg_version, flavour=flavour, max_records=4))
     with walredo_recorder.example("determinism") as ex:
-        ex.requests = [req, req]
+        ex.set_requests([req, req])
         first = walredo_pool.apply(req)
         second = walredo_pool.apply(req)
-        ex.expected, ex.actual = [first, first], [first, second]
+        ex.set_pages(expected=[first, first], actual=[first, second])
         assert first == second, f"[wrong-page] the same request twice: {explain(first, second)}"
 
 
@@ -68,9 +69,10 @@ def test_full_page_image_is_restored_with_its_lsn(walredo_pool, walredo_recorder
                       ((lsn, fpi_record(tag, page, pg_version, flavour, comp)),))
     want = with_lsn(page, lsn)
     with walredo_recorder.example("fpi-identity") as ex:
-        ex.requests, ex.expected = [req], [want]
+        ex.set_requests([req])
+        ex.set_pages(expected=[want])
         got = walredo_pool.apply(req)
-        ex.actual = [got]
+        ex.set_pages(actual=[got])
         assert got == want, f"[wrong-page] full-page image: {explain(want, got)}"
 
 
@@ -86,7 +88,8 @@ def test_split_invariance(walredo_pool, walredo_recorder, pg_version, flavour, d
         middle = walredo_pool.apply(head)
         tail = RedoRequest(req.rel, req.blknum, middle, req.records[k:])
         split = walredo_pool.apply(tail)
-        ex.requests, ex.expected, ex.actual = [req, head, tail], [whole, None, whole], [whole, middle, split]
+        ex.set_requests([req, head, tail])
+        ex.set_pages(expected=[whole, None, whole], actual=[whole, middle, split])
         assert split == whole, f"[wrong-page] split at record {k}: {explain(whole, split)}"
 
 
@@ -97,7 +100,8 @@ def test_pages_agree_with_the_model(walredo_pool, walredo_recorder, pg_version, 
                     label="request")
     want = model_page(req, pg_version, flavour)
     with walredo_recorder.example("model-agreement") as ex:
-        ex.requests, ex.expected = [req], [want]
+        ex.set_requests([req])
+        ex.set_pages(expected=[want])
         got = walredo_pool.apply(req)
-        ex.actual = [got]
+        ex.set_pages(actual=[got])
         assert got == want, f"[wrong-page] the page differs from the redo model's: {explain(want, got)}"

@@ -42,13 +42,14 @@ def _run(pool, recorder, jobs, schedule):
     from pytest_walredo.interleave import check_run
 
     with recorder.example("concurrent-callers") as ex:
-        ex.requests, ex.schedule = list(jobs), schedule
+        ex.set_requests(jobs)
+        ex.schedule = str(schedule)
         expected = [pool.solo(j) for j in jobs]
-        ex.expected = list(expected)
+        ex.set_pages(expected=expected)
         client = pool.client()
         result = pool.run(run_schedule(client, jobs, schedule, real_io=True))
-        ex.timeline = result.timeline
-        ex.actual = [o.page if o.status is Status.PAGE else None for o in result.outcomes]
+        ex.timeline = result.timeline.lines()
+        ex.set_pages(actual=[o.page if o.status is Status.PAGE else None for o in result.outcomes])
         ex.notes = [f"c{i}: {o.describe()}" for i, o in enumerate(result.outcomes)]
         problems = check_run(result, expected)
         assert not problems, "\n".join(problems) + "\ntimeline:\n" + str(result.timeline)

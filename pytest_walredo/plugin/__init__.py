@@ -17,8 +17,13 @@ Fixtures
     are killed and reaped when the test ends.
 
 Every process a fixture starts gets its own working directory under the test's ``tmp_path`` and
-dumps failing requests into the test's dump directory; with allure-pytest active
-(``--alluredir``) each dump is attached to the test's result with the process's stderr tail.
+dumps failing requests into the test's dump directory; when the test fails, the reporting
+plugin (:mod:`.reporting`) writes its failure artifacts there and, with allure-pytest active
+(``--alluredir``), attaches them to the test's result.
+
+Modules: :mod:`.settings` (options), :mod:`.runstate` (stash keys, dump folders),
+:mod:`.factories`, :mod:`.hypothesis_profiles`, :mod:`.example` (the failing example record),
+:mod:`.reporting`, :mod:`.artifacts`, :mod:`.allure`.
 """
 
 from __future__ import annotations
@@ -32,13 +37,12 @@ import pytest
 
 from ..process import SyncWalredoClient, WalredoClient
 from ..target import BinaryError, WalredoBinary, reference_binary, user_binary
-from .factories import OnDump, WalredoFactory, probe_binary
+from .factories import WalredoFactory, probe_binary
 from .reporting import WalredoReporting
 from .runstate import (
     BINARY_KEY,
     SETTINGS_KEY,
     START_KEY,
-    allure_active,
     dump_dir_for_test,
     is_xdist_worker,
 )
@@ -151,7 +155,6 @@ def walredo_factory(
         hang_check=walredo_settings.hang_check,
         workdir_root=tmp_path,
         dump_dir=dump_dir_for_test(request.config, walredo_settings, request.node.nodeid),
-        on_dump=_allure_attacher(request.config),
         limits=launch_limits(walredo_settings),
     )
     try:
@@ -174,25 +177,3 @@ def walredo_process(walredo_factory: WalredoFactory) -> WalredoClient:
 def walredo(walredo_factory: WalredoFactory) -> SyncWalredoClient:
     """A fresh sandboxed walredo process for this test, driven by the blocking client."""
     return walredo_factory(sync=True)
-
-
-# ------------------------------------------------------------------------------------------
-# Allure and the failure summary
-# ------------------------------------------------------------------------------------------
-
-
-def _allure_attacher(config: pytest.Config) -> OnDump | None:
-    if not allure_active(config):
-        return None
-    import allure
-
-    def attach(path: Path, data: bytes, stderr_tail: str) -> None:
-        allure.attach(
-            data, name=path.name, attachment_type="application/octet-stream", extension="walredo"
-        )
-        if stderr_tail:
-            allure.attach(
-                stderr_tail, name=f"{path.stem}.stderr.txt", attachment_type=allure.attachment_type.TEXT
-            )
-
-    return attach

@@ -1,26 +1,22 @@
-"""Failure artifacts for walredo tests: written to the dump directory and attached to Allure.
+"""Failure artifacts for walredo tests: the reporting plugin (registered as ``walredo-reporting``).
 
-Registered by the plugin as ``walredo-reporting`` (an instance of :class:`WalredoReporting`).
-When the call phase of a *walredo test* fails, it gathers what explains the failure and hands
-it to :func:`pytest_walredo.plugin.artifacts.write_failure_artifacts`:
-
-* the final failing example from a recorder (:class:`~pytest_walredo.plugin.artifacts.FailureRecord`,
-  set with :func:`~pytest_walredo.plugin.artifacts.record_failure`, exposed by a fixture value with a
-  ``failure_record()`` method, or the conformance suite's ``walredo_recorder``): one
-  ``.walredo`` per request, its decode, the page diff;
-* the ``.walredo`` dumps the test's walredo clients already wrote (decoded);
-* each process's stderr tail and exit status;
-* for Hypothesis tests, the seed and the ``@reproduce_failure`` line.
+When the call phase of a *walredo test* fails, :class:`WalredoReporting` completes the test's
+:class:`~.example.FailingExample` (the one a recorder handed over with
+:func:`~.example.record_failure`, or an empty one) with what the run left: the Hypothesis
+seed and ``@reproduce_failure`` line, each process's stderr tail and exit status, the
+``.walredo`` dumps the test's clients wrote. It passes the record to the artifacts writer
+(:func:`~.artifacts.write_failure_artifacts`) and the written files to the Allure attacher
+(:mod:`.allure`): one record, one way.
 
 A walredo test is one that uses the ``walredo_factory`` fixture (``walredo`` and
-``walredo_process`` do), carries the ``walredo`` marker, or left a failure record.
+``walredo_process`` do), carries the ``walredo`` marker, or recorded a failing example.
 
-With allure-pytest active (``--alluredir``) every file is attached to the test's result
-(``.walredo`` and pages as ``application/octet-stream``, the rest as text); the client's own
-dumps are not attached again (the plugin attaches them as they are written). Without Allure the
-files are still written. The failed report gets a ``walredo artifacts`` section naming the
-directory and the files (shown under the failure), a ``walredo_artifacts`` user property (in
-junit XML), and the terminal summary lists every failed test's artifact index. All of this also
+The failed report gets a ``walredo failing example`` section (the recorded example as text)
+and a ``walredo_example`` user property (its JSON summary) when one was recorded, a
+``walredo artifacts`` section naming the directory and the files (shown under the failure),
+and a ``walredo_artifacts`` user property (in junit XML); the terminal summary lists every
+failed test's artifact index. With allure-pytest active (``--alluredir``) every file is
+attached to the test's result; without Allure the files are still written. All of this also
 works under xdist: files are written by the worker, the listing travels with the report.
 
 Invariant: nothing here turns a failing test into an error or hides its failure; problems
@@ -29,68 +25,137 @@ gathering artifacts are logged and noted in the section.
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Generator
+import re
+from collections.abc import Generator, Iterable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .artifacts import (
-    FAILURE_RECORD_KEY,
-    Artifact,
-    FailureArtifacts,
-    FailureRecord,
-    FailureRecordSource,
-    client_dumps,
-    client_processes,
-    hypothesis_info,
-    record_from_example,
-    write_failure_artifacts,
-)
+from ..process import SyncWalredoClient, WalredoClient
+from . import allure
+from .artifacts import FailureArtifacts, write_failure_artifacts
+from .example import FAILING_EXAMPLE_KEY, FailingExample, HypothesisInfo, ProcessInfo
 from .runstate import SETTINGS_KEY, allure_active, dump_dir_for_test
 
-__all__ = ["ARTIFACTS_PROPERTY", "SECTION", "WalredoReporting"]
+__all__ = ["ARTIFACTS_PROPERTY", "EXAMPLE_PROPERTY", "SECTION", "WalredoReporting", "hypothesis_info"]
 
 log = logging.getLogger("pytest_walredo.plugin.reporting")
 
 SECTION = "walredo artifacts"
 """Title of the report section listing a failed test's artifacts."""
+EXAMPLE_SECTION = "walredo failing example"
+"""Title of the report section showing the recorded failing example."""
 MAX_LISTED_CLIENT_DUMPS = 20
 """Client-written dumps named in the report section (the newest); the index has the count."""
 ARTIFACTS_PROPERTY = "walredo_artifacts"
 """User property (junit XML) holding the path of a failed test's artifact index file."""
+EXAMPLE_PROPERTY = "walredo_example"
+"""User property holding the JSON summary of the recorded failing example."""
+
+_Client = WalredoClient | SyncWalredoClient
 
 
-def _find_record(item: pytest.Item) -> FailureRecord | None:
-    record = item.stash.get(FAILURE_RECORD_KEY, None)
-    if record is not None:
-        return record
-    for value in getattr(item, "funcargs", {}).values():
-        if isinstance(value, FailureRecordSource) and not isinstance(value, type):
-            try:
-                found = value.failure_record()
-            except Exception:
-                log.exception("failure_record() of %r failed", value)
-                continue
-            if found is not None:
-                return found
-    for value in getattr(item, "funcargs", {}).values():
-        # The conformance suite's ExampleRecorder (duck-typed: see record_from_example).
-        current = getattr(value, "current", None)
-        if current is not None and all(hasattr(current, a) for a in ("prop", "requests", "expected", "actual")):
-            return record_from_example(current)
-    return None
+# ------------------------------------------------------------------------------------------
+# What the run left: processes, dumps, the Hypothesis seed
+# ------------------------------------------------------------------------------------------
 
 
-def _attach(artifacts: list[Artifact]) -> None:
-    import allure
+def _client_dumps(clients: Iterable[_Client]) -> list[Path]:
+    """Every dump file the given clients' dumpers wrote."""
+    out: list[Path] = []
+    for c in clients:
+        inner = c.client if isinstance(c, SyncWalredoClient) else c
+        if inner.dumper is not None:
+            out.extend(inner.dumper.written)
+    return out
 
-    for a in artifacts:
-        if a.mime.startswith("text/"):
-            allure.attach.file(str(a.path), name=a.name, attachment_type=allure.attachment_type.TEXT)
+
+def _client_processes(clients: Iterable[_Client]) -> list[ProcessInfo]:
+    """:class:`~.example.ProcessInfo` of every process behind the given clients."""
+    out = []
+    for c in clients:
+        process = c.process
+        if process is None:
+            continue
+        try:
+            code = process.poll()
+            tail = process.stderr_tail()
+        except Exception as exc:  # never let a dead process's bookkeeping hide the failure
+            code, tail = None, f"(stderr unavailable: {exc})"
+        out.append(ProcessInfo(process.pid, code, tail))
+    return out
+
+
+_REPRODUCE = re.compile(r"@reproduce_failure\((?:[^()]|\([^()]*\))*\)")
+
+
+def _exception_notes(exc: BaseException | None) -> list[str]:
+    """Every ``__notes__`` entry of ``exc``, its causes and (for groups) its sub-exceptions."""
+    out: list[str] = []
+    seen: set[int] = set()
+    todo = [exc] if exc is not None else []
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        out.extend(str(n) for n in getattr(e, "__notes__", ()) or ())
+        todo.extend(getattr(e, "exceptions", ()) or ())
+        todo.append(e.__cause__)  # type: ignore[arg-type]
+        todo.append(e.__context__)  # type: ignore[arg-type]
+    return out
+
+
+def hypothesis_info(item: pytest.Item, exc: BaseException | None, report_text: str = "") -> HypothesisInfo | None:
+    """The seed and reproduction line of a failed Hypothesis test ``item``; None if not one.
+
+    Hypothesis has no public API for the seed a run drew, so this reads the attributes its
+    ``@given`` wrapper sets (``_hypothesis_internal_use_seed`` for ``@seed``,
+    ``_hypothesis_internal_use_generated_seed`` for a drawn one) and falls back gracefully
+    when a Hypothesis version does not have them. The ``@reproduce_failure`` line and the
+    falsifying example come from the exception's notes and the report text.
+    """
+    func = getattr(item, "obj", None)
+    if not getattr(func, "is_hypothesis_test", False):
+        return None
+    settings = getattr(func, "_hypothesis_internal_use_settings", None)
+    print_blob = bool(getattr(settings, "print_blob", True))
+    seed: int | None = getattr(func, "_hypothesis_internal_use_seed", None)
+    source = "@seed"
+    if seed is None and settings is not None and getattr(settings, "derandomize", False):
+        source = "derandomize"
+    elif seed is None:
+        try:
+            from hypothesis import core
+        except ImportError:  # pragma: no cover - hypothesis is a dependency
+            core = None  # type: ignore[assignment]
+        forced = getattr(core, "global_force_seed", None)
+        if forced is not None:
+            seed, source = forced, "--hypothesis-seed"
         else:
-            allure.attach.file(str(a.path), name=a.name, attachment_type=a.mime, extension=a.extension)
+            seed, source = getattr(func, "_hypothesis_internal_use_generated_seed", None), "generated"
+            if seed is None:
+                source = "unknown (the database or an explicit example supplied the failure)"
+    notes = _exception_notes(exc)
+    texts = [*notes, report_text]
+    repro = next((m.group(0) for t in texts for m in [_REPRODUCE.search(t)] if m), None)
+    # The falsifying example and what follows it (``Draw 1: ...`` lines of st.data()).
+    start = next((i for i, n in enumerate(notes) if n.lstrip().startswith("Falsifying")), None)
+    falsifying = None
+    if start is not None:
+        falsifying = "\n".join(n for n in notes[start:] if "@reproduce_failure" not in n)
+    if falsifying is None:
+        m = re.search(r"^Falsifying example:.*?(?=^\S|\Z)", report_text, re.M | re.S)
+        falsifying = m.group(0) if m else None
+    return HypothesisInfo(seed, source, repro, falsifying, print_blob)
+
+
+# ------------------------------------------------------------------------------------------
+# The plugin object
+# ------------------------------------------------------------------------------------------
 
 
 class WalredoReporting:
@@ -115,42 +180,33 @@ class WalredoReporting:
             report.sections.append((SECTION, f"could not write the failure artifacts: {exc}"))
 
     def _report_failure(self, item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport) -> None:
-        record = _find_record(item)
+        recorded = item.stash.get(FAILING_EXAMPLE_KEY, None)
         factory = getattr(item, "funcargs", {}).get("walredo_factory")
-        if record is None and factory is None and item.get_closest_marker("walredo") is None:
+        if recorded is None and factory is None and item.get_closest_marker("walredo") is None:
             return
         settings = item.config.stash[SETTINGS_KEY]
-        clients = factory.clients if factory is not None else []
+        clients: list[_Client] = factory.clients if factory is not None else []
         directory = Path(factory.dump_dir) if factory is not None else dump_dir_for_test(
             item.config, settings, item.nodeid)
         exc = call.excinfo.value if call.excinfo is not None else None
         crash = getattr(getattr(report.longrepr, "reprcrash", None), "message", "") or "failed"
         outcome = crash.strip().splitlines()[0] if crash.strip() else "failed"
-        written: FailureArtifacts = write_failure_artifacts(
-            directory,
-            test_id=item.nodeid,
-            outcome=outcome,
-            pg_version=settings.pg_version,
-            flavour=settings.flavour,
-            record=record,
-            process_dumps=client_dumps(clients),
-            processes=client_processes(clients),
-            hypothesis=hypothesis_info(item, exc, report.longreprtext),
-            walredo_bin=settings.bin,
-        )
-        lines = [f"failure artifacts in {written.directory}:"]
-        lines += [f"  {a.name}" for a in written.artifacts]
-        by_client = client_dumps(clients)
-        if len(by_client) > MAX_LISTED_CLIENT_DUMPS:
-            lines.append(f"  ... {len(by_client) - MAX_LISTED_CLIENT_DUMPS} older dump(s) written by the client")
-        lines += [f"  {p.name} (written by the client)" for p in by_client[-MAX_LISTED_CLIENT_DUMPS:]]
-        if written.next_steps:
-            lines.append(f"next steps (cd {written.directory}):")
-            lines += written.next_steps[1:]
-        report.sections.append((SECTION, "\n".join(lines)))
+
+        example = recorded if recorded is not None else FailingExample()
+        example.seed = hypothesis_info(item, exc, report.longreprtext)
+        example.processes = _client_processes(clients)
+        example.process_dumps = _client_dumps(clients)
+        if recorded is not None:
+            report.sections.append((EXAMPLE_SECTION, example.render()))
+            report.user_properties.append((EXAMPLE_PROPERTY, json.dumps(example.summary())))
+
+        written = write_failure_artifacts(directory, example, test_id=item.nodeid, outcome=outcome,
+                                          pg_version=settings.pg_version, flavour=settings.flavour,
+                                          walredo_bin=settings.bin)
+        report.sections.append((SECTION, _listing(written, example.process_dumps)))
         report.user_properties.append((ARTIFACTS_PROPERTY, str(written.index)))
         if allure_active(item.config):
-            _attach(written.artifacts)
+            allure.attach(written.artifacts)
 
     # -- controller (or the only process): summary ------------------------------------------
 
@@ -168,3 +224,17 @@ class WalredoReporting:
         for nodeid, index in self.failures:
             terminalreporter.write_line(f"{nodeid}")
             terminalreporter.write_line(f"  {Path(index).parent}  (index: {Path(index).name})")
+
+
+def _listing(written: FailureArtifacts, client_dumps: list[Path]) -> str:
+    """The ``walredo artifacts`` report section: the directory, the files, the next steps."""
+    dumped = set(client_dumps)
+    lines = [f"failure artifacts in {written.directory}:"]
+    lines += [f"  {a.name}" for a in written.artifacts if a.path not in dumped]
+    if len(client_dumps) > MAX_LISTED_CLIENT_DUMPS:
+        lines.append(f"  ... {len(client_dumps) - MAX_LISTED_CLIENT_DUMPS} older dump(s) written by the client")
+    lines += [f"  {p.name} (written by the client)" for p in client_dumps[-MAX_LISTED_CLIENT_DUMPS:]]
+    if written.next_steps:
+        lines.append(f"next steps (cd {written.directory}):")
+        lines += written.next_steps[1:]
+    return "\n".join(lines)

@@ -202,8 +202,8 @@ def _cmd_inspect(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_diff(args: argparse.Namespace, out: TextIO) -> int:
+    from pytest_walredo.render.pagediff import diff_as_json, diff_pages, render_diff, summarize_diff
     from pytest_walredo.triage.inspect import load_page
-    from pytest_walredo.triage.pagediff import diff_as_json, diff_pages, render_diff, summarize_diff
 
     a = load_page(args.a, "page A")
     b = load_page(args.b, "page B")

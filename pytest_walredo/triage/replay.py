@@ -25,10 +25,10 @@ from typing import Any, TextIO
 from pytest_walredo.pg.page import BLCKSZ
 from pytest_walredo.pg.version import Flavour
 from pytest_walredo.protocol import RedoRequest
+from pytest_walredo.render.pagediff import diff_as_json, diff_pages, render_diff, summarize_diff
 from pytest_walredo.target import BinaryError, WalredoBinary, reference_binary, user_binary
 from pytest_walredo.triage import TriageError
 from pytest_walredo.triage.inspect import load_page, load_request, page_summary, render_page_summary
-from pytest_walredo.triage.pagediff import diff_as_json, diff_pages, render_diff, summarize_diff
 
 __all__ = ["Prediction", "RunOutcome", "predict", "resolve_binary", "run_replay_command", "run_request"]
 

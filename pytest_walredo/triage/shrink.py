@@ -356,7 +356,7 @@ def run_shrink_command(args: argparse.Namespace, out: TextIO) -> int:
                 hit = outcome.page is not None and pred.page is not None and outcome.page != pred.page
                 why = "the answer differs from the redo model's prediction"
                 if hit:
-                    from pytest_walredo.triage.pagediff import diff_pages, summarize_diff
+                    from pytest_walredo.render.pagediff import diff_pages, summarize_diff
 
                     why += f" ({summarize_diff(diff_pages(pred.page, outcome.page))})"  # type: ignore[arg-type]
             if hit and match is not None:

@@ -1,4 +1,5 @@
-"""``pytest-walredo diff``: the structured difference of two 8192-byte pages.
+"""The structured difference of two 8192-byte pages (``pytest-walredo diff``, and the plugin's
+``.diff.txt`` failure artifacts).
 
 Instead of a hexdump wall, differences are named the way PostgreSQL's page layout names them:
 header fields (``pd_lsn``, ``pd_lower``...), line pointers (``lp 3``), tuple header fields
@@ -19,7 +20,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from pytest_walredo.pg.page import BLCKSZ, ITEM_ID_SIZE, SIZE_OF_PAGE_HEADER
-from pytest_walredo.triage.inspect import page_summary
+from pytest_walredo.render.stream import page_summary
 
 __all__ = ["Difference", "diff_as_json", "diff_pages", "render_diff", "summarize_diff"]
 
