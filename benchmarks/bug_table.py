@@ -5,7 +5,7 @@ example (callers, requests, records).
     python benchmarks/bug_table.py [BUG ...]
 
 Runs each bug's conformance test in this process against the reference walredo with the bug
-seeded (see ``pytest_walredo.mutants.CATALOGUE``), with the Hypothesis profile the
+seeded (see ``pytest_walredo.testing.mutants.CATALOGUE``), with the Hypothesis profile the
 environment selects (``dev`` unless ``$CI`` / ``$WALREDO_HYPOTHESIS_PROFILE`` say otherwise).
 About a minute for the whole catalogue on 2 cores, mostly spent shrinking: hangs are seen by the
 hang check as soon as the process sits idle, so they cost no request timeout.
@@ -16,7 +16,7 @@ from __future__ import annotations
 import sys
 import time
 
-from pytest_walredo.mutants import CATALOGUE, hunt
+from pytest_walredo.testing.mutants import CATALOGUE, hunt
 
 
 def main(argv: list[str]) -> int:

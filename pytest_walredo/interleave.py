@@ -176,7 +176,7 @@ class ScheduledClient(WalredoClient):
     """A :class:`WalredoClient` that stops at checkpoints while a :class:`Scheduler` is attached
     (``client.scheduler``); with none attached it behaves exactly like its base class.
 
-    Test-only mutants (:mod:`pytest_walredo.mutants`) are mixins placed before this class.
+    Test-only mutants (:mod:`pytest_walredo.testing.mutants`) are mixins placed before this class.
     """
 
     scheduler: Scheduler | None = None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_walredo.mutants import CATALOGUE, SeededBug, classify, hunt
+from pytest_walredo.testing.mutants import CATALOGUE, SeededBug, classify, hunt
 
 
 @pytest.mark.parametrize("bug", CATALOGUE, ids=[b.name for b in CATALOGUE])

@@ -2,7 +2,7 @@
 
 Echo semantics are enough to prove routing: ``B, P(X), G`` must return X, so distinct pushed
 pages show whether every caller got its own answer. The fake walredo
-(``pytest_walredo.process.fake``) provides the faults; a few tests also run the reference server.
+(``pytest_walredo.testing.fake``) provides the faults; a few tests also run the reference server.
 """
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ from pytest_walredo.process import (
     refserver_config,
 )
 from pytest_walredo.process.errors import stderr_summary
-from pytest_walredo.process.fake import fake_config
 from pytest_walredo.process.quiescence import supported as quiescence_supported
 from pytest_walredo.protocol import BLCKSZ, RedoRequest, RelTag
+from pytest_walredo.testing.fake import fake_config
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pipes and /proc")
 

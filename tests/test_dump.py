@@ -19,8 +19,8 @@ from pytest_walredo.process import (
     dump_name,
 )
 from pytest_walredo.process import dump as dump_module
-from pytest_walredo.process.fake import fake_config
 from pytest_walredo.protocol import BLCKSZ, RedoRequest, RelTag
+from pytest_walredo.testing.fake import fake_config
 
 NAME = re.compile(r"walredo-(\d+)-(\d+)-(\d+)\.walredo")
 

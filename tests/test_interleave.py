@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from pytest_walredo import strategies as ws
 from pytest_walredo.interleave import Schedule, ScheduledClient, check_run, run_schedule, schedules
-from pytest_walredo.mutants import MUTANTS, client_class
 from pytest_walredo.protocol import RedoRequest, RelTag
 from pytest_walredo.sim import SimTransport, SimulatedWalredo, model_page
+from pytest_walredo.testing.mutants import MUTANTS, client_class
 
 V = 15
 JOBS = st.lists(ws.redo_requests(pg_version=V, max_records=2, max_tuple_size=16) | st.none(),

@@ -1,6 +1,6 @@
 """Launch hygiene, teardown, parent death and stderr capture of ``pytest_walredo.process``.
 
-All processes here are the tiny fake walredo (``pytest_walredo.process.fake``) or ``/bin/sh``,
+All processes here are the tiny fake walredo (``pytest_walredo.testing.fake``) or ``/bin/sh``,
 run under the current interpreter; everything observable is read from ``/proc``.
 """
 
@@ -27,7 +27,7 @@ from pytest_walredo.process import (
     WalredoLaunchError,
     WalredoProcess,
 )
-from pytest_walredo.process.fake import fake_config
+from pytest_walredo.testing.fake import fake_config
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 

@@ -15,10 +15,10 @@ import pytest
 
 from pytest_walredo.interleave import Schedule, ScheduledClient, Status, check_run, run_schedule
 from pytest_walredo.process import WalredoClient, WalredoProcess
-from pytest_walredo.process.fake import fake_config
 from pytest_walredo.process.quiescence import sample, supported, wait_quiescent
 from pytest_walredo.process.sandbox import LaunchConfig, refserver_config
 from pytest_walredo.protocol import BLCKSZ, RedoRequest, RelTag
+from pytest_walredo.testing.fake import fake_config
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux") or not supported(),
                                 reason="this system does not report where a process sleeps "

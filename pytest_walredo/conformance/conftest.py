@@ -16,7 +16,7 @@ import pytest
 
 from pytest_walredo.conformance.pool import ProcessPool
 from pytest_walredo.conformance.recorder import ExampleRecorder
-from pytest_walredo.mutants import SeededBugPlugin
+from pytest_walredo.conformance.variant import registered_variant
 from pytest_walredo.pg.version import Flavour
 from pytest_walredo.plugin.hypothesis_profiles import load_profile
 
@@ -29,7 +29,8 @@ def pytest_configure(config: pytest.Config) -> None:
         chosen = load_profile(name)
     except ValueError as exc:
         raise pytest.UsageError(str(exc)) from None
-    if _seeded_bug(config) is not None:
+    variant = registered_variant(config)
+    if variant is not None and variant.hunt:
         # A seeded-bug hunt measures how many examples the profile needs and how small the
         # shrunk example gets: no replay of failures saved by an earlier hunt, and no explain
         # phase (it only annotates the final report, and re-running the shrunk example with
@@ -40,14 +41,6 @@ def pytest_configure(config: pytest.Config) -> None:
         settings.register_profile(f"{chosen}-hunt", base, database=None,
                                   phases=[p for p in base.phases if p is not Phase.explain])
         settings.load_profile(f"{chosen}-hunt")
-
-
-def _seeded_bug(config: pytest.Config) -> SeededBugPlugin | None:
-    """The seeded bug a project test registered with this run (``pytest.main(plugins=...)``)."""
-    for plugin in config.pluginmanager.get_plugins():
-        if isinstance(plugin, SeededBugPlugin):
-            return plugin
-    return None
 
 
 def _settings_key() -> Any:
@@ -78,9 +71,11 @@ def walredo_recorder(request: pytest.FixtureRequest) -> ExampleRecorder:
 def walredo_pool(request: pytest.FixtureRequest, walredo_factory: Any,
                  walredo_recorder: ExampleRecorder) -> Iterator[ProcessPool]:
     """Live clients for this test, reused across examples and relaunched after failures."""
-    bug = _seeded_bug(request.config)
-    pool = ProcessPool(walredo_factory, mutant=getattr(bug, "mutant", None),
-                       faults=getattr(bug, "faults", ()))
+    variant = registered_variant(request.config)
+    if variant is None:
+        pool = ProcessPool(walredo_factory)
+    else:
+        pool = ProcessPool(walredo_factory, client_class=variant.client_class, faults=variant.faults)
     walredo_recorder.listeners.append(pool.new_example)
     try:
         yield pool

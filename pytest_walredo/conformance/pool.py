@@ -22,7 +22,6 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from pytest_walredo.interleave import ScheduledClient
-from pytest_walredo.mutants import client_class
 from pytest_walredo.process import WalredoClient
 from pytest_walredo.protocol import RedoRequest
 
@@ -50,17 +49,18 @@ def _owes_answers(client: WalredoClient) -> bool:
 class ProcessPool:
     """Live :class:`~pytest_walredo.interleave.ScheduledClient` s for one test.
 
-    ``factory`` is the plugin's ``walredo_factory``; ``mutant`` selects a client mutant (only
-    the project's bug-catalogue tests do). Use :meth:`run` to run a coroutine on the pool's
+    ``factory`` is the plugin's ``walredo_factory``; ``client_class`` drives the processes (a
+    :class:`~.variant.SuiteVariant` may replace the real client: only the project's
+    bug-catalogue tests do). Use :meth:`run` to run a coroutine on the pool's
     private event loop, and :meth:`close` at the end of the test.
     """
 
-    def __init__(self, factory: Any, *, mutant: str | None = None, faults: tuple[str, ...] = (),
-                 fresh_each_example: bool | None = None, timeout: float | None = None) -> None:
+    def __init__(self, factory: Any, *, client_class: type[ScheduledClient] = ScheduledClient,
+                 faults: tuple[str, ...] = (), fresh_each_example: bool | None = None,
+                 timeout: float | None = None) -> None:
         self.factory = factory
         self.faults = tuple(faults)
-        self.cls = client_class(mutant)
-        self.mutant = mutant
+        self.cls = client_class
         self.timeout = timeout if timeout is not None else factory.timeout
         if fresh_each_example is None:
             fresh_each_example = has_counted_faults(

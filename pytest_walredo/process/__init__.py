@@ -13,7 +13,8 @@ Typical use::
 Modules: ``sandbox`` (launch, limits, stderr, the process tree), ``_shim`` (the supervisor
 script started per walredo), ``client`` (asyncio client, pipe transport), ``sync``
 (blocking facade), ``dump`` (failing inputs), ``errors``, ``memory`` (in-memory transport for
-deterministic tests), ``fake`` (a tiny misbehaving walredo for this layer's own tests). Throughput is measured by
+deterministic tests). The tiny misbehaving walredo this layer's own tests launch is
+:mod:`pytest_walredo.testing.fake`. Throughput is measured by
 ``benchmarks/bench_client.py``, not here.
 """
 

@@ -32,8 +32,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .interleave import ScheduledClient
-from .process.client import Call
+from ..conformance.variant import SuiteVariant
+from ..interleave import ScheduledClient
+from ..process.client import Call
 
 __all__ = ["CATALOGUE", "MUTANTS", "HuntResult", "SeededBug", "SeededBugPlugin", "classify",
            "client_class", "hunt"]
@@ -101,17 +102,17 @@ def client_class(mutant: str | None) -> type[ScheduledClient]:
     return type(f"Mutant_{mixin.__name__}", (mixin, ScheduledClient), {})
 
 
-class SeededBugPlugin:
+class SeededBugPlugin(SuiteVariant):
     """Register with ``pytest.main([...], plugins=[SeededBugPlugin(mutant="pop-front")])`` (or
-    ``faults=["swap-responses:2"]``) to make the conformance suite test a seeded bug: its
+    ``faults=["swap-responses:2"]``) to make the conformance suite hunt a seeded bug: its
     process pool then drives the mutant client and/or launches the process under test with
-    these reference ``--fault=`` specs. The suite finds it among the run's plugins by type.
+    these reference ``--fault=`` specs (a :class:`~pytest_walredo.conformance.variant.SuiteVariant`,
+    which the suite finds among the run's plugins by type).
     """
 
     def __init__(self, *, mutant: str | None = None, faults: tuple[str, ...] = ()) -> None:
-        client_class(mutant)  # validate
+        super().__init__(client_class=client_class(mutant), faults=faults, hunt=True)
         self.mutant = mutant
-        self.faults = tuple(faults)
 
 
 # --------------------------------------------------------------------------------------------

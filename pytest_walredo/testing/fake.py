@@ -1,6 +1,6 @@
 """A deliberately tiny fake walredo for testing the process layer itself.
 
-``python -m pytest_walredo.process.fake --wal-redo [--tenant-shard-id ID] [options]`` speaks the
+``python -m pytest_walredo.testing.fake --wal-redo [--tenant-shard-id ID] [options]`` speaks the
 stdin/stdout protocol with echo semantics only: ``G`` answers the page last pushed with ``P``
 for that block since ``B`` (zeros otherwise), ``H`` answers zeros. It applies no WAL (that is
 the reference server's job); it exists to misbehave on cue, deterministically:
@@ -23,17 +23,25 @@ import sys
 import time
 from pathlib import Path
 
+from ..process.sandbox import LaunchConfig
 from ..protocol import BLCKSZ, BeginRedoForBlock, Decoder, GetPage, Ping, ProtocolError, PushPage
-from .sandbox import LaunchConfig
 
 ZERO_PAGE = bytes(BLCKSZ)
 
 
+_PACKAGE_PARENT = Path(__file__).resolve().parents[2]
+# The sandbox clears the environment (no PYTHONPATH), so the child puts this copy of the
+# package first itself rather than running whatever copy the interpreter finds installed.
+_BOOTSTRAP = (f"import sys, runpy; sys.path.insert(0, {str(_PACKAGE_PARENT)!r}); "
+              "runpy.run_module('pytest_walredo.testing.fake', run_name='__main__', alter_sys=True)")
+
+
 def fake_config(workdir: Path | None, *args: str, **kw: object) -> LaunchConfig:
-    """A :class:`LaunchConfig` running this fake with ``args`` under the current interpreter."""
+    """A :class:`LaunchConfig` running this fake with ``args`` under the current interpreter
+    (``python -c BOOTSTRAP ARGS``: the arguments start at argv[3], as with ``-m``)."""
     return LaunchConfig(
         binary=Path(sys.executable),
-        prefix_args=("-m", "pytest_walredo.process.fake"),
+        prefix_args=("-c", _BOOTSTRAP),
         args=args,
         workdir=workdir,
         **kw,  # type: ignore[arg-type]
