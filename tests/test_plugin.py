@@ -439,3 +439,66 @@ def test_a_hanging_walredo_fails_the_test_at_once_as_a_hang(pytester: pytest.Pyt
     result = pytester.runpytest("-p", "no:cacheprovider", "--walredo-timeout=1", "--walredo-hang-check=off")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*WalredoTimeout: walredo request #0 (ping) waited more than 1s*"])
+
+
+# ------------------------------------------------------------------------------------------
+# The Hypothesis profile applies to every property test of the session
+# ------------------------------------------------------------------------------------------
+
+_USER_PROPERTY = """
+from hypothesis import given, settings, strategies as st
+
+calls = []
+
+@given(st.binary())
+def test_users_own_property(data):
+    calls.append(data)
+
+def test_report():
+    s = settings()
+    print(f"\\nPROFILE examples={len(calls)} max_examples={s.max_examples} "
+          f"derandomize={s.derandomize} deadline={s.deadline}")
+"""
+
+
+@pytest.mark.parametrize(("args", "ci", "want"), [
+    ((), "", "examples=40 max_examples=40 derandomize=False deadline=None"),
+    ((), "true", "examples=40 max_examples=40 derandomize=True deadline=None"),
+    (("--walredo-hypothesis-profile", "thorough"), "", "examples=400 max_examples=400 derandomize=False"),
+    # in CI Hypothesis loads its own derandomized profile; thorough must not inherit it
+    (("--walredo-hypothesis-profile", "thorough"), "true", "examples=400 max_examples=400 derandomize=False"),
+    (("--walredo-hypothesis-profile", "ci"), "", "examples=40 max_examples=40 derandomize=True"),
+])
+def test_hypothesis_profile_applies_to_a_users_own_property(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...], ci: str,
+        want: str) -> None:
+    # A plain user test file, outside the conformance suite: no conftest loads any profile.
+    if ci:
+        monkeypatch.setenv("CI", ci)
+    else:
+        monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("WALREDO_HYPOTHESIS_PROFILE", raising=False)
+    pytester.makepyfile(_USER_PROPERTY)
+    result = pytester.runpytest_subprocess("-s", "-p", "no:randomly", *args)
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines([f"*PROFILE {want}*"])
+
+
+def test_hypothesis_own_profile_option_wins_when_no_walredo_profile_is_chosen(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("WALREDO_HYPOTHESIS_PROFILE", raising=False)
+    pytester.makeconftest("from hypothesis import settings\n"
+                          "settings.register_profile('mine', max_examples=7)\n")
+    pytester.makepyfile(_USER_PROPERTY)
+    result = pytester.runpytest_subprocess("-s", "--hypothesis-profile", "mine")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*PROFILE examples=7 max_examples=7*"])
+
+
+def test_unknown_profile_is_one_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_x():\n    pass\n")
+    result = pytester.runpytest_subprocess("--walredo-hypothesis-profile", "fast")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--walredo-hypothesis-profile value 'fast' is not a Hypothesis profile "
+                                 "(one of dev, ci, thorough)*"])

@@ -18,17 +18,11 @@ from pytest_walredo.conformance.pool import ProcessPool
 from pytest_walredo.conformance.recorder import ExampleRecorder
 from pytest_walredo.conformance.variant import registered_variant
 from pytest_walredo.pg.version import Flavour
-from pytest_walredo.plugin.hypothesis_profiles import load_profile
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    # The plugin loads the profile at configure time; this covers a plugin that does not (yet).
-    walredo_settings = config.stash.get(_settings_key(), None)
-    name = getattr(walredo_settings, "hypothesis_profile", None)
-    try:
-        chosen = load_profile(name)
-    except ValueError as exc:
-        raise pytest.UsageError(str(exc)) from None
+    # The plugin has loaded the session's Hypothesis profile; a seeded-bug hunt runs a variant
+    # of it.
     variant = registered_variant(config)
     if variant is not None and variant.hunt:
         # A seeded-bug hunt measures how many examples the profile needs and how small the
@@ -37,16 +31,11 @@ def pytest_configure(config: pytest.Config) -> None:
         # every part varied costs as much as the hunt itself).
         from hypothesis import Phase, settings
 
+        chosen = settings.get_current_profile_name()
         base = settings.get_profile(chosen)
         settings.register_profile(f"{chosen}-hunt", base, database=None,
                                   phases=[p for p in base.phases if p is not Phase.explain])
         settings.load_profile(f"{chosen}-hunt")
-
-
-def _settings_key() -> Any:
-    from pytest_walredo import plugin
-
-    return plugin.SETTINGS_KEY
 
 
 @pytest.fixture

@@ -38,9 +38,11 @@ import pytest
 from ..process import SyncWalredoClient, WalredoClient
 from ..target import BinaryError, WalredoBinary, reference_binary, user_binary
 from .factories import WalredoFactory, probe_binary
+from .hypothesis_profiles import load_profile
 from .reporting import WalredoReporting
 from .runstate import (
     BINARY_KEY,
+    PROFILE_KEY,
     SETTINGS_KEY,
     START_KEY,
     dump_dir_for_test,
@@ -85,6 +87,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SETTINGS_KEY] = settings
     config.stash[START_KEY] = time.time()
+    _load_hypothesis_profile(config, settings)
     config.pluginmanager.register(WalredoReporting(), "walredo-reporting")
     if settings.bin is not None and not is_xdist_worker(config) and not config.option.help:
         # A bad --walredo-bin is one error at session start, not a traceback in every test.
@@ -107,11 +110,21 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     settings = config.stash.get(SETTINGS_KEY, None)
     if settings is None:
         return []
-    from .process import LaunchConfig
+    from ..process import LaunchConfig
 
     limits = LaunchConfig(Path("walredo"), **launch_limits(settings)).limits_summary()  # type: ignore[arg-type]
     binary = settings.bin if settings.bin is not None else "embedded reference walredo"
     return [f"walredo: {binary}; limits: {limits}; every process it starts is killed at teardown"]
+
+
+def _load_hypothesis_profile(config: pytest.Config, settings: WalredoSettings) -> None:
+    """Make the chosen walredo profile Hypothesis's active one for every test of the session.
+
+    Hypothesis's own ``--hypothesis-profile`` wins when it is given and no walredo profile was
+    chosen explicitly (flag, environment or ini)."""
+    if settings.hypothesis_profile is None and config.getoption("hypothesis_profile", None):
+        return
+    config.stash[PROFILE_KEY] = load_profile(settings.hypothesis_profile)
 
 
 @pytest.fixture(scope="session")

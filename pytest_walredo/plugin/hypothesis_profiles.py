@@ -2,7 +2,9 @@
 
 Selected with ``--walredo-hypothesis-profile`` (or ``$WALREDO_HYPOTHESIS_PROFILE``, or ini
 ``walredo_hypothesis_profile``); without one, ``ci`` when ``$CI`` is set, else ``dev``. The plugin
-calls :func:`load_profile` at configure time.
+calls :func:`load_profile` at configure time, so the profile applies to every property test of
+the session, the conformance suite's and the user's own alike (unless Hypothesis's own
+``--hypothesis-profile`` is given and no walredo profile was chosen explicitly).
 
 =============  ============  ===========  ==================================================
 profile        max_examples  derandomize  use
@@ -42,10 +44,15 @@ _COMMON = dict(
 
 
 def register_profiles() -> None:
-    """Register the three profiles with Hypothesis (idempotent)."""
-    settings.register_profile("dev", max_examples=40, **_COMMON)  # type: ignore[arg-type]
-    settings.register_profile("ci", max_examples=40, derandomize=True, **_COMMON)  # type: ignore[arg-type]
-    settings.register_profile("thorough", max_examples=400, **_COMMON)  # type: ignore[arg-type]
+    """Register the three profiles with Hypothesis (idempotent).
+
+    Each is based on Hypothesis's ``default`` profile, not on whatever profile is active:
+    Hypothesis loads its own ``ci`` profile (derandomized) when ``$CI`` is present, and ``dev``
+    or ``thorough`` must not inherit that."""
+    base = settings.get_profile("default")
+    settings.register_profile("dev", base, max_examples=40, **_COMMON)  # type: ignore[arg-type]
+    settings.register_profile("ci", base, max_examples=40, derandomize=True, **_COMMON)  # type: ignore[arg-type]
+    settings.register_profile("thorough", base, max_examples=400, **_COMMON)  # type: ignore[arg-type]
 
 
 def resolve_profile_name(name: str | None, environ: dict[str, str] | None = None) -> str:

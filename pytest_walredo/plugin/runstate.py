@@ -16,6 +16,7 @@ from .settings import WalredoSettings
 
 __all__ = [
     "BINARY_KEY",
+    "PROFILE_KEY",
     "SETTINGS_KEY",
     "START_KEY",
     "allure_active",
@@ -26,6 +27,8 @@ __all__ = [
 
 SETTINGS_KEY = pytest.StashKey[WalredoSettings]()
 BINARY_KEY = pytest.StashKey[WalredoBinary]()
+PROFILE_KEY = pytest.StashKey[str]()
+"""The Hypothesis profile the plugin loaded for the session (absent: Hypothesis's own choice)."""
 START_KEY = pytest.StashKey[float]()
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..pg.version import DEFAULT_VERSION, SUPPORTED_VERSIONS, Flavour
+from .hypothesis_profiles import DEFAULT_PROFILES
 
 __all__ = ["OPTIONS", "Option", "SettingError", "WalredoSettings", "resolve_settings"]
 
@@ -77,6 +78,13 @@ def _whole_seconds_or_off(text: str) -> int | None:
     return None if seconds is None else max(1, round(seconds))
 
 
+def _profile(text: str) -> str:
+    name = text.strip()
+    if name not in DEFAULT_PROFILES:
+        raise ValueError(f"is not a Hypothesis profile (one of {', '.join(DEFAULT_PROFILES)})")
+    return name
+
+
 def _path(text: str) -> Path:
     if not text.strip():
         raise ValueError("is empty")
@@ -129,8 +137,8 @@ OPTIONS: tuple[Option, ...] = (
            "where failing inputs are saved as .walredo files; default: <basetemp>/walredo-dumps",
            _path, None, "DIR"),
     Option("walredo_hypothesis_profile", "--walredo-hypothesis-profile", "WALREDO_HYPOTHESIS_PROFILE",
-           "Hypothesis profile for walredo properties: dev, ci or thorough; default: ci when "
-           "$CI is set, else dev", str, None, "NAME"),
+           "Hypothesis profile for every property test of the session: dev, ci or thorough; "
+           "default: ci when $CI is set, else dev", _profile, None, "NAME"),
     Option("walredo_require_seccomp", "--walredo-require-seccomp", "WALREDO_REQUIRE_SECCOMP",
            "fail (instead of skip) the seccomp check when the binary runs without seccomp",
            _bool, False, None, True),
