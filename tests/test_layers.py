@@ -1,6 +1,9 @@
-"""The layer table of docs/ARCHITECTURE.md is the law: every module of the package belongs to
-exactly one row, and imports (module level or inside functions) point only to its own row or
-to rows above it in the table (the table lists the lowest layer first)."""
+"""The layer table of docs/ARCHITECTURE.md (the first table, headed ``| layer | where | job |``)
+is the law: every module of the package belongs to exactly one row, and imports (module level
+or inside functions) point only to its own row or to rows above it in the table (the table
+lists the lowest layer first). Also: no import cycle anywhere, pg never imports the protocol
+or the process layer, the per-record layers stay in small files, and the package's public
+names all resolve."""
 
 from __future__ import annotations
 
@@ -15,8 +18,15 @@ PACKAGE = ROOT / "pytest_walredo"
 def _layers() -> list[tuple[str, list[str]]]:
     """(layer name, module path prefixes relative to the repository) in table order."""
     text = (ROOT / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.replace(" ", "") == "|layer|where|job|"), len(lines))
+    table = []
+    for line in lines[start + 1:]:
+        if not line.startswith("|"):
+            break  # the layer table ends here; later tables are something else
+        table.append(line)
     rows: list[tuple[str, list[str]]] = []
-    for line in text.splitlines():
+    for line in table:
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
         if len(cells) < 3 or not cells[1].startswith("`"):
             continue
@@ -167,3 +177,25 @@ def test_pg_never_imports_protocol_or_process():
             if dotted.startswith(("pytest_walredo.protocol", "pytest_walredo.process")):
                 wrong.append(f"{path.relative_to(ROOT)}:{line} imports {dotted}")
     assert not wrong, "\n".join(wrong)
+
+
+MAX_LINES = 400
+"""The per-record layers stay in small files: a record kind lands in a file a reader can hold."""
+
+
+def test_per_record_layers_stay_small():
+    big = []
+    for folder in ("pg/rmgr", "pg/redo", "strategies"):
+        for path in sorted((PACKAGE / folder).rglob("*.py")):
+            n = len(path.read_text(encoding="utf-8").splitlines())
+            if n > MAX_LINES:
+                big.append(f"{path.relative_to(ROOT)}: {n} lines")
+    assert not big, f"over {MAX_LINES} lines (split by record family): " + "; ".join(big)
+
+
+def test_public_names_are_all_exported():
+    import pytest_walredo
+
+    assert set(pytest_walredo.__all__) == {"__version__", *pytest_walredo._EXPORTS}
+    for name in pytest_walredo.__all__:
+        assert getattr(pytest_walredo, name) is not None, name

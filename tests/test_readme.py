@@ -26,3 +26,25 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
     _, tests = _readme_commands()
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     assert tests in ci, f".ci/run does not run the README's test command {tests!r}"
+
+
+def _python_blocks() -> list[str]:
+    return re.findall(r"```python\n(.+?)\n```", (ROOT / "README.md").read_text(), flags=re.S)
+
+
+def test_readme_python_examples_run(pytester) -> None:  # type: ignore[no-untyped-def]
+    # The fixtures example, the fixture-factory conftest and the own-property example, as a
+    # user would paste them (import paths included).
+    fixtures, conftest, prop = _python_blocks()
+    assert conftest.startswith("# conftest.py")
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    pytester.makeconftest(conftest)
+    pytester.makepyfile(
+        test_fixtures=fixtures,
+        test_factory="from pytest_walredo import SyncWalredoClient\n\n"
+                     "def test_named_fixture(crashing_walredo):\n"
+                     "    assert isinstance(crashing_walredo, SyncWalredoClient)\n"
+                     "    assert len(crashing_walredo.ping()) == 8192\n",
+        test_property=prop.replace("max_examples=50", "max_examples=5"),
+    )
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=4)

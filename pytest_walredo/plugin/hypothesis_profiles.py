@@ -50,9 +50,9 @@ def register_profiles() -> None:
     Hypothesis loads its own ``ci`` profile (derandomized) when ``$CI`` is present, and ``dev``
     or ``thorough`` must not inherit that."""
     base = settings.get_profile("default")
-    settings.register_profile("dev", base, max_examples=40, **_COMMON)  # type: ignore[arg-type]
-    settings.register_profile("ci", base, max_examples=40, derandomize=True, **_COMMON)  # type: ignore[arg-type]
-    settings.register_profile("thorough", base, max_examples=400, **_COMMON)  # type: ignore[arg-type]
+    settings.register_profile("dev", base, max_examples=40, **_COMMON)
+    settings.register_profile("ci", base, max_examples=40, derandomize=True, **_COMMON)
+    settings.register_profile("thorough", base, max_examples=400, **_COMMON)
 
 
 def resolve_profile_name(name: str | None, environ: dict[str, str] | None = None) -> str:
