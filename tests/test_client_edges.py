@@ -24,8 +24,8 @@ from pytest_walredo.process import (
     WalredoTimeout,
 )
 from pytest_walredo.process.client import PipeTransport
-from pytest_walredo.process.fake import fake_config
 from pytest_walredo.protocol import BLCKSZ, RedoRequest, RelTag
+from pytest_walredo.testing.fake import fake_config
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pipes and /proc")
 
@@ -175,7 +175,7 @@ async def test_the_deadline_alone_is_a_timeout_naming_the_phase() -> None:
 
 
 def test_launch_passes_options_on(tmp_path: Path) -> None:
-    from pytest_walredo.process.fake import fake_config as cfg
+    from pytest_walredo.testing.fake import fake_config as cfg
 
     client = WalredoClient.launch(cfg(tmp_path), timeout=7.5)
     try:
