@@ -479,17 +479,7 @@ class Page:
         item shifts up by its MAXALIGNed size; line pointers into the moved range are adjusted.
         The vacated bytes (last line pointer slot, old lowest tuple bytes) keep stale contents.
         """
-        lower, upper, special = self.lower, self.upper, self.special
-        if (
-            lower < SIZE_OF_PAGE_HEADER
-            or lower > upper
-            or upper > special
-            or special > BLCKSZ
-            or special != maxalign(special)
-        ):
-            raise PageError(
-                f"corrupted page pointers: lower = {lower}, upper = {upper}, special = {special}"
-            )
+        lower, upper, special = self._check_index_pointers()
         nline = self.max_offset()
         if offnum <= 0 or offnum > nline:
             raise PageError(f"invalid index offnum: {offnum}")
@@ -511,14 +501,9 @@ class Page:
                 if ii.off <= offset:
                     self.set_item_id(i, ItemId(ii.off + size, ii.flags, ii.len))
 
-    def repair_fragmentation(self) -> None:
-        """``PageRepairFragmentation`` (PostgreSQL 14+): compact the storage of all items with
-        storage towards ``pd_special``, in line pointer order (item 1 highest), reset unused
-        line pointers, drop trailing unused line pointers and set/clear ``PD_HAS_FREE_LINES``.
-
-        Each moved item carries its MAXALIGNed length of bytes from its old place; bytes not
-        covered by a moved item keep their old contents.
-        """
+    def _check_index_pointers(self) -> tuple[int, int, int]:
+        """The page pointer check of PageIndexTupleDelete, PageIndexMultiDelete,
+        PageIndexTupleOverwrite and PageRepairFragmentation (pd_special MAXALIGNed too)."""
         lower, upper, special = self.lower, self.upper, self.special
         if (
             lower < SIZE_OF_PAGE_HEADER
@@ -530,6 +515,118 @@ class Page:
             raise PageError(
                 f"corrupted page pointers: lower = {lower}, upper = {upper}, special = {special}"
             )
+        return lower, upper, special
+
+    def _compactify(self, moves: list[tuple[int, int, int]], special: int) -> None:
+        """``compactify_tuples``: place the items ``moves`` = [(offnum, old offset, aligned
+        length)] from ``pd_special`` downwards in that order, each carrying its aligned
+        length of bytes from its old place (read before anything moves, as PostgreSQL's
+        scratch copy does), and set their ``lp_off`` and ``pd_upper``. Bytes below the new
+        ``pd_upper`` keep their old contents."""
+        old = bytes(self.data)
+        top = special
+        for i, off, alen in moves:
+            top -= alen
+            self.data[top : top + alen] = old[off : off + alen]
+            lp = self.item_id(i)
+            self.set_item_id(i, ItemId(top, lp.flags, lp.len))
+        self.upper = top
+
+    def index_multi_delete(self, offnums: list[int] | tuple[int, ...]) -> None:
+        """``PageIndexMultiDelete``: remove the items ``offnums`` (ascending, as PostgreSQL
+        requires) and compact the rest.
+
+        Two or fewer go one by one through :meth:`index_tuple_delete`, last first. More: the
+        surviving line pointers move down to close the gaps (in order), then their tuples are
+        compacted towards ``pd_special`` in line pointer order (:meth:`_compactify`). An
+        offset that is not on the page, or not in ascending order, is PostgreSQL's
+        ``incorrect index offsets supplied``.
+        """
+        if len(offnums) <= 2:
+            for off in reversed(offnums):
+                self.index_tuple_delete(off)
+            return
+        lower, upper, special = self._check_index_pointers()
+        nline = self.max_offset()
+        kept: list[ItemId] = []
+        moves: list[tuple[int, int, int]] = []
+        totallen = 0
+        nextitm = 0
+        for offnum in range(1, nline + 1):
+            lp = self.item_id(offnum)
+            if lp.off < upper or lp.off + lp.len > special or lp.off != maxalign(lp.off):
+                raise PageError(f"corrupted line pointer: offset = {lp.off}, size = {lp.len}")
+            if nextitm < len(offnums) and offnum == offnums[nextitm]:
+                nextitm += 1
+                continue
+            kept.append(lp)
+            moves.append((len(kept), lp.off, maxalign(lp.len)))
+            totallen += maxalign(lp.len)
+        if nextitm != len(offnums):
+            raise PageError("incorrect index offsets supplied")
+        if totallen > special - lower:
+            raise PageError(
+                f"corrupted item lengths: total {totallen}, available space {special - lower}"
+            )
+        for i, lp in enumerate(kept, start=1):
+            self.set_item_id(i, lp)
+        self.lower = SIZE_OF_PAGE_HEADER + len(kept) * ITEM_ID_SIZE
+        if kept:
+            self._compactify(moves, special)
+        else:
+            self.upper = special
+
+    def index_tuple_overwrite(self, offnum: int, item: bytes) -> bool:
+        """``PageIndexTupleOverwrite``: replace item ``offnum`` by ``item``, whose MAXALIGNed
+        size may differ from the old one's; the tuples below it shift to make or close room.
+        Returns False (PostgreSQL's "no room") when the bigger item does not fit."""
+        lower, upper, special = self._check_index_pointers()
+        nline = self.max_offset()
+        if offnum <= 0 or offnum > nline:
+            raise PageError(f"invalid index offnum: {offnum}")
+        lp = self.item_id(offnum)
+        offset = lp.off
+        if offset < upper or offset + lp.len > special or offset != maxalign(offset):
+            raise PageError(f"corrupted line pointer: offset = {offset}, size = {lp.len}")
+        oldsize = maxalign(lp.len)
+        newsize = maxalign(len(item))
+        if newsize > oldsize + (upper - lower):
+            return False
+        diff = oldsize - newsize
+        if diff:
+            self.data[upper + diff : offset + diff] = self.data[upper:offset]
+            self.upper = upper + diff
+            for i in range(1, nline + 1):
+                ii = self.item_id(i)
+                if ii.has_storage and ii.off <= offset:
+                    self.set_item_id(i, ItemId(ii.off + diff, ii.flags, ii.len))
+        lp = self.item_id(offnum)
+        self.set_item_id(offnum, ItemId(offset + diff, lp.flags, len(item)))
+        self.data[offset + diff : offset + diff + len(item)] = item
+        return True
+
+    def temp_copy_special(self) -> Page:
+        """``PageGetTempPageCopySpecial``: a fresh page (``PageInit``) with this page's special
+        space size and contents; the redo routines that rebuild a page fill it and copy it
+        back whole (``PageRestoreTempPage``)."""
+        special = self.special
+        if not SIZE_OF_PAGE_HEADER <= special <= BLCKSZ:
+            raise PageError(f"pd_special {special} is outside the page ({SIZE_OF_PAGE_HEADER}..{BLCKSZ})")
+        size = BLCKSZ - special
+        temp = Page()
+        temp.init(size)
+        temp.data[temp.special : temp.special + size] = self.data[special:]
+        return temp
+
+    def repair_fragmentation(self) -> None:
+        """``PageRepairFragmentation`` (PostgreSQL 14+): compact the storage of all items with
+        storage towards ``pd_special``, in line pointer order (item 1 highest), reset unused
+        line pointers, drop trailing unused line pointers and set/clear ``PD_HAS_FREE_LINES``.
+
+        Each moved item carries its MAXALIGNed length of bytes from its old place; bytes not
+        covered by a moved item keep their old contents.
+        """
+        lower, upper, special = self._check_index_pointers()
         nline = self.max_offset()
         moves: list[tuple[int, int, int]] = []  # (offnum, old offset, aligned length)
         totallen = 0
@@ -555,14 +652,7 @@ class Page:
                 raise PageError(
                     f"corrupted item lengths: total {totallen}, available space {special - lower}"
                 )
-            old = bytes(self.data)
-            top = special
-            for i, off, alen in moves:
-                top -= alen
-                self.data[top : top + alen] = old[off : off + alen]
-                lp = self.item_id(i)
-                self.set_item_id(i, ItemId(top, lp.flags, lp.len))
-            self.upper = top
+            self._compactify(moves, special)
         if finalused != nline:
             nunused -= nline - finalused
             self.lower = lower - ITEM_ID_SIZE * (nline - finalused)
