@@ -200,14 +200,18 @@ def _check_frozen(before: Page, after: Page, plans: list[tuple[int, int, int, in
 
 
 def _check_step(kind: str, rec: DecodedRecord, body: rmgr.RmgrRecord, before: Page, after: Page,
-                lsn: int) -> None:
+                lsn: int, flavour: Flavour) -> None:
     own = (TAG.rel.forknum, TAG.blknum)
     refs = {b.block_id: (b.forknum, b.blkno) for b in rec.blocks}
     if kind == "heap2_visible":
         assert isinstance(body, rmgr.Heap2Visible)
         assert refs[1] == own and refs[0] == (2, TAG.blknum // ((8192 - 24) * 4))
         assert after.flags & PD_ALL_VISIBLE
-        assert after.lsn == before.lsn, "VISIBLE must not move the heap page's pd_lsn"
+        if flavour is Flavour.NEON:  # Neon's fork sets it unconditionally
+            assert after.lsn == lsn, "Neon's VISIBLE sets the heap page's pd_lsn"
+        else:
+            assert after.lsn == before.lsn, "vanilla VISIBLE must not move the heap page's pd_lsn"
+        after.lsn = before.lsn
         after.clear_flag(PD_ALL_VISIBLE)
         before.clear_flag(PD_ALL_VISIBLE)
         assert after.data == before.data, "VISIBLE changed more than PD_ALL_VISIBLE"
@@ -317,7 +321,7 @@ def _replay_and_check(trace: ws.BlockTrace, version: int, flavour: Flavour) -> s
         if k in NEW_KINDS or k == "btree_newroot":
             rec, body = _body(raw, version, flavour)
             before = Page(page) if page is not None else Page()
-            _check_step(k, rec, body, before, Page(after), lsn)
+            _check_step(k, rec, body, before, Page(after), lsn, flavour)
             labels.add(k)
             if isinstance(body, rmgr.Heap2Prune | rmgr.Heap2PruneFreeze) and any(
                 before.item_id(off).flags == LP_REDIRECT

@@ -1,14 +1,14 @@
 """The redo model: apply one WAL record to one block, as Neon's walredo process does.
 
 This is the oracle of the test suite and what the reference walredo server runs. It follows
-PostgreSQL's redo routines (``xlog_redo``, ``heap_xlog_*``, ``heap2`` prune/vacuum/freeze/
-visible/multi-insert, ``btree_xlog_insert``/``newroot``) for PostgreSQL 14-17 in both the
+PostgreSQL's redo routines (``xlog_redo``, every ``heap_xlog_*`` and heap2 routine, every
+``btree_xlog_*`` routine) for PostgreSQL 14-17 in both the
 vanilla and the Neon flavour, and the walredo process's rules (``shared/walredo-behaviour.md``):
 only the requested block is touched, through the read-buffer-for-redo prologue and epilogue of
 :mod:`.buffer`.
 
 One module per resource manager holds its routines (:mod:`.xlog`, :mod:`.heap`, :mod:`.heap2`,
-:mod:`.btree`; Neon's differences in :mod:`.neon`), each with a ``ROUTINES`` table from typed
+:mod:`.btree` with :mod:`.btree_delete`; Neon's differences in :mod:`.neon`), each with a ``ROUTINES`` table from typed
 record class to routine; :data:`ROUTINES` here joins them, and :func:`redo_record` decodes a
 record and runs its routine.
 
@@ -28,7 +28,7 @@ from pytest_walredo.lsn import format_lsn
 from pytest_walredo.pg import rmgr
 from pytest_walredo.pg.constants import BLCKSZ
 from pytest_walredo.pg.page import PageError
-from pytest_walredo.pg.redo import btree, heap, heap2, xlog
+from pytest_walredo.pg.redo import btree, btree_delete, heap, heap2, xlog
 from pytest_walredo.pg.redo.buffer import Apply, RedoError, Routine, Target, record_context
 from pytest_walredo.pg.version import Flavour, check_version
 from pytest_walredo.pg.xlogrecord import (
@@ -52,7 +52,7 @@ def _join(*tables: dict[type[rmgr.RmgrRecord], Routine]) -> dict[type[rmgr.RmgrR
 
 
 ROUTINES: dict[type[rmgr.RmgrRecord], Routine] = _join(
-    xlog.ROUTINES, heap.ROUTINES, heap2.ROUTINES, btree.ROUTINES
+    xlog.ROUTINES, heap.ROUTINES, heap2.ROUTINES, btree.ROUTINES, btree_delete.ROUTINES
 )
 """The redo routine of every typed record class the model can apply."""
 

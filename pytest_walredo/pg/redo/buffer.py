@@ -38,6 +38,7 @@ __all__ = [
     "RedoError",
     "Routine",
     "Target",
+    "no_page_change",
     "record_context",
 ]
 
@@ -225,3 +226,9 @@ class Apply:
 
 Routine = Callable[[Apply, Any], None]
 """A redo routine: applies a record whose typed body (second argument) is of its kind."""
+
+
+def no_page_change(a: Apply, body: Any) -> None:
+    """The routine of a record whose redo changes no page: it names no block (heap TRUNCATE,
+    heap2 NEW_CID and REWRITE, btree REUSE_PAGE: logical decoding and hot-standby conflict
+    records). The requested block stays as it is; never an error."""

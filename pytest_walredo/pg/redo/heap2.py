@@ -7,6 +7,7 @@ from __future__ import annotations
 from pytest_walredo.pg import tuple as tup
 from pytest_walredo.pg.constants import BLCKSZ
 from pytest_walredo.pg.page import LP_DEAD, LP_REDIRECT, LP_UNUSED, PD_ALL_VISIBLE, ItemId, Page
+from pytest_walredo.pg.redo import neon
 from pytest_walredo.pg.redo.buffer import Apply, Routine
 from pytest_walredo.pg.redo.heap import add_heap_tuple, build_tuple, cid, heap_routine, set_mask
 from pytest_walredo.pg.rmgr import RmgrRecord
@@ -45,14 +46,15 @@ def _multi_insert(a: Apply, body: Heap2MultiInsert, page: Page) -> None:
 
 
 def _visible(a: Apply, body: Heap2Visible) -> None:
-    """``heap_xlog_visible``: block 1 (heap) gets PD_ALL_VISIBLE without an LSN bump (the
-    walredo process has neither data checksums nor wal_log_hints, so XLogHintBitIsNeeded()
-    is false); block 0 (the VM page) gets the bits and, when they change, pd_lsn."""
+    """``heap_xlog_visible``: block 1 (heap) gets PD_ALL_VISIBLE, without an LSN bump in
+    vanilla PostgreSQL (the walredo process has neither data checksums nor wal_log_hints, so
+    XLogHintBitIsNeeded() is false) and with one in Neon's fork (:mod:`.neon`); block 0 (the
+    VM page) gets the bits and, when they change, pd_lsn."""
     heap_blkno = a.block(1).blkno
     page = a.page_for_redo(1)
     if page is not None:
         page.set_flag(PD_ALL_VISIBLE)
-        a.done(page, set_lsn=False)
+        a.done(page, set_lsn=neon.visible_sets_heap_lsn(a.flavour))
     vm = a.page_for_redo(0)
     if vm is not None:
         if vm.is_new():

@@ -17,7 +17,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pytest_walredo.pg.rmgr import btree, heap, heap2, heap2_prune, heap2_prune17, heap_inplace, xlog
+from pytest_walredo.pg.rmgr import (
+    btree,
+    heap,
+    heap2,
+    heap2_prune,
+    heap2_prune17,
+    heap_inplace,
+    heap_logical,
+    xlog,
+)
 from pytest_walredo.pg.rmgr._base import (
     RmgrDecodeError,
     RmgrRecord,
@@ -25,7 +34,21 @@ from pytest_walredo.pg.rmgr._base import (
     block_data_of,
     build,
 )
-from pytest_walredo.pg.rmgr.btree import BtreeInsert, BtreeMetadata, BtreeNewroot, decode_btree
+from pytest_walredo.pg.rmgr.btree import (
+    BtreeDedup,
+    BtreeInsert,
+    BtreeMetadata,
+    BtreeNewroot,
+    BtreeSplit,
+    decode_btree,
+)
+from pytest_walredo.pg.rmgr.btree_pagedel import (
+    BtreeMarkPageHalfdead,
+    BtreeMetaCleanup,
+    BtreeReusePage,
+    BtreeUnlinkPage,
+)
+from pytest_walredo.pg.rmgr.btree_vacuum import BtreeDelete, BtreeUpdate, BtreeVacuum
 from pytest_walredo.pg.rmgr.heap import (
     HeapConfirm,
     HeapDelete,
@@ -48,6 +71,8 @@ from pytest_walredo.pg.rmgr.heap2 import (
     MultiInsertTuple,
     decode_heap2,
 )
+from pytest_walredo.pg.rmgr.heap_inplace import Heap2LockUpdated
+from pytest_walredo.pg.rmgr.heap_logical import Heap2NewCid, Heap2Rewrite, HeapTruncate
 from pytest_walredo.pg.rmgr.ids import (
     RM_BTREE_ID,
     RM_HEAP2_ID,
@@ -69,15 +94,27 @@ __all__ = [
     "RM_HEAP_ID",
     "RM_NEON_ID",
     "RM_XLOG_ID",
+    "BtreeDedup",
+    "BtreeDelete",
     "BtreeInsert",
+    "BtreeMarkPageHalfdead",
+    "BtreeMetaCleanup",
     "BtreeMetadata",
     "BtreeNewroot",
+    "BtreeReusePage",
+    "BtreeSplit",
+    "BtreeUnlinkPage",
+    "BtreeUpdate",
+    "BtreeVacuum",
     "FreezePlan",
     "FreezeTuple",
     "Heap2FreezePage",
+    "Heap2LockUpdated",
     "Heap2MultiInsert",
+    "Heap2NewCid",
     "Heap2Prune",
     "Heap2PruneFreeze",
+    "Heap2Rewrite",
     "Heap2Vacuum",
     "Heap2Visible",
     "HeapConfirm",
@@ -85,6 +122,7 @@ __all__ = [
     "HeapInplace",
     "HeapInsert",
     "HeapLock",
+    "HeapTruncate",
     "HeapUpdate",
     "MultiInsertTuple",
     "RecordDescription",
@@ -111,8 +149,8 @@ _DECODERS: dict[int, Callable[[int, bytes, dict[int, bytes], int, Flavour], Rmgr
 """The decoder of each resource manager the model knows (Neon's 134 routes to heap/heap2)."""
 
 _RECORDS: tuple[type[RmgrRecord], ...] = (
-    *xlog.RECORDS, *heap.RECORDS, *heap_inplace.RECORDS, *heap2.RECORDS, *heap2_prune.RECORDS,
-    *heap2_prune17.RECORDS, *btree.RECORDS,
+    *xlog.RECORDS, *heap.RECORDS, *heap_inplace.RECORDS, *heap_logical.RECORDS, *heap2.RECORDS,
+    *heap2_prune.RECORDS, *heap2_prune17.RECORDS, *btree.RECORDS,
 )
 
 

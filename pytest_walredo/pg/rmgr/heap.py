@@ -29,6 +29,7 @@ from pytest_walredo.pg.rmgr.heap_inplace import (
     decode_inplace,
     decode_lock,
 )
+from pytest_walredo.pg.rmgr.heap_logical import HeapTruncate, decode_truncate
 from pytest_walredo.pg.rmgr.heapam_xlog import (
     XLH_DELETE_CONTAINS_OLD,
     XLH_UPDATE_CONTAINS_OLD,
@@ -63,6 +64,7 @@ __all__ = [
     "HeapInplace",
     "HeapInsert",
     "HeapLock",
+    "HeapTruncate",
     "HeapUpdate",
     "XlTuple",
     "decode_heap",
@@ -345,6 +347,7 @@ _DECODERS: dict[int, _Decoder] = {
     XLOG_HEAP_LOCK: decode_lock,
     XLOG_HEAP_INPLACE: decode_inplace,
     XLOG_HEAP_CONFIRM: decode_confirm,
+    XLOG_HEAP_TRUNCATE: lambda op, info, main, b0, cid, pg_version: decode_truncate(main),
 }
 """The decoder of each heap opcode the model knows."""
 
@@ -366,11 +369,7 @@ def decode_heap_op(op: int, info: int, main: bytes, b0: bytes, cid: bool, pg_ver
         raise UnsupportedRecord(
             f"rmgr Heap info 0x{info:02X}: INIT_PAGE is only valid on INSERT/UPDATE/HOT_UPDATE"
         )
-    decoder = _DECODERS.get(op)
-    if decoder is None:
-        name = "TRUNCATE" if op == XLOG_HEAP_TRUNCATE else f"0x{info:02X}"
-        raise UnsupportedRecord(f"rmgr Heap info {name} (0x{info:02X}) is not supported by the model")
-    return decoder(op, info, main, b0, cid, pg_version)
+    return _DECODERS[op](op, info, main, b0, cid, pg_version)
 
 
 RECORDS: tuple[type[RmgrRecord], ...] = (HeapInsert, HeapDelete, HeapUpdate,)

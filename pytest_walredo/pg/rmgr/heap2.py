@@ -38,6 +38,13 @@ from pytest_walredo.pg.rmgr.heap2_prune import (
     decode_prune_vacuum_freeze,
 )
 from pytest_walredo.pg.rmgr.heap2_prune17 import PRUNE17_NAMES, Heap2PruneFreeze, decode_prune17
+from pytest_walredo.pg.rmgr.heap_inplace import XLOG_HEAP2_LOCK_UPDATED, decode_lock_updated
+from pytest_walredo.pg.rmgr.heap_logical import (
+    XLOG_HEAP2_NEW_CID,
+    XLOG_HEAP2_REWRITE,
+    decode_new_cid,
+    decode_rewrite,
+)
 from pytest_walredo.pg.rmgr.heapam_xlog import XLOG_HEAP_INIT_PAGE, XLOG_NEON_HEAP_MULTI_INSERT
 from pytest_walredo.pg.rmgr.ids import RM_HEAP2_ID, RM_NEON_ID
 from pytest_walredo.pg.version import Flavour
@@ -62,11 +69,8 @@ __all__ = [
     "decode_multi_insert",
 ]
 
-XLOG_HEAP2_REWRITE = 0x00
 XLOG_HEAP2_VISIBLE = 0x40
 XLOG_HEAP2_MULTI_INSERT = 0x50
-XLOG_HEAP2_LOCK_UPDATED = 0x60
-XLOG_HEAP2_NEW_CID = 0x70
 
 
 @dataclass(frozen=True)
@@ -260,17 +264,17 @@ def decode_heap2(
         return Heap2Visible(*struct.unpack("<IB", main))
     if pg_version >= 17 and op in PRUNE17_NAMES:
         return decode_prune17(op, main, b0)
+    if op == XLOG_HEAP2_LOCK_UPDATED:
+        return decode_lock_updated(main)
+    if op == XLOG_HEAP2_NEW_CID:
+        return decode_new_cid(main)
+    if op == XLOG_HEAP2_REWRITE:
+        return decode_rewrite(main)
     pruned = decode_prune_vacuum_freeze(op, main, b0, pg_version)
     if pruned is not None:
         return pruned
-    names = {
-        XLOG_HEAP2_REWRITE: "REWRITE",
-        XLOG_HEAP2_LOCK_UPDATED: "LOCK_UPDATED",
-        XLOG_HEAP2_NEW_CID: "NEW_CID",
-    }
     raise UnsupportedRecord(
-        f"rmgr Heap2 info {names.get(op, 'UNKNOWN')} (0x{info:02X}) is not supported by the model "
-        f"for PostgreSQL {pg_version}"
+        f"rmgr Heap2 info 0x{info:02X} is not a heap2 record of PostgreSQL {pg_version}"
     )
 
 

@@ -1,5 +1,7 @@
 """Heap records that change a tuple where it stands, writing no new version: LOCK (0x60;
-Neon rmgr 134: 0x40), INPLACE (0x70) and CONFIRM (0x50). Layouts: :mod:`.heapam_xlog`.
+Neon rmgr 134: 0x40), INPLACE (0x70) and CONFIRM (0x50), and heap2's LOCK_UPDATED (0x60).
+Layouts: :mod:`.heapam_xlog`; xl_heap_lock_updated is xmax u32, offnum u16, infobits_set u8,
+flags u8 (8 bytes) in every version and flavour (Neon's fork logs no cid with it).
 """
 
 from __future__ import annotations
@@ -19,10 +21,23 @@ from pytest_walredo.pg.rmgr.heapam_xlog import (
     neon_cid_layout,
     new_style,
 )
-from pytest_walredo.pg.rmgr.ids import RM_HEAP_ID
+from pytest_walredo.pg.rmgr.ids import RM_HEAP2_ID, RM_HEAP_ID
 from pytest_walredo.pg.version import Flavour
 
-__all__ = ["RECORDS", "HeapConfirm", "HeapInplace", "HeapLock", "decode_confirm", "decode_inplace", "decode_lock"]
+__all__ = [
+    "RECORDS",
+    "XLOG_HEAP2_LOCK_UPDATED",
+    "Heap2LockUpdated",
+    "HeapConfirm",
+    "HeapInplace",
+    "HeapLock",
+    "decode_confirm",
+    "decode_inplace",
+    "decode_lock",
+    "decode_lock_updated",
+]
+
+XLOG_HEAP2_LOCK_UPDATED = 0x60
 
 
 @dataclass(frozen=True)
@@ -128,6 +143,48 @@ class HeapConfirm(RmgrRecord):
         return f"off: {self.offnum}" if new_style(pg_version) else f"off {self.offnum}"
 
 
+@dataclass(frozen=True)
+class Heap2LockUpdated(RmgrRecord):
+    """XLOG_HEAP2_LOCK_UPDATED (heap2 0x60): a lock on a later version of an updated row
+    (``heap_lock_updated_tuple``): xmax and infomask bits only, no cid, no ctid change.
+    ``flags`` bit 0x01 is XLH_LOCK_ALL_FROZEN_CLEARED."""
+
+    RMGR: ClassVar[str] = "Heap2"
+    xmax: int
+    offnum: int
+    infobits_set: int = 0
+    flags: int = 0
+
+    def rmid(self, pg_version: int, flavour: Flavour) -> int:
+        return RM_HEAP2_ID
+
+    def info(self, pg_version: int, flavour: Flavour) -> int:
+        return XLOG_HEAP2_LOCK_UPDATED
+
+    def identify(self, pg_version: int, flavour: Flavour) -> str:
+        return "LOCK_UPDATED"
+
+    def main_data(self, pg_version: int, flavour: Flavour) -> bytes:
+        return struct.pack("<IHBB", self.xmax, self.offnum, self.infobits_set, self.flags)
+
+    def describe(self, pg_version: int, flavour: Flavour) -> str:
+        if new_style(pg_version):
+            return (
+                f"xmax: {self.xmax}, off: {self.offnum}, "
+                f"{fmt_infobits_16(self.infobits_set, 'infobits')}, flags: 0x{self.flags:02X}"
+            )
+        return (
+            f"off {self.offnum}: xmax {self.xmax}: flags 0x{self.flags:02X} "
+            f"{fmt_infobits_15(self.infobits_set)}"
+        )
+
+
+def decode_lock_updated(main: bytes) -> Heap2LockUpdated:
+    """Decode a heap2 LOCK_UPDATED record's main data."""
+    exact_size(main, 8, "heap2 LOCK_UPDATED")
+    return Heap2LockUpdated(*struct.unpack("<IHBB", main))
+
+
 def decode_lock(op: int, info: int, main: bytes, b0: bytes, cid: bool, pg_version: int) -> HeapLock:
     """Decode a heap LOCK record's main data."""
     if cid and pg_version <= 15:
@@ -156,5 +213,5 @@ def decode_confirm(op: int, info: int, main: bytes, b0: bytes, cid: bool, pg_ver
     return HeapConfirm(struct.unpack("<H", main)[0])
 
 
-RECORDS: tuple[type[RmgrRecord], ...] = (HeapLock, HeapInplace, HeapConfirm,)
+RECORDS: tuple[type[RmgrRecord], ...] = (HeapLock, HeapInplace, HeapConfirm, Heap2LockUpdated)
 """The typed records this module defines (:func:`pytest_walredo.pg.rmgr.supported_records`)."""
