@@ -35,7 +35,7 @@ from pytest_walredo.pg.page import (
 from pytest_walredo.pg.redo import RedoError, redo_record
 from pytest_walredo.pg.tuple import HeapTupleHeader
 from pytest_walredo.pg.version import Flavour
-from pytest_walredo.pg.walsegment import read_segment
+from pytest_walredo.pg.walstream import iter_wal
 
 REL = (1663, 5, 16384)
 V, N = Flavour.VANILLA, Flavour.NEON
@@ -667,63 +667,102 @@ WORKLOAD = [
     "UPDATE t SET a = a + 100000 WHERE a % 11 = 0",
     "DELETE FROM t WHERE a % 5 = 0",
     "BEGIN; SELECT * FROM t WHERE a % 13 = 0 FOR UPDATE; COMMIT",
+    # A second session updates rows and stays open; locking the old versions FOR KEY SHARE
+    # (compatible with its no-key update) follows the update chain: heap2 LOCK_UPDATED.
+    "CREATE EXTENSION dblink",
+    "SELECT dblink_connect('other', 'host={sock} port=5432 user=postgres dbname=postgres');"
+    " SELECT dblink_exec('other', 'BEGIN');"
+    " SELECT dblink_exec('other', 'UPDATE t SET b = b || ''u'' WHERE a % 17 = 0');"
+    " SELECT count(*) FROM (SELECT * FROM t WHERE a % 17 = 0 FOR KEY SHARE) s;"
+    " SELECT dblink_exec('other', 'COMMIT'); SELECT dblink_disconnect('other')",
+    # Btree: wide keys (small fan-out: leaf and internal splits, new roots), duplicates
+    # (deduplication, posting-list splits, bottom-up deletion), page deletion.
+    "CREATE TABLE w (k text)",
+    "CREATE INDEX w_k ON w (k)",
+    "INSERT INTO w SELECT repeat(md5(g::text), 24) FROM generate_series(1, 300) g",
+    "INSERT INTO w SELECT repeat(lpad(g::text, 8, '0'), 90) FROM generate_series(1, 150) g",
+    "CREATE TABLE d (a int, b int, c text)",
+    "CREATE INDEX d_a ON d (a)",
+    "CREATE INDEX d_b ON d (b)",
+    "INSERT INTO d SELECT g % 7, g, 'x' FROM generate_series(1, 6000) g",
+    "INSERT INTO d SELECT 3, g, 'y' FROM generate_series(6001, 6600) g",
+    "UPDATE d SET b = b + 100000 WHERE b % 10 = 0",
+    "UPDATE d SET c = c || 'z', b = b + 1 WHERE a = 5",
+    "UPDATE d SET c = c || 'z', b = b + 1 WHERE a = 5",
     SNAPSHOT,  # HOT chains, deleted and locked tuples still on the pages
     "SELECT count(*) FROM t",  # on-access pruning
     "VACUUM (TRUNCATE false) t",
     "VACUUM (FREEZE, TRUNCATE false) t",
     "COPY t FROM PROGRAM 'seq 1 500 | sed s/$/,z/' WITH (FORMAT csv)",  # multi-insert
     "INSERT INTO t VALUES (1, 'after vacuum')",  # clears all-visible / VM bits
+    "DELETE FROM w WHERE k < 'a'",
+    "VACUUM w",
+    "VACUUM w",
+    "INSERT INTO w SELECT repeat(md5((g * 3)::text), 24) FROM generate_series(1, 120) g",
+    "DELETE FROM d WHERE a IN (1, 2)",
+    "VACUUM d",
     SNAPSHOT,
 ]
+RELATIONS = ("t", "s_a", "w_k", "d_a", "d_b")
+"""The relations whose pages are compared: the heap and the indexes."""
 
 
 @dataclass(frozen=True)
 class _RealRun:
     db: int
-    heap: int
-    index: int
+    rels: dict[str, int]  # relation name -> filenode
     records: list[tuple[int, bytes]]  # (end LSN, raw record) of the workload's segment
     # (LSN, {(relnode, fork): file bytes}) taken by a CHECKPOINT at that LSN
     snapshots: list[tuple[int, dict[tuple[int, int], bytes]]]
+
+    @property
+    def heap(self) -> int:
+        return self.rels["t"]
 
 
 @pytest.fixture(scope="module")
 def pg15_run(pg15_install: PgInstall) -> _RealRun:
     """Run WORKLOAD on a real PostgreSQL 15 (a throwaway server of pytest_walredo.corpus.server:
     unix socket, as ``nobody`` when root) in a fresh WAL segment, checkpoint and stop it."""
-    server = PgServer(pg15_install, settings={"autovacuum": "off"}, prefix="walredo-pg15wal-")
+    server = PgServer(pg15_install, settings={"autovacuum": "off", "max_wal_size": "'1GB'"},
+                      prefix="walredo-pg15wal-")
     try:
         server.start()
+        if not pg15_install.has_extension_library("dblink"):
+            pytest.skip("PostgreSQL 15's dblink extension is not installed")
         server.sql("CHECKPOINT")
         server.sql("SELECT pg_switch_wal()")  # the workload starts a fresh segment
-        segment = server.sql("SELECT pg_walfile_name(pg_current_wal_insert_lsn())")
+        first = server.sql("SELECT pg_current_wal_insert_lsn()")
         snapshots: list[tuple[int, dict[tuple[int, int], bytes]]] = []
         for query in WORKLOAD:
             if query != SNAPSHOT:
-                server.sql(query)
+                server.sql(query.replace("{sock}", str(server.socket_dir)))
                 continue
-            db, heap, index = map(int, server.sql(
-                "SELECT (SELECT oid FROM pg_database WHERE datname = 'postgres') || ' ' ||"
-                " pg_relation_filenode('t') || ' ' || pg_relation_filenode('s_a')").split())
+            db = int(server.sql("SELECT oid FROM pg_database WHERE datname = 'postgres'"))
+            rels = {r: int(server.sql(f"SELECT pg_relation_filenode('{r}')")) for r in RELATIONS}
             lsn = parse_lsn(server.sql("SELECT pg_current_wal_insert_lsn()"))
             server.sql("CHECKPOINT")  # autovacuum is off: nothing else changes the relations
             files = {}
-            for rel in (heap, index):
+            for rel in rels.values():
                 for fork, suffix in ((0, ""), (2, "_vm")):
                     path = server.data_dir / "base" / str(db) / f"{rel}{suffix}"
                     if path.exists():
                         files[(rel, fork)] = path.read_bytes()
             snapshots.append((lsn, files))
-        assert server.sql("SELECT pg_walfile_name(pg_current_wal_insert_lsn())") == segment
         server.stop()
-        written, _why = read_segment((server.data_dir / "pg_wal" / segment).read_bytes(), pg_version=15)
+        segs = sorted(p for p in (server.data_dir / "pg_wal").iterdir() if len(p.name) == 24)
+        start = parse_lsn(first)
+        seg_size = segs[0].stat().st_size
+        numbered = ((int(p.name[8:16], 16) * (2**32 // seg_size) + int(p.name[16:], 16), p) for p in segs)
+        written = [w for w in iter_wal(((n, p.read_bytes()) for n, p in numbered if n >= start // seg_size),
+                                       pg_version=15, seg_size=seg_size) if w.start >= start]
     finally:
         server.stop()
         server.cleanup()
     # The primary stamps pages with the MAXALIGNed end of the record (XLogInsert's EndPos),
     # which is also what Neon's WAL decoder hands to walredo.
     records = [((w.end + 7) & ~7, w.raw) for w in written]
-    return _RealRun(db, heap, index, records, snapshots)
+    return _RealRun(db, rels, records, snapshots)
 
 
 def _replay_relation(run: _RealRun, relnode: int,
@@ -778,11 +817,16 @@ def test_model_reproduces_postgres15_heap_and_vm_pages(pg15_run: _RealRun) -> No
     kinds = _compare(pg15_run, pg15_run.heap, heap=True)
     for kind in ("INSERT@Heap", "INSERT+INIT@Heap", "HOT_UPDATE@Heap", "DELETE@Heap",
                  "LOCK@Heap", "PRUNE@Heap2", "VACUUM@Heap2", "FREEZE_PAGE@Heap2",
-                 "VISIBLE@Heap2", "MULTI_INSERT@Heap2"):
+                 "VISIBLE@Heap2", "MULTI_INSERT@Heap2", "LOCK_UPDATED@Heap2"):
         assert kinds[kind] > 0, (kind, kinds)
 
 
 @pytest.mark.needs_postgres
 def test_model_reproduces_postgres15_btree_pages(pg15_run: _RealRun) -> None:
-    kinds = _compare(pg15_run, pg15_run.index, heap=False)
-    assert kinds["INSERT_LEAF@Btree"] == 300 and kinds["NEWROOT@Btree"] > 0, kinds
+    kinds: Counter[str] = Counter()
+    for rel in RELATIONS[1:]:
+        kinds.update(_compare(pg15_run, pg15_run.rels[rel], heap=False))
+    assert kinds["INSERT_LEAF@Btree"] > 300 and kinds["NEWROOT@Btree"] > 0, kinds
+    for kind in ("INSERT_UPPER", "SPLIT_L", "SPLIT_R", "DEDUP", "INSERT_POST", "DELETE", "VACUUM",
+                 "MARK_PAGE_HALFDEAD", "UNLINK_PAGE", "META_CLEANUP"):
+        assert kinds[f"{kind}@Btree"] > 0, (kind, kinds)
