@@ -14,15 +14,27 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pytest_walredo.pg.rmgr import (
+    BtreeDedup,
+    BtreeDelete,
     BtreeInsert,
+    BtreeMarkPageHalfdead,
+    BtreeMetaCleanup,
     BtreeMetadata,
     BtreeNewroot,
+    BtreeReusePage,
+    BtreeSplit,
+    BtreeUnlinkPage,
+    BtreeUpdate,
+    BtreeVacuum,
     FreezePlan,
     FreezeTuple,
     Heap2FreezePage,
+    Heap2LockUpdated,
     Heap2MultiInsert,
+    Heap2NewCid,
     Heap2Prune,
     Heap2PruneFreeze,
+    Heap2Rewrite,
     Heap2Vacuum,
     Heap2Visible,
     HeapConfirm,
@@ -30,6 +42,7 @@ from pytest_walredo.pg.rmgr import (
     HeapInplace,
     HeapInsert,
     HeapLock,
+    HeapTruncate,
     HeapUpdate,
     MultiInsertTuple,
     RmgrDecodeError,
@@ -134,6 +147,118 @@ def _tuple(cid: int | None) -> st.SearchStrategy[XlTuple]:
 
 
 @st.composite
+def _itup(draw: st.DrawFn) -> bytes:
+    """An index tuple as btree records log it: an IndexTupleData header whose size (plus any of
+    the flag bits) is in t_info, padded with arbitrary bytes to MAXALIGN(size)."""
+    size = draw(st.integers(8, 48))
+    flags = draw(st.sampled_from([0, 0x2000, 0x4000, 0x8000, 0x6000]))
+    total = (size + 7) // 8 * 8
+    return struct.pack("<HHHH", draw(_u16), draw(_u16), draw(_u16), size | flags) + draw(
+        st.binary(min_size=total - 8, max_size=total - 8)
+    )
+
+
+def _meta() -> st.SearchStrategy[BtreeMetadata]:
+    return st.builds(BtreeMetadata, _u32, _u32, _u32, _u32, _u32, _u32, st.booleans())
+
+
+@st.composite
+def _items(draw: st.DrawFn) -> tuple[tuple[int, ...], tuple[BtreeUpdate, ...]]:
+    """Deleted offsets and updated posting lists of a btree VACUUM / DELETE."""
+    deleted = tuple(draw(st.lists(_off, max_size=5)))
+    updates = tuple(
+        draw(st.lists(st.builds(BtreeUpdate, _off, st.lists(st.integers(0, 40), min_size=1, max_size=4).map(tuple)),
+                      max_size=3))
+    )
+    return deleted, updates
+
+
+def _btree_case(draw: st.DrawFn, kind: str, v: int) -> tuple[RmgrRecord, list[BlockRef]]:
+    """The btree kinds beyond INSERT_LEAF/UPPER/META and NEWROOT."""
+    if kind == "btree_post":
+        logged = draw(st.booleans())
+        body: RmgrRecord = BtreeInsert(draw(_off), draw(_itup()) if logged else b"", 0x50, None,
+                                       draw(_u16) if logged else None)
+        return body, [draw(_block(0, v, image=None if logged else True))]
+    if kind == "split":
+        level = draw(st.integers(0, 2))
+        onleft = draw(st.booleans())
+        postingoff = draw(st.integers(1, 50)) if level == 0 and draw(st.booleans()) else 0
+        logged = draw(st.booleans())
+        newitem = draw(_itup()) if logged and (onleft or postingoff) else b""
+        hikey = draw(_itup()) if logged else b""
+        right = b"".join(draw(st.lists(_itup(), min_size=1, max_size=4)))
+        body = BtreeSplit(level, draw(_off), draw(_off), postingoff, onleft, newitem, hikey, right)
+        blocks = [draw(_block(0, v, image=None if logged else True)), draw(_block(1, v, will_init=True))]
+        if draw(st.booleans()):
+            blocks.append(draw(_block(2, v)))
+        if level:
+            blocks.append(draw(_block(3, v)))
+        return body, blocks
+    if kind == "dedup":
+        intervals = tuple(draw(st.lists(st.tuples(_off, st.integers(2, 30)), max_size=5)))
+        if intervals and not draw(st.booleans()):
+            return BtreeDedup(len(intervals), None), [draw(_block(0, v, image=True))]
+        return BtreeDedup(len(intervals), intervals), [draw(_block(0, v))]
+    if kind in ("bt_vacuum", "bt_delete"):
+        deleted, updates = draw(_items())
+        logged = not (deleted or updates) or draw(st.booleans())
+        if not logged:
+            nd, nu, deleted, updates = len(deleted), len(updates), (), ()
+        else:
+            nd, nu = len(deleted), len(updates)
+        block0 = draw(_block(0, v, image=None if logged else True))
+        if kind == "bt_vacuum":
+            return BtreeVacuum(nd, nu, deleted, updates, logged), [block0]
+        return BtreeDelete(draw(_u32), nd, nu, deleted, updates, logged, v >= 16 and draw(st.booleans())), [block0]
+    if kind == "halfdead":
+        body = BtreeMarkPageHalfdead(draw(_off), draw(_u32), draw(_u32), draw(_u32), draw(_u32))
+        return body, [draw(_block(0, v, will_init=True)), draw(_block(1, v))]
+    if kind == "unlink":
+        meta = draw(st.booleans())
+        level = draw(st.integers(0, 3))
+        leftsib = draw(st.sampled_from([0, 1, 77]))
+        body = BtreeUnlinkPage(leftsib, draw(_u32), level, draw(st.integers(0, 2**64 - 1)), draw(_u32),
+                               draw(_u32), draw(_u32), meta, draw(_meta()) if meta else None)
+        blocks = [draw(_block(0, v, will_init=True))]
+        if leftsib:
+            blocks.append(draw(_block(1, v)))
+        blocks.append(draw(_block(2, v)))
+        if level and draw(st.booleans()):
+            blocks.append(draw(_block(3, v, will_init=True)))
+        if meta:
+            blocks.append(draw(_block(4, v, will_init=True, image=False)))
+        return body, blocks
+    if kind == "reuse":
+        rel = draw(st.sampled_from(_RELS))
+        return BtreeReusePage(rel, draw(_u32), draw(st.integers(0, 2**64 - 1)), v >= 16 and draw(st.booleans())), []
+    assert kind == "meta_cleanup"
+    # pg_waldump reads the metadata whatever the block holds, so it is always logged here
+    return BtreeMetaCleanup(draw(_meta())), [draw(_block(0, v, will_init=True, image=False))]
+
+
+def _logical_case(draw: st.DrawFn, kind: str, v: int) -> tuple[RmgrRecord, list[BlockRef]]:
+    """heap TRUNCATE, heap2 LOCK_UPDATED, NEW_CID, REWRITE."""
+    if kind == "truncate":
+        return HeapTruncate(draw(_u32), tuple(draw(st.lists(_u32, max_size=4))), draw(st.integers(0, 3))), []
+    if kind == "lock_updated":
+        body: RmgrRecord = Heap2LockUpdated(draw(_u32), draw(_off), draw(st.integers(0, 0x1F)), draw(st.integers(0, 1)))
+        return body, [draw(_block(0, v))]
+    if kind == "new_cid":
+        return Heap2NewCid(draw(_u32), draw(_u32), draw(_u32), draw(_u32), draw(st.sampled_from(_RELS)),
+                           (draw(_u32), draw(_u16))), []
+    assert kind == "rewrite"
+    n = draw(st.integers(0, 3))
+    return Heap2Rewrite(draw(_u32), draw(_u32), draw(_u32), draw(st.integers(0, 2**40)), n,
+                        draw(st.integers(0, 2**40)), draw(st.binary(min_size=36 * n, max_size=36 * n))), []
+
+
+_BTREE_KINDS = ("btree_post", "split", "dedup", "bt_vacuum", "bt_delete", "halfdead", "unlink", "reuse",
+                "meta_cleanup")
+_LOGICAL_KINDS = ("truncate", "lock_updated", "new_cid", "rewrite")
+
+
+@st.composite
 def _record_case(draw: st.DrawFn, pg_version: int, flavour: Flavour) -> tuple[RmgrRecord, list[BlockRef]]:
     """One typed record of any kind that exists in (pg_version, flavour) plus its blocks."""
     v = pg_version
@@ -151,7 +276,12 @@ def _record_case(draw: st.DrawFn, pg_version: int, flavour: Flavour) -> tuple[Rm
         "newroot",
     ]
     kinds += ["prune", "vacuum", "freeze"] if v <= 16 else ["prune17"]
+    kinds += [*_BTREE_KINDS, *_LOGICAL_KINDS]
     kind = draw(st.sampled_from(kinds))
+    if kind in _BTREE_KINDS:
+        return _btree_case(draw, kind, v)
+    if kind in _LOGICAL_KINDS:
+        return _logical_case(draw, kind, v)
     if kind == "fpi":
         n = draw(st.integers(1, 3))
         ids = sorted(draw(st.sets(st.integers(0, 32), min_size=n, max_size=n)))

@@ -11,7 +11,7 @@ its own line::
 
 ``len (rec/tot)`` is (total length minus image bytes) / total length. pg_waldump always ends
 with an error where the WAL stops (``invalid record length at X/Y: wanted 24, got 0`` for
-zero-filled space); :meth:`WaldumpResult.stopped_cleanly_at` tells that expected stop apart
+zero-filled space; PG16+: ``expected at least 24, got 0``); :meth:`WaldumpResult.stopped_cleanly_at` tells that expected stop apart
 from a real rejection.
 """
 
@@ -54,7 +54,10 @@ _BLKREF_RE = re.compile(
     r"(?: \((?P<fpw>FPW(?P<verify> for WAL verification)?)\); hole: offset: (?P<hoff>\d+), "
     r"length: (?P<hlen>\d+)(?:, compression saved: (?P<saved>\d+), method: (?P<method>\w+))?)?$"
 )
-_STOP_RE = re.compile(r"invalid record length at (?P<lsn>[0-9A-F]+/[0-9A-F]+): wanted 24, got 0")
+# PG14/15 say "wanted 24, got 0", PG16+ "expected at least 24, got 0"
+_STOP_RE = re.compile(
+    r"invalid record length at (?P<lsn>[0-9A-F]+/[0-9A-F]+): (?:wanted|expected at least) 24, got 0"
+)
 _MAGIC_STOP_RE = re.compile(r"invalid magic number 0000 in (?:log|WAL) segment \S+, offset (?P<offset>\d+)")
 
 
