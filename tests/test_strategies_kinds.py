@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis import strategies as st
-from test_strategies import draw_until_every_kind
+from test_strategies import any_block_sequences, draw_until_every_kind
 
 from pytest_walredo import strategies as ws
 from pytest_walredo.pg import rmgr
@@ -73,8 +73,7 @@ def _body(raw: bytes, v: int, fl: Flavour) -> tuple[DecodedRecord, rmgr.RmgrReco
 @pytest.mark.parametrize(("version", "flavour"), COMBOS)
 def test_every_kind_is_drawn_for_every_version_and_flavour(version: int, flavour: Flavour) -> None:
     seen = draw_until_every_kind(
-        ws.record_sequences(TAG, pg_version=version, flavour=flavour, min_records=3,
-                            max_records=8),
+        any_block_sequences(pg_version=version, flavour=flavour, min_records=3, max_records=8),
         ws.RECORD_KINDS)
     assert seen == set(ws.RECORD_KINDS)
 

@@ -137,6 +137,7 @@ def downlink(tup: bytes | bytearray | memoryview) -> int:
 
 def set_downlink(tup: bytearray | memoryview, blkno: int) -> None:
     """``BTreeTupleSetDownLink``: write the block number of ``t_tid`` in place."""
+    _header(tup)
     struct.pack_into("<HH", tup, 0, blkno >> 16, blkno & 0xFFFF)
 
 

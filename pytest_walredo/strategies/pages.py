@@ -20,6 +20,7 @@ from ..pg.tuple import HEAP_XMAX_INVALID, HeapTupleHeader
 from .tags import DEFAULT_START_LSN, MAX_U32
 
 __all__ = [
+    "btree_full_leaf_pages",
     "btree_internal_pages",
     "btree_leaf_pages",
     "downlink",
@@ -119,6 +120,42 @@ def btree_leaf_pages(draw: st.DrawFn, *, max_tuples: int = 8, max_key_size: int 
 
 
 @st.composite
+def btree_full_leaf_pages(draw: st.DrawFn, *, max_lsn: int = DEFAULT_START_LSN) -> bytes:
+    """A btree leaf filled up to a drawn fill level, up to capacity: the pages that splits,
+    deduplication and VACUUM act on in real indexes. Keys are 8 bytes, ascending with runs of
+    duplicates (``dup`` equal keys in a row), heap TIDs ascending with gaps; the page may have a right
+    sibling (then a high key above every key is item 1) and a left one. Drawn from a handful of
+    numbers, not tuple by tuple, so examples stay small; shrinks toward a few tuples on a
+    rightmost leaf.
+
+    >>> from pytest_walredo.pg.page import Page
+    >>> Page(btree_full_leaf_pages().example()).max_offset() >= 1
+    True
+    """
+    page = Page()
+    btree_page_init(page)
+    nxt = draw(st.sampled_from((0, 0, 1)) | st.integers(2, 1 << 16))
+    prev = draw(st.integers(0, 1 << 16))
+    cycleid = draw(st.integers(0, 0xFFFF))
+    BTPageOpaque(prev, nxt, 0, BTP_LEAF, cycleid).write(page)
+    page.lsn = draw(st.integers(0, max_lsn))
+    capacity = (BLCKSZ - 24 - 16) // (16 + 4) - 1  # 16-byte tuples and their line pointers
+    count = draw(st.integers(1, capacity))
+    dup = draw(st.integers(1, 8))
+    start = draw(st.integers(0, 1 << 30))
+    # TIDs ascend with gaps (every other offset), where later inserts can fall inside the
+    # posting lists deduplication makes of the runs
+    items = [index_tuple((start + i // dup).to_bytes(8, "big"), 1 + i // 50, 1 + 2 * (i % 50))
+             for i in range(count)]
+    if nxt:
+        items.insert(0, downlink(0, (start + count).to_bytes(8, "big")))
+    for i, item in enumerate(items, start=1):
+        if page.add_item(item, i) == 0:
+            break
+    return page.to_bytes()
+
+
+@st.composite
 def raw_pages(draw: st.DrawFn) -> bytes:
     """Arbitrary page bytes (the walredo process passes a pushed page through unchanged,
     whatever it holds): a fill byte with up to a few short runs of drawn bytes at drawn
@@ -189,11 +226,12 @@ def _btree_internal_pages(draw: st.DrawFn, max_tuples: int, max_key_size: int, m
 
 
 def pages(*, max_tuples: int = 8) -> st.SearchStrategy[bytes]:
-    """A valid page: empty, heap with tuples, btree leaf or btree internal page (shrinks
-    toward empty)."""
+    """A valid page: empty, heap with tuples, btree leaf (small or filled up to capacity) or
+    btree internal page (shrinks toward empty)."""
     return st.one_of(empty_pages(), heap_pages(max_tuples=max_tuples),
                      btree_leaf_pages(max_tuples=max_tuples),
-                     btree_internal_pages(max_tuples=max(1, max_tuples)))
+                     btree_internal_pages(max_tuples=max(1, max_tuples)),
+                     btree_full_leaf_pages())
 
 
 def heap_tuple_count(page: bytes) -> int:

@@ -1,5 +1,6 @@
 """Drawers for heap records: INSERT (+INIT), DELETE, LOCK, CONFIRM, INPLACE, UPDATE and
-HOT_UPDATE on one page, and UPDATE across two pages from either side.
+HOT_UPDATE on one page, UPDATE across two pages from either side (+INIT on the new page), and
+TRUNCATE (which names no block: the page must not change).
 
 On a page with PD_ALL_VISIBLE (after a VISIBLE record), INSERT, DELETE and UPDATE log their
 ``ALL_VISIBLE_CLEARED`` flag, as PostgreSQL does. In the Neon flavour the records carry a
@@ -14,6 +15,7 @@ from ...pg.constants import BLCKSZ
 from ...pg.page import MAX_HEAP_TUPLES_PER_PAGE
 from ...pg.rmgr.heap import HeapDelete, HeapInsert, HeapUpdate, XlTuple
 from ...pg.rmgr.heap_inplace import HeapConfirm, HeapInplace, HeapLock
+from ...pg.rmgr.heap_logical import HeapTruncate
 from ...pg.tuple import HEAP_UPDATED, HEAP_XMAX_INVALID
 from ...pg.version import Flavour
 from ...pg.xlogrecord import make_block
@@ -21,7 +23,7 @@ from ..block import Block, other_block
 from ..tags import MAX_U32
 from .spec import Drawer, Drawn, RecordKind
 
-__all__ = ["KINDS", "draw_cid", "has_tuples", "payload"]
+__all__ = ["KINDS", "draw_cid", "has_tuples", "payload", "tuple_offset"]
 
 _UPDATED_INFOMASK = HEAP_XMAX_INVALID | HEAP_UPDATED  # a new tuple version written by UPDATE
 
@@ -50,7 +52,7 @@ def has_tuples(b: Block) -> bool:
     return bool(b.normal_offsets())
 
 
-def _tuple_offset(draw: st.DrawFn, b: Block) -> int | None:
+def tuple_offset(draw: st.DrawFn, b: Block) -> int | None:
     """One of the page's LP_NORMAL tuples (None: there is none)."""
     normals = b.normal_offsets()
     if not normals:
@@ -88,7 +90,7 @@ def _insert_init(draw: st.DrawFn, b: Block, max_tuple_size: int) -> Drawn:
 
 
 def _delete(draw: st.DrawFn, b: Block, max_tuple_size: int) -> Drawn | None:
-    off = _tuple_offset(draw, b)
+    off = tuple_offset(draw, b)
     if off is None:
         return None
     cid = draw_cid(draw, b)
@@ -98,7 +100,7 @@ def _delete(draw: st.DrawFn, b: Block, max_tuple_size: int) -> Drawn | None:
 
 
 def _lock(draw: st.DrawFn, b: Block, max_tuple_size: int) -> Drawn | None:
-    off = _tuple_offset(draw, b)
+    off = tuple_offset(draw, b)
     if off is None:
         return None
     cid = draw_cid(draw, b)
@@ -106,14 +108,21 @@ def _lock(draw: st.DrawFn, b: Block, max_tuple_size: int) -> Drawn | None:
     return Drawn(body, [b.own_block()])
 
 
+def _truncate(draw: st.DrawFn, b: Block, max_tuple_size: int) -> Drawn:
+    """TRUNCATE of this relation and maybe others (logged for logical decoding; the storage
+    records do the work): no block reference."""
+    relids = (b.tag.rel.relnode, *draw(st.lists(st.integers(1, MAX_U32), max_size=3)))
+    return Drawn(HeapTruncate(b.tag.rel.dbnode, relids, draw(st.integers(0, 3))), [])
+
+
 def _confirm(draw: st.DrawFn, b: Block, max_tuple_size: int) -> Drawn | None:
-    off = _tuple_offset(draw, b)
+    off = tuple_offset(draw, b)
     return None if off is None else Drawn(HeapConfirm(off), [b.own_block()])
 
 
 def _inplace(draw: st.DrawFn, b: Block, max_tuple_size: int) -> Drawn | None:
     """INPLACE: new bytes of the same length for a tuple's data (from t_hoff on)."""
-    off = _tuple_offset(draw, b)
+    off = tuple_offset(draw, b)
     if off is None:
         return None
     p = b.view()
@@ -132,7 +141,7 @@ def _update_on_page(hot: bool) -> Drawer:
         nextoff = _next_offset(b)
         if nextoff is None:
             return None
-        off = _tuple_offset(draw, b)
+        off = tuple_offset(draw, b)
         if off is None:
             return None
         data = payload(draw, max_tuple_size, b.room())
@@ -207,5 +216,6 @@ KINDS = (
     RecordKind("heap_insert_init", 80, _insert_init, on=None),
     RecordKind("heap_update_old_block", 160, _update_old_block, on="heap", applies=has_tuples),
     RecordKind("heap_update_new_block", 170, _update_new_block, on=None),
+    RecordKind("heap_truncate", 185, _truncate, on="heap"),
 )
 """The heap record kinds (cross-page UPDATE from the old and from the new page's side)."""

@@ -1,4 +1,5 @@
-"""Drawers for heap2 records: MULTI_INSERT, VISIBLE, and pruning, vacuum and freezing.
+"""Drawers for heap2 records: MULTI_INSERT, VISIBLE, pruning, vacuum and freezing,
+LOCK_UPDATED, and NEW_CID and REWRITE (which name no block: the page must not change).
 
 Version-neutral names: ``heap2_vacuum`` is VACUUM in 14-16 and PRUNE_VACUUM_CLEANUP (no
 cleanup lock) in 17; ``heap2_freeze`` FREEZE_PAGE (PG14/15 per tuple, PG16 plans) or, in 17,
@@ -31,6 +32,8 @@ from ...pg.rmgr.heap2_prune17 import (
     XLOG_HEAP2_PRUNE_VACUUM_SCAN,
     Heap2PruneFreeze,
 )
+from ...pg.rmgr.heap_inplace import Heap2LockUpdated
+from ...pg.rmgr.heap_logical import Heap2NewCid, Heap2Rewrite
 from ...pg.tuple import (
     HEAP_HOT_UPDATED,
     HEAP_KEYS_UPDATED,
@@ -49,7 +52,7 @@ from ...pg.visibilitymap import (
 from ...pg.xlogrecord import make_block
 from ..block import Block
 from ..tags import MAX_U32
-from .heap import has_tuples, payload
+from .heap import has_tuples, payload, tuple_offset
 from .spec import Drawn, RecordKind
 
 __all__ = ["KINDS"]
@@ -262,11 +265,41 @@ def _not_a_vm_block(b: Block) -> bool:
     return b.tag.rel.forknum != VISIBILITYMAP_FORKNUM
 
 
+def _lock_updated(draw: st.DrawFn, b: Block, max_tuple_size: int) -> Drawn | None:
+    """LOCK_UPDATED: a lock on a later version of an updated row (xmax and lock bits; maybe
+    clearing the all-frozen bit of the visibility map, another block)."""
+    off = tuple_offset(draw, b)
+    if off is None:
+        return None
+    infobits = draw(st.sampled_from((0x08, 0x0A, 0x02 | 0x04, 0x01, 0x01 | 0x08 | 0x10)))
+    body = Heap2LockUpdated(draw(st.integers(0, MAX_U32)), off, infobits, draw(st.integers(0, 1)))
+    return Drawn(body, [b.own_block()])
+
+
+def _new_cid(draw: st.DrawFn, b: Block, max_tuple_size: int) -> Drawn:
+    """NEW_CID: the command ids of a catalog tuple change (logical decoding): no block."""
+    tag = b.tag
+    return Drawn(Heap2NewCid(draw(st.integers(0, MAX_U32)), draw(st.integers(0, 100)), draw(st.integers(0, 100)),
+                             draw(st.integers(0, 100)), b.rel3, (tag.blknum, draw(st.integers(1, 50)))), [])
+
+
+def _rewrite(draw: st.DrawFn, b: Block, max_tuple_size: int) -> Drawn:
+    """REWRITE: logical-rewrite mappings of a table rewrite (36 bytes each): no block."""
+    n = draw(st.integers(0, 2))
+    body = Heap2Rewrite(draw(st.integers(0, MAX_U32)), b.tag.rel.dbnode, b.tag.rel.relnode,
+                        draw(st.integers(0, 1 << 20)), n, draw(st.integers(0, 1 << 40)),
+                        draw(st.binary(min_size=36 * n, max_size=36 * n)))
+    return Drawn(body, [])
+
+
 KINDS = (
     RecordKind("heap_multi_insert", 90, _multi_insert, on="heap"),
     RecordKind("heap2_vacuum", 120, _vacuum, on="heap", applies=_has_dead, favoured=_has_dead),
     RecordKind("heap2_visible", 130, _visible, on="heap", applies=_not_a_vm_block),
     RecordKind("heap2_freeze", 140, _freeze, on="heap", applies=has_tuples),
     RecordKind("heap2_prune", 150, _prune, on="heap", applies=lambda b: bool(prune_candidates(b))),
+    RecordKind("heap2_new_cid", 186, _new_cid, on="heap"),
+    RecordKind("heap2_rewrite", 187, _rewrite, on="heap"),
+    RecordKind("heap2_lock_updated", 188, _lock_updated, on="heap", applies=has_tuples),
 )
 """The heap2 record kinds."""

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from ...pg.rmgr.xlog import XlogFpi
 from ...pg.xlogrecord import Compression, ImageRef, make_block
 from ..block import Block
-from ..pages import btree_internal_pages, btree_leaf_pages, heap_pages
+from ..pages import btree_full_leaf_pages, btree_internal_pages, btree_leaf_pages, heap_pages
 from ..tags import MAX_U32
 from .spec import Drawn, RecordKind
 
@@ -19,12 +19,15 @@ def _compressions(v: int) -> tuple[Compression, ...]:
 
 
 def _fpi(draw: st.DrawFn, b: Block, max_tuple_size: int) -> Drawn:
-    """FPI / FPI_FOR_HINT of a heap page, a btree leaf or a btree internal page, maybe
-    compressed, maybe with a second, unrelated block reference the walredo must leave alone."""
+    """FPI / FPI_FOR_HINT of a heap page, a btree leaf (small or filled up to capacity) or a
+    btree internal page, maybe compressed, maybe with a second, unrelated block reference the
+    walredo must leave alone."""
     tag = b.tag
-    page_kind = draw(st.sampled_from(("heap", "btree", "btree_internal")))
+    page_kind = draw(st.sampled_from(("heap", "btree", "btree_internal", "btree_full")))
     if page_kind == "heap":
         image_page = draw(heap_pages(blkno=tag.blknum))
+    elif page_kind == "btree_full":
+        image_page = draw(btree_full_leaf_pages())
     else:
         image_page = draw(btree_leaf_pages() if page_kind == "btree" else btree_internal_pages())
     comp = draw(st.sampled_from(_compressions(b.v)))
