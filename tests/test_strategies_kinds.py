@@ -106,6 +106,31 @@ def test_visible_is_not_drawn_for_a_visibility_map_block() -> None:
 # --------------------------------------------------------------------------- pg_waldump
 
 
+def waldump_agrees(traces: list[ws.BlockTrace]) -> list[str]:
+    """pg_waldump 15 reads the drawn PG15 vanilla sequences and describes each record, and its
+    block references, as we do; returns the kinds it read."""
+    assert WALDUMP is not None
+    kinds = [k for t in traces for k in t.kinds]
+    raws = [raw for t in traces for _lsn, raw in t.records]
+    if not raws:
+        return []
+    seg = write_segment(raws, pg_version=15)
+    folder = Path(tempfile.mkdtemp(prefix="walredo-kinds-"))
+    result = run_waldump(seg.write_to(folder), binary=WALDUMP)
+    where = f"\n  command: {result.command_line}\n  stderr: {result.stderr.strip()}"
+    assert len(result.records) == len(raws), f"pg_waldump listed {len(result.records)}{where}"
+    assert result.stopped_cleanly_at(seg.records[-1].end), f"pg_waldump rejected it{where}"
+    for i, (got, written) in enumerate(zip(result.records, seg.records, strict=True)):
+        rec = decode_record(written.raw, 15)
+        d = rmgr.describe_record(rec, 15, Flavour.VANILLA)
+        ctx = f"record {i} ({kinds[i]}){where}"
+        assert (got.rmgr, got.name, got.desc) == (d.rmgr, d.name, d.desc), ctx
+        assert [(b.block_id, b.forknum, b.blkno) for b in got.blkrefs] == [
+            (b.block_id, b.forknum, b.blkno) for b in rec.blocks], ctx
+    shutil.rmtree(folder, ignore_errors=True)
+    return kinds
+
+
 @pytest.mark.needs_postgres
 @pytest.mark.skipif(WALDUMP is None, reason="pg_waldump (PostgreSQL 15) is not installed")
 @pytest.mark.parametrize("kind", NEW_KINDS)
@@ -118,25 +143,7 @@ def test_pg_waldump_15_accepts_drawn_sequences(kind: str) -> None:
         lambda tag: ws.record_sequences(tag, pg_version=15, flavour=Flavour.VANILLA,
                                         min_records=2, kinds=SETUP[kind])), min_size=1, max_size=5))
     def check(traces: list[ws.BlockTrace]) -> None:
-        kinds = [k for t in traces for k in t.kinds]
-        raws = [raw for t in traces for _lsn, raw in t.records]
-        if not raws:
-            return
-        seen.extend(kinds)
-        seg = write_segment(raws, pg_version=15)
-        folder = Path(tempfile.mkdtemp(prefix="walredo-kinds-"))
-        result = run_waldump(seg.write_to(folder), binary=WALDUMP)
-        where = f"\n  command: {result.command_line}\n  stderr: {result.stderr.strip()}"
-        assert len(result.records) == len(raws), f"pg_waldump listed {len(result.records)}{where}"
-        assert result.stopped_cleanly_at(seg.records[-1].end), f"pg_waldump rejected it{where}"
-        for i, (got, written) in enumerate(zip(result.records, seg.records, strict=True)):
-            rec = decode_record(written.raw, 15)
-            d = rmgr.describe_record(rec, 15, Flavour.VANILLA)
-            ctx = f"record {i} ({kinds[i]}){where}"
-            assert (got.rmgr, got.name, got.desc) == (d.rmgr, d.name, d.desc), ctx
-            assert [(b.block_id, b.forknum, b.blkno) for b in got.blkrefs] == [
-                (b.block_id, b.forknum, b.blkno) for b in rec.blocks], ctx
-        shutil.rmtree(folder, ignore_errors=True)
+        seen.extend(waldump_agrees(traces))
 
     check()
     assert kind in seen
