@@ -18,8 +18,8 @@ from pytest_walredo.pg.redo import neon
 from pytest_walredo.pg.redo.buffer import Apply, RedoError, Routine, no_page_change
 from pytest_walredo.pg.rmgr import RmgrRecord
 from pytest_walredo.pg.rmgr.heap import HeapDelete, HeapInsert, HeapUpdate
-from pytest_walredo.pg.rmgr.heap_inplace import Heap2LockUpdated, HeapConfirm, HeapInplace, HeapLock
-from pytest_walredo.pg.rmgr.heap_logical import Heap2NewCid, Heap2Rewrite, HeapTruncate
+from pytest_walredo.pg.rmgr.heap_inplace import HeapConfirm, HeapInplace, HeapLock
+from pytest_walredo.pg.rmgr.heap_logical import HeapTruncate
 from pytest_walredo.pg.rmgr.heapam_xlog import (
     XLH_DELETE_ALL_VISIBLE_CLEARED,
     XLH_DELETE_IS_PARTITION_MOVE,
@@ -46,7 +46,10 @@ __all__ = [
     "add_heap_tuple",
     "build_tuple",
     "cid",
+    "fix_infomask_from_infobits",
+    "get_mask",
     "heap_routine",
+    "normal_item",
     "panic",
     "set_mask",
     "vm_clear",
@@ -358,17 +361,6 @@ def _lock(a: Apply, body: HeapLock, page: Page) -> None:
     _set_cmax(a, page, pos, cid(body.t_cid))
 
 
-def _lock_updated(a: Apply, body: Heap2LockUpdated, page: Page) -> None:
-    """heap2 LOCK_UPDATED: xmax and the lock bits only (no cid, no ctid, unlike LOCK)."""
-    pos = normal_item(a, page, body.offnum)
-    infomask, infomask2 = get_mask(page, pos)
-    infomask &= ~(tup.HEAP_XMAX_BITS | tup.HEAP_MOVED)
-    infomask2 &= ~tup.HEAP_KEYS_UPDATED
-    infomask, infomask2 = fix_infomask_from_infobits(a, body.infobits_set, infomask, infomask2)
-    set_mask(page, pos, infomask, infomask2)
-    tup.set_u32(page.data, pos + tup.OFF_XMAX, body.xmax)
-
-
 def _confirm(a: Apply, body: HeapConfirm, page: Page) -> None:
     pos = normal_item(a, page, body.offnum)
     tup.set_ctid(page.data, pos, a.block(0).blkno, body.offnum)
@@ -392,12 +384,6 @@ ROUTINES: dict[type[RmgrRecord], Routine] = {
     HeapLock: heap_routine(_lock, vm_clear_bits=VISIBILITYMAP_ALL_FROZEN),
     HeapConfirm: heap_routine(_confirm),
     HeapInplace: heap_routine(_inplace),
-    # XLH_LOCK_ALL_FROZEN_CLEARED clears only the all-frozen bit
-    Heap2LockUpdated: heap_routine(_lock_updated, vm_clear_bits=VISIBILITYMAP_ALL_FROZEN),
     HeapTruncate: no_page_change,  # the SMGR records truncate; this one is for logical decoding
-    Heap2NewCid: no_page_change,  # logical decoding only
-    # The real routine writes a logical-rewrite mapping file (pg_logical/mappings), no page.
-    Heap2Rewrite: no_page_change,
 }
-"""The redo routine of each heap record kind (and of the heap2 records that act like heap
-LOCK or change no page)."""
+"""The redo routine of each heap record kind."""

@@ -1,4 +1,5 @@
-"""Redo of heap2 records: MULTI_INSERT, VISIBLE, and pruning, vacuum and freezing
+"""Redo of heap2 records: MULTI_INSERT, VISIBLE, LOCK_UPDATED, NEW_CID and REWRITE (no page
+change), and pruning, vacuum and freezing
 (``heap_xlog_multi_insert``, ``heap_xlog_visible``, ``heap_xlog_prune``/``vacuum``/
 ``freeze_page`` of PostgreSQL 14-16, ``heap_xlog_prune_freeze`` of 17)."""
 
@@ -8,8 +9,17 @@ from pytest_walredo.pg import tuple as tup
 from pytest_walredo.pg.constants import BLCKSZ
 from pytest_walredo.pg.page import LP_DEAD, LP_REDIRECT, LP_UNUSED, PD_ALL_VISIBLE, ItemId, Page
 from pytest_walredo.pg.redo import neon
-from pytest_walredo.pg.redo.buffer import Apply, Routine
-from pytest_walredo.pg.redo.heap import add_heap_tuple, build_tuple, cid, heap_routine, set_mask
+from pytest_walredo.pg.redo.buffer import Apply, Routine, no_page_change
+from pytest_walredo.pg.redo.heap import (
+    add_heap_tuple,
+    build_tuple,
+    cid,
+    fix_infomask_from_infobits,
+    get_mask,
+    heap_routine,
+    normal_item,
+    set_mask,
+)
 from pytest_walredo.pg.rmgr import RmgrRecord
 from pytest_walredo.pg.rmgr.heap2 import Heap2MultiInsert, Heap2Visible
 from pytest_walredo.pg.rmgr.heap2_prune import (
@@ -20,8 +30,10 @@ from pytest_walredo.pg.rmgr.heap2_prune import (
     Heap2Vacuum,
 )
 from pytest_walredo.pg.rmgr.heap2_prune17 import XLHP_CLEANUP_LOCK, XLHP_PARTS, Heap2PruneFreeze
+from pytest_walredo.pg.rmgr.heap_inplace import Heap2LockUpdated
+from pytest_walredo.pg.rmgr.heap_logical import Heap2NewCid, Heap2Rewrite
 from pytest_walredo.pg.rmgr.heapam_xlog import XLH_INSERT_ALL_FROZEN_SET, XLH_INSERT_ALL_VISIBLE_CLEARED
-from pytest_walredo.pg.visibilitymap import VISIBILITYMAP_VALID_BITS, map_position
+from pytest_walredo.pg.visibilitymap import VISIBILITYMAP_ALL_FROZEN, VISIBILITYMAP_VALID_BITS, map_position
 
 __all__ = ["ROUTINES"]
 
@@ -134,6 +146,17 @@ def _prune_freeze(a: Apply, body: Heap2PruneFreeze, page: Page) -> None:
             _freeze_tuple(a, page, off, p.xmax, p.t_infomask2, p.t_infomask, p.frzflags)
 
 
+def _lock_updated(a: Apply, body: Heap2LockUpdated, page: Page) -> None:
+    """heap2 LOCK_UPDATED: xmax and the lock bits only (no cid, no ctid, unlike LOCK)."""
+    pos = normal_item(a, page, body.offnum)
+    infomask, infomask2 = get_mask(page, pos)
+    infomask &= ~(tup.HEAP_XMAX_BITS | tup.HEAP_MOVED)
+    infomask2 &= ~tup.HEAP_KEYS_UPDATED
+    infomask, infomask2 = fix_infomask_from_infobits(a, body.infobits_set, infomask, infomask2)
+    set_mask(page, pos, infomask, infomask2)
+    tup.set_u32(page.data, pos + tup.OFF_XMAX, body.xmax)
+
+
 ROUTINES: dict[type[RmgrRecord], Routine] = {
     Heap2MultiInsert: heap_routine(_multi_insert, vm_clear_bits=VISIBILITYMAP_VALID_BITS, heap_init=True),
     Heap2Visible: _visible,
@@ -141,5 +164,10 @@ ROUTINES: dict[type[RmgrRecord], Routine] = {
     Heap2Prune: heap_routine(_prune),
     Heap2Vacuum: heap_routine(_vacuum),
     Heap2PruneFreeze: heap_routine(_prune_freeze),
+    # XLH_LOCK_ALL_FROZEN_CLEARED clears only the all-frozen bit
+    Heap2LockUpdated: heap_routine(_lock_updated, vm_clear_bits=VISIBILITYMAP_ALL_FROZEN),
+    Heap2NewCid: no_page_change,  # logical decoding only
+    # The real routine writes a logical-rewrite mapping file (pg_logical/mappings), no page.
+    Heap2Rewrite: no_page_change,
 }
 """The redo routine of each heap2 record kind."""

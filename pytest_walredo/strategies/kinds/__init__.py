@@ -1,6 +1,6 @@
 """Every record kind the strategies can draw, gathered from one module per resource manager
-(:mod:`.xlog`, :mod:`.heap`, :mod:`.heap2`, :mod:`.btree` with :mod:`.btree_delete`), each
-listing its ``KINDS``.
+(:mod:`.xlog`, :mod:`.heap`, :mod:`.heap2`, :mod:`.btree` with :mod:`.btree_split` and
+:mod:`.btree_delete`), each listing its ``KINDS``.
 
 A kind (:class:`~.spec.RecordKind`) has a version-neutral name, a drawer, and says when it
 applies to the block's current state; :data:`RECORD_KINDS` lists the names simplest first.
@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 
 from hypothesis.errors import InvalidArgument
 
-from . import btree, btree_delete, heap, heap2, xlog
+from . import btree, btree_delete, btree_split, heap, heap2, xlog
 from .spec import Drawer, Drawn, RecordKind
 
 __all__ = ["INIT_KINDS", "KINDS", "RECORD_KINDS", "Drawer", "Drawn", "RecordKind", "check_kinds"]
@@ -33,7 +33,8 @@ def _registry(groups: Iterable[Sequence[RecordKind]]) -> dict[str, RecordKind]:
     return dict(sorted(out.items(), key=lambda item: item[1].simplicity))
 
 
-KINDS: dict[str, RecordKind] = _registry((xlog.KINDS, heap.KINDS, heap2.KINDS, btree.KINDS, btree_delete.KINDS))
+KINDS: dict[str, RecordKind] = _registry((xlog.KINDS, heap.KINDS, heap2.KINDS, btree.KINDS, btree_split.KINDS,
+                                             btree_delete.KINDS))
 """Every record kind by name, simplest first."""
 
 RECORD_KINDS: tuple[str, ...] = tuple(KINDS)
