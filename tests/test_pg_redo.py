@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pytest_walredo.corpus.builder import builtin_workload
 from pytest_walredo.corpus.server import PgInstall, PgServer
 from pytest_walredo.lsn import parse_lsn
 from pytest_walredo.pg import rmgr
@@ -657,6 +658,7 @@ def test_corrupted_records_fail_cleanly(m: tuple[int, list[tuple[int, int]], boo
 
 
 SNAPSHOT = "-- snapshot"  # checkpoint and copy the relation files here
+BTREE_WORKLOAD = "-- btree workload"  # run pytest_walredo/corpus/workloads/btree.sql here
 WORKLOAD = [
     "CREATE TABLE t (a int, b text) WITH (fillfactor = 70)",
     "CREATE TABLE s (a int)",
@@ -675,35 +677,16 @@ WORKLOAD = [
     " SELECT dblink_exec('other', 'UPDATE t SET b = b || ''u'' WHERE a % 17 = 0');"
     " SELECT count(*) FROM (SELECT * FROM t WHERE a % 17 = 0 FOR KEY SHARE) s;"
     " SELECT dblink_exec('other', 'COMMIT'); SELECT dblink_disconnect('other')",
-    # Btree: wide keys (small fan-out: leaf and internal splits, new roots), duplicates
-    # (deduplication, posting-list splits, bottom-up deletion), page deletion.
-    "CREATE TABLE w (k text)",
-    "CREATE INDEX w_k ON w (k)",
-    "INSERT INTO w SELECT repeat(md5(g::text), 24) FROM generate_series(1, 300) g",
-    "INSERT INTO w SELECT repeat(lpad(g::text, 8, '0'), 90) FROM generate_series(1, 150) g",
-    "CREATE TABLE d (a int, b int, c text)",
-    "CREATE INDEX d_a ON d (a)",
-    "CREATE INDEX d_b ON d (b)",
-    "INSERT INTO d SELECT g % 7, g, 'x' FROM generate_series(1, 6000) g",
-    "INSERT INTO d SELECT 3, g, 'y' FROM generate_series(6001, 6600) g",
-    "UPDATE d SET b = b + 100000 WHERE b % 10 = 0",
-    "UPDATE d SET c = c || 'z', b = b + 1 WHERE a = 5",
-    "UPDATE d SET c = c || 'z', b = b + 1 WHERE a = 5",
+    BTREE_WORKLOAD,  # every btree record kind (the corpus builder's btree workload)
     SNAPSHOT,  # HOT chains, deleted and locked tuples still on the pages
     "SELECT count(*) FROM t",  # on-access pruning
     "VACUUM (TRUNCATE false) t",
     "VACUUM (FREEZE, TRUNCATE false) t",
     "COPY t FROM PROGRAM 'seq 1 500 | sed s/$/,z/' WITH (FORMAT csv)",  # multi-insert
     "INSERT INTO t VALUES (1, 'after vacuum')",  # clears all-visible / VM bits
-    "DELETE FROM w WHERE k < 'a'",
-    "VACUUM w",
-    "VACUUM w",
-    "INSERT INTO w SELECT repeat(md5((g * 3)::text), 24) FROM generate_series(1, 120) g",
-    "DELETE FROM d WHERE a IN (1, 2)",
-    "VACUUM d",
     SNAPSHOT,
 ]
-RELATIONS = ("t", "s_a", "w_k", "d_a", "d_b")
+RELATIONS = ("t", "s_a", "bt_wide_k", "bt_dup_a", "bt_dup_b")
 """The relations whose pages are compared: the heap and the indexes."""
 
 
@@ -735,6 +718,9 @@ def pg15_run(pg15_install: PgInstall) -> _RealRun:
         first = server.sql("SELECT pg_current_wal_insert_lsn()")
         snapshots: list[tuple[int, dict[tuple[int, int], bytes]]] = []
         for query in WORKLOAD:
+            if query == BTREE_WORKLOAD:
+                server.run_file(builtin_workload("btree"))
+                continue
             if query != SNAPSHOT:
                 server.sql(query.replace("{sock}", str(server.socket_dir)))
                 continue
