@@ -5,17 +5,18 @@
 
 For each server (default: Debian's PostgreSQL 15, then the PostgreSQL 14, 16 and 17 servers
 that scripts/fetch_pg_servers.sh put in .tools/pg/, when there) writes
-pytest_walredo/corpus/data/pgNN/ (replacing it) and pgNN.manifest.json, NN being the server's
-major version. PostgreSQL 15 is the default corpus (2 entries per kind); the others keep 1 per
-kind to stay small. The entries differ from run to run (real WAL does);
-tests/test_corpus_default.py checks that each manifest matches the code.
+pytest_walredo/corpus/data/pgNN.tar.xz (the corpus folder pgNN/ packed, replacing it) and
+pgNN.manifest.json, NN being the server's major version. PostgreSQL 15 is the default corpus
+(2 entries per kind); the others keep 1 per kind. `pytest-walredo corpus check FILE.tar.xz` and
+`--walredo-corpus FILE.tar.xz` read such an archive as it is; `tar -xJf` unpacks it. The
+entries differ from run to run (real WAL does); tests/test_corpus_default.py checks that each
+manifest matches the code.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import tempfile
 from collections import Counter
@@ -28,10 +29,11 @@ from pytest_walredo.corpus.builder import BuildOptions, build_corpus  # noqa: E4
 from pytest_walredo.corpus.default import (  # noqa: E402
     BUILDER_VERSION,
     DEFAULT_VERSION,
-    default_corpus_dir,
     manifest_path,
+    shipped_corpus,
     workloads_hash,
 )
+from pytest_walredo.corpus.folder import write_archive  # noqa: E402
 from pytest_walredo.corpus.server import PgInstall  # noqa: E402
 
 MAX_RECORDS = 2
@@ -45,9 +47,9 @@ def build(pg_bin: Path | None) -> None:
         per_kind = 2 if probe.version == DEFAULT_VERSION else 1
         report = build_corpus(BuildOptions(out, pg_bin, per_kind=per_kind, max_records=MAX_RECORDS),
                               lambda m: print(m, file=sys.stderr))
-        target = default_corpus_dir(report.pg_version)
-        shutil.rmtree(target, ignore_errors=True)
-        shutil.copytree(out, target)
+        named = out.with_name(f"pg{report.pg_version}")
+        out.rename(named)
+        target = write_archive(named, shipped_corpus(report.pg_version))
     manifest = {
         "builder_version": BUILDER_VERSION,
         "workloads_sha256": workloads_hash(),

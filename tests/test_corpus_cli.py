@@ -3,12 +3,12 @@ one line naming the flag or file."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
-from pytest_walredo.corpus.default import default_corpus_dir, read_manifest
+from pytest_walredo.corpus.default import load_shipped, read_manifest, shipped_corpus
+from pytest_walredo.corpus.folder import write_entry
 from pytest_walredo.corpus.server import DEFAULT_BIN_DIR
 from pytest_walredo.triage.cli import main
 
@@ -27,7 +27,7 @@ def one_line(err: str) -> str:
 def test_check_the_shipped_corpus_against_the_reference(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _err = run(["corpus", "check", "--shipped", "15"], capsys)
     assert code == 0, out
-    assert f"corpus {default_corpus_dir(15)}: {read_manifest(15)['entries']} entries" in out
+    assert f"corpus {shipped_corpus(15)}: {read_manifest(15)['entries']} entries" in out
     assert "through reference walredo (PG15, vanilla)" in out
     heap = next(line for line in out.splitlines() if line.startswith("Heap/INSERT "))
     assert heap.split()[1:] == ["2", "0", "0", "0"]
@@ -39,9 +39,8 @@ def test_check_the_shipped_corpus_against_the_reference(capsys: pytest.CaptureFi
 
 def test_check_finds_a_broken_walredo(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     corpus = tmp_path / "c"
-    corpus.mkdir()
-    for p in sorted(default_corpus_dir(15).glob("Heap.*"))[:6]:
-        shutil.copy(p, corpus)
+    for e in [e for e in load_shipped(15) if e.meta.rmgr == "Heap"][:2]:
+        write_entry(corpus, e)
     code, out, _err = run(["corpus", "check", str(corpus), "--ref-fault", "no-lsn", "--json"], capsys)
     assert code == 0  # pd_lsn is masked
     code, out, _err = run(["corpus", "check", str(corpus), "--ref-fault", "ignore-records"], capsys)

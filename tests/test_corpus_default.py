@@ -1,6 +1,6 @@
-"""The corpus shipped with the package: current (its manifest matches the builder version, the
-workload SQL and its own entries), valid, small, real PostgreSQL 15 WAL of every built-in
-workload, and reproduced by the redo model for every kind the model implements."""
+"""The corpora shipped with the package: current (each manifest matches the builder version, the
+workload SQL and its own entries), valid, small (tar.xz archives read in memory), real WAL of
+every built-in workload, and reproduced by the redo model for every kind the model implements."""
 
 from __future__ import annotations
 
@@ -12,22 +12,25 @@ import pytest
 from pytest_walredo.corpus.builder import BUILTIN_WORKLOADS
 from pytest_walredo.corpus.default import (
     BUILDER_VERSION,
-    default_corpus_dir,
-    manifest_path,
+    load_shipped,
     read_manifest,
+    shipped_corpus,
+    shipped_versions,
     staleness,
     workloads_hash,
 )
-from pytest_walredo.corpus.folder import load_corpus
 from pytest_walredo.corpus.judge import model_answer, model_unsupported
 from pytest_walredo.pg.mask import masked_equal
 
 REBUILD = "rebuild it: python scripts/build_default_corpus.py"
-SHIPPED = sorted(int(p.name[2:4]) for p in manifest_path(15).parent.glob("pg*.manifest.json"))
+SHIPPED = shipped_versions()
 
 
 def test_every_supported_version_has_a_shipped_corpus() -> None:
     assert SHIPPED == [14, 15, 16, 17]
+    data = shipped_corpus(15).parent
+    assert sorted(p.name for p in data.iterdir() if p.name != "__pycache__") == [
+        f"pg{v}.{ext}" for v in SHIPPED for ext in ("manifest.json", "tar.xz")]
 
 
 @pytest.mark.parametrize("version", SHIPPED)
@@ -45,7 +48,7 @@ def test_staleness_notices_a_changed_manifest(tmp_path, monkeypatch) -> None:  #
     doc = read_manifest(15)
     doc["workloads_sha256"] = "0" * 64
     doc["kinds"] = {**doc["kinds"], "Heap/INSERT": 99}
-    (tmp_path / "pg15").symlink_to(default_corpus_dir(15))
+    (tmp_path / "pg15.tar.xz").symlink_to(shipped_corpus(15))
     (tmp_path / "pg15.manifest.json").write_text(json.dumps(doc))
     monkeypatch.setattr(default, "_data", lambda: tmp_path)
     why = staleness(15)
@@ -54,13 +57,15 @@ def test_staleness_notices_a_changed_manifest(tmp_path, monkeypatch) -> None:  #
 
 
 def test_the_shipped_corpora_are_small() -> None:
-    sizes = {v: sum(p.stat().st_size for p in default_corpus_dir(v).iterdir()) for v in SHIPPED}
-    assert sizes[15] < 4_000_000 and sum(sizes.values()) < 10_000_000, sizes
+    sizes = {v: shipped_corpus(v).stat().st_size for v in SHIPPED}
+    assert sum(sizes.values()) < 1_000_000, sizes
+    raw = {v: sum(len(e.request) + len(e.expected or b"") for e in load_shipped(v)) for v in SHIPPED}
+    assert all(raw[v] > 10 * sizes[v] for v in SHIPPED), (raw, sizes)
 
 
 @pytest.mark.parametrize("version", SHIPPED)
 def test_the_shipped_corpora_are_real_wal_of_every_rmgr(version: int) -> None:
-    entries = load_corpus(default_corpus_dir(version))
+    entries = load_shipped(version)
     rmgrs = Counter(e.meta.rmgr for e in entries)
     assert set(rmgrs) == {"Heap", "Heap2", "Btree", "Hash", "Gin", "Gist", "SPGist", "BRIN", "Sequence", "Generic"}
     assert all(e.expected is not None and e.meta.pg_version == version and "workload" in e.meta.source
@@ -70,7 +75,7 @@ def test_the_shipped_corpora_are_real_wal_of_every_rmgr(version: int) -> None:
 @pytest.mark.parametrize("version", SHIPPED)
 def test_the_model_reproduces_every_shipped_entry_it_implements(version: int) -> None:
     checked = 0
-    for e in load_corpus(default_corpus_dir(version)):
+    for e in load_shipped(version):
         if model_unsupported(e) is None:
             assert e.expected is not None
             assert masked_equal(e.expected, model_answer(e), e.meta.mask, e.meta.blk), e.name

@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from pytest_walredo.corpus.folder import entry_names, iter_corpus, load_corpus, read_entry, write_entry
+from pytest_walredo.corpus.folder import (
+    entry_names,
+    iter_corpus,
+    load_corpus,
+    read_entry,
+    write_archive,
+    write_entry,
+)
 from pytest_walredo.corpus.format import CorpusError, Entry, EntryMeta, entry_name, parse_entry, render_meta
 from pytest_walredo.pg.page import Page
 from pytest_walredo.pg.version import Flavour
@@ -109,3 +116,40 @@ def test_entry_names_are_safe_and_sort_by_kind_then_lsn() -> None:
     b = entry_name("Heap/INSERT+INIT", 0x2_0000_0000, (1663, 5, 16384), 0, 7)
     assert a == "Heap.INSERT+INIT.1-00000010.16384.0.7" and a < b
     assert "/" not in entry_name("Gin/UNKNOWN (ff)", 1, (1, 2, 3), 0, 0)
+
+
+@pytest.mark.parametrize("suffix", [".tar", ".tar.gz", ".tar.xz", ".tar.bz2"])
+def test_an_archive_reads_like_its_folder(tmp_path: Path, suffix: str) -> None:
+    folder = tmp_path / "mine"
+    for e in (_entry("a", extra={"note": 1}), _entry("b", expected=False)):
+        write_entry(folder, e)
+    archive = write_archive(folder, tmp_path / f"mine{suffix}")
+    assert write_archive(folder, tmp_path / f"again{suffix}").read_bytes() == archive.read_bytes()
+    got, want = load_corpus(archive), load_corpus(folder)
+    assert [(e.name, e.meta, e.request, e.expected) for e in got] == \
+           [(e.name, e.meta, e.request, e.expected) for e in want]
+    assert [e.name for e in got] == ["a", "b"]
+
+
+def test_archive_errors_name_the_archive_and_the_member(tmp_path: Path) -> None:
+    folder = tmp_path / "c"
+    write_entry(folder, _entry("a"))
+    (folder / "a.walredo").unlink()
+    archive = write_archive(folder, tmp_path / "c.tar.xz")
+    with pytest.raises(CorpusError, match=rf"^{archive}:c/a\.walredo: missing$"):
+        load_corpus(archive)
+    (folder / "a.json").write_text("{")
+    (folder / "a.walredo").write_bytes(b"")
+    archive = write_archive(folder, tmp_path / "c.tar.xz")
+    with pytest.raises(CorpusError, match=rf"^{archive}:c/a\.json: not valid JSON"):
+        load_corpus(archive)
+    (tmp_path / "junk.tar.xz").write_bytes(b"not xz")
+    with pytest.raises(CorpusError, match=r"junk\.tar\.xz: not a readable tar archive"):
+        load_corpus(tmp_path / "junk.tar.xz")
+    (tmp_path / "file.txt").write_text("x")
+    with pytest.raises(CorpusError, match=r"file\.txt: not a corpus folder or archive"):
+        load_corpus(tmp_path / "file.txt")
+    with pytest.raises(CorpusError, match=r"nope\.tar\.xz: not a corpus folder or archive \(no such file"):
+        load_corpus(tmp_path / "nope.tar.xz")
+    with pytest.raises(CorpusError, match="an archive name ends in"):
+        write_archive(folder, tmp_path / "out.zip")

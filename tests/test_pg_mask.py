@@ -11,13 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_walredo.corpus.default import default_corpus_dir
-from pytest_walredo.corpus.folder import load_corpus
+from pytest_walredo.corpus.default import load_shipped
 from pytest_walredo.pg.constants import BLCKSZ
 from pytest_walredo.pg.mask import RULES, MaskError, mask_page, masked_equal
 from pytest_walredo.pg.page import LP_NORMAL, Page
 
-ENTRIES = load_corpus(default_corpus_dir(15))
+ENTRIES = list(load_shipped(15))
 
 
 def real_pages(rmgr: str, where: Callable[[Page], bool] = lambda p: True) -> list[tuple[bytes, int]]:

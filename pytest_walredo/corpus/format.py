@@ -179,23 +179,26 @@ def render_meta(meta: EntryMeta) -> str:
     return json.dumps(doc, indent=1) + "\n"
 
 
-def parse_entry(name: str, meta_text: str | bytes, request: bytes, expected: bytes | None) -> Entry:
-    """Validate one entry's three parts (see the module docstring) into an :class:`Entry`."""
-    meta = parse_meta(meta_text, name + META_SUFFIX)
-    where = name + REQUEST_SUFFIX
+def parse_entry(name: str, meta_text: str | bytes, request: bytes, expected: bytes | None, *,
+                where: str | None = None) -> Entry:
+    """Validate one entry's three parts (see the module docstring) into an :class:`Entry` named
+    ``name``. ``where`` (default ``name``) is how errors name the files: ``where`` + suffix."""
+    base = name if where is None else where
+    meta = parse_meta(meta_text, base + META_SUFFIX)
+    where = base + REQUEST_SUFFIX
     try:
         req = RedoRequest.decode(request)
     except (ProtocolError, ValueError) as exc:
         raise _fail(where, f"not one walredo request: {exc}") from None
     want = RelTag(*meta.rel, meta.fork)
     if req.rel != want or req.blknum != meta.blk:
-        raise _fail(where, f"the request is for {req.tag}, but {name + META_SUFFIX} says "
+        raise _fail(where, f"the request is for {req.tag}, but {base + META_SUFFIX} says "
                            f"rel {list(meta.rel)} fork {meta.fork} blk {meta.blk}")
     if req.records and req.records[-1][0] != meta.end_lsn:
         raise _fail(where, f"the last record ends at {format_lsn(req.records[-1][0])}, but "
-                           f"{name + META_SUFFIX} says end_lsn {format_lsn(meta.end_lsn)}")
+                           f"{base + META_SUFFIX} says end_lsn {format_lsn(meta.end_lsn)}")
     if expected is not None and len(expected) != BLCKSZ:
-        raise _fail(name + EXPECTED_SUFFIX, f"{len(expected)} bytes, expected a {BLCKSZ}-byte page")
+        raise _fail(base + EXPECTED_SUFFIX, f"{len(expected)} bytes, expected a {BLCKSZ}-byte page")
     return Entry(name, meta, bytes(request), None if expected is None else bytes(expected))
 
 

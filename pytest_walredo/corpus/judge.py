@@ -1,6 +1,6 @@
-"""Judging corpus entries (pure): does an answer match the expected page under the entry's mask,
-does the redo model support the entry's records, what does the model answer, and the per-kind
-table of verdicts.
+"""Judging corpus entries (pure): does an entry apply to a walredo of a given version and
+flavour, does an answer match the expected page under the entry's mask, does the redo model
+support the entry's records, what does the model answer, and the per-kind table of verdicts.
 
 Verdicts: ``matched`` (the answer equals the expected page under the mask), ``differing``
 (it does not), ``failed`` (no answer: the walredo died, broke the protocol or timed out),
@@ -19,10 +19,14 @@ from dataclasses import dataclass
 from pytest_walredo.corpus.format import Entry
 from pytest_walredo.pg import rmgr
 from pytest_walredo.pg.constants import BLCKSZ
-from pytest_walredo.pg.mask import masked_equal
-from pytest_walredo.pg.xlogrecord import RecordDecodeError, decode_record
+from pytest_walredo.pg.mask import NO_MASK, RULES, masked_equal
+from pytest_walredo.pg.rmgr.ids import RM_XLOG_ID
+from pytest_walredo.pg.version import Flavour
+from pytest_walredo.pg.xlogrecord import RecordDecodeError, decode_header, decode_record
+from pytest_walredo.protocol import RedoRequest
 
-__all__ = ["EntryResult", "Verdict", "judge_answer", "kind_table", "model_answer", "model_unsupported"]
+__all__ = ["EntryResult", "Verdict", "entry_applies", "judge_answer", "kind_table", "model_answer",
+           "model_unsupported", "request_mask"]
 
 
 class Verdict(str, enum.Enum):
@@ -40,6 +44,53 @@ class EntryResult:
     kind: str
     verdict: Verdict
     detail: str = ""
+
+
+def entry_applies(entry: Entry, pg_version: int, flavour: Flavour) -> str | None:
+    """Why ``entry`` does not apply to a walredo of PostgreSQL ``pg_version`` and ``flavour``
+    (None: it applies). The one rule for every corpus replay:
+
+    - the major version must match: WAL is not compatible across major versions;
+    - the flavour must match only when a record of the request is laid out differently in
+      vanilla and Neon WAL (:func:`pytest_walredo.pg.rmgr.flavour_dependent_layout`: heap
+      records with ``t_cid`` in PG14/15, Neon's rmgr 134 in PG16/17). Every other entry, every
+      non-heap rmgr's included, applies to both flavours; where the flavours' redo differs on
+      those records (heap2 VISIBLE's pd_lsn, btree split cycle ids) the masking rules hide it.
+    """
+    meta = entry.meta
+    if meta.pg_version != pg_version:
+        return f"the entry is PostgreSQL {meta.pg_version} WAL, the walredo replays PostgreSQL {pg_version}"
+    if meta.flavour is flavour:
+        return None
+    for lsn, raw in entry.decoded_request().records:
+        try:
+            _tot, _xid, _prev, info, rmid, _pad, _crc = decode_header(raw)
+        except (RecordDecodeError, ValueError) as exc:
+            return f"a record cannot be decoded: {exc}"
+        if rmgr.flavour_dependent_layout(rmid, info, pg_version):
+            from pytest_walredo.lsn import format_lsn
+            from pytest_walredo.pg.rmgr.names import record_name
+
+            name = record_name(rmid, info, pg_version) or f"info 0x{info & 0xF0:02X}"
+            return (f"the entry is {meta.flavour.value} WAL and its record {rmgr.rmgr_name(rmid)}/{name} "
+                    f"at {format_lsn(lsn)} is laid out differently for a {flavour.value} walredo")
+    return None
+
+
+def request_mask(request: RedoRequest, pg_version: int) -> str:
+    """The masking rule for an answer to ``request``: the rule of the rmgr of its last record
+    that is not an XLOG record (full-page images carry no page type), or ``none`` (byte for
+    byte) when there is no such record or no rule for its rmgr."""
+    for _lsn, raw in reversed(request.records):
+        try:
+            rmid = decode_header(raw)[4]
+        except (RecordDecodeError, ValueError):
+            return NO_MASK
+        if rmid == RM_XLOG_ID:
+            continue
+        name = rmgr.rmgr_name(rmid)
+        return name if name in RULES else NO_MASK
+    return NO_MASK
 
 
 def model_unsupported(entry: Entry) -> str | None:

@@ -177,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "--walredo-bin) and compare each answer with the expected page under the "
                                     "entry's mask. With the reference walredo, kinds the redo model does not "
                                     "implement are reported as unsupported.")
-    c.add_argument("dir", type=Path, metavar="DIR", nargs="?", help="a corpus folder")
+    c.add_argument("dir", type=Path, metavar="DIR", nargs="?", help="a corpus folder or tar archive")
     c.add_argument("--shipped", type=_pg_version, metavar="N",
                    help="instead of DIR: the corpus of PostgreSQL N shipped with the package (14-17)")
     c.add_argument("--json", action="store_true", help="print one JSON document instead of text")

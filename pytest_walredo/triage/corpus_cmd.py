@@ -41,9 +41,9 @@ def _check(args: argparse.Namespace, out: TextIO) -> int:
     if (args.dir is None) == (args.shipped is None):
         raise TriageError("give either a corpus folder DIR or --shipped N")
     if args.shipped is not None:
-        from pytest_walredo.corpus.default import default_corpus_dir
+        from pytest_walredo.corpus.default import shipped_corpus
 
-        args.dir = default_corpus_dir(args.shipped)
+        args.dir = shipped_corpus(args.shipped)
     try:
         entries = load_corpus(args.dir)
     except CorpusError as exc:

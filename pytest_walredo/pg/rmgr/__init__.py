@@ -82,7 +82,7 @@ from pytest_walredo.pg.rmgr.ids import (
     RMGR_NAMES,
     rmgr_name,
 )
-from pytest_walredo.pg.rmgr.neon import decode_neon
+from pytest_walredo.pg.rmgr.neon import decode_neon, flavour_dependent_layout
 from pytest_walredo.pg.rmgr.xlog import XlogFpi, decode_xlog
 from pytest_walredo.pg.version import Flavour, check_version
 from pytest_walredo.pg.xlogrecord import DecodedRecord
@@ -133,6 +133,7 @@ __all__ = [
     "XlogFpi",
     "build",
     "describe_record",
+    "flavour_dependent_layout",
     "modelled_rmgrs",
     "parse",
     "rmgr_name",
