@@ -57,6 +57,10 @@ def test_help_lists_every_option(pytester: pytest.Pytester) -> None:
             "*--walredo-flavour=*",
             "*--walredo-timeout=SECONDS*",
             "*--walredo-dump-dir=DIR*",
+            "*--walredo-corpus=DIR ?DIR ...?*",
+            "*--walredo-baseline-bin=PATH*",
+            "*--walredo-baseline-lib-dir=DIR*",
+            "*--walredo-baseline-mask={none,auto}*",
         ]
     )
 
@@ -108,6 +112,46 @@ def test_bad_setting_names_its_source(cli, env, needle) -> None:
     with pytest.raises(SettingError) as info:
         _resolve(cli, {}, env)
     assert needle in str(info.value)
+
+
+def test_corpus_and_baseline_settings() -> None:
+    assert _resolve({}, {}, {}).corpus is None  # the shipped corpus of the selected version
+    assert _resolve({"walredo_corpus": ["a", "b.tar.xz"]}, {"walredo_corpus": "x"}, {"WALREDO_CORPUS": "y"}).corpus \
+        == (Path("a"), Path("b.tar.xz"))
+    assert _resolve({}, {"walredo_corpus": "x"}, {"WALREDO_CORPUS": f"y{os.pathsep}z"}).corpus == (Path("y"), Path("z"))
+    assert _resolve({}, {"walredo_corpus": "x\n  w"}, {}).corpus == (Path("x"), Path("w"))
+    assert _resolve({"walredo_corpus": ["off"]}, {}, {}).corpus == ()
+    default = _resolve({}, {}, {})
+    assert (default.baseline_bin, default.baseline_lib_dir, default.baseline_mask) == (None, None, "none")
+    s = _resolve({"walredo_baseline_bin": "/b", "walredo_baseline_mask": "AUTO"}, {},
+                 {"WALREDO_BASELINE_LIB_DIR": "/l"})
+    assert (s.baseline_bin, s.baseline_lib_dir, s.baseline_mask) == (Path("/b"), Path("/l"), "auto")
+    for bad, needle in [({"walredo_corpus": ["a", " "]}, "--walredo-corpus value ' ' is empty"),
+                        ({"walredo_baseline_mask": "heap"}, "--walredo-baseline-mask value 'heap' is not a "
+                                                            "baseline mask")]:
+        with pytest.raises(SettingError, match=needle):
+            _resolve(bad, {}, {})
+
+
+def test_a_bad_corpus_or_baseline_is_one_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_x(): pass")
+    bad = pytester.path / "bad-corpus"
+    bad.mkdir()
+    (bad / "e.json").write_text("{}")
+    (bad / "e.walredo").write_bytes(b"")
+    for args, needle in [
+        (["--walredo-corpus", str(pytester.path / "nope")], f"--walredo-corpus {pytester.path / 'nope'}: no such "
+                                                           "corpus folder or archive"),
+        (["--walredo-corpus", str(bad)], f"--walredo-corpus: {bad}/e.json: missing key(s) pg_version"),
+        (["--walredo-baseline-bin", str(pytester.path / "nope")], f"--walredo-baseline-bin {pytester.path / 'nope'}: "
+                                                                 "no such file"),
+        (["--walredo-baseline-bin", str(_script(pytester.path / "exits", "exit 3\n"))],
+         f"--walredo-baseline-bin {pytester.path / 'exits'}: exited with status 3 before answering a ping"),
+    ]:
+        result = pytester.runpytest_subprocess(*args)
+        assert result.ret == pytest.ExitCode.USAGE_ERROR, args
+        err = result.stderr.str()
+        assert needle in err and err.count("\n") <= 2 and "Traceback" not in err + result.stdout.str(), err
 
 
 def test_bad_option_value_is_one_usage_error(pytester: pytest.Pytester) -> None:

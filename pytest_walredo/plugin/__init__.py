@@ -7,6 +7,9 @@ Fixtures
 ``walredo_bin`` (session)
     the :class:`~pytest_walredo.target.WalredoBinary` under test: ``--walredo-bin`` or the
     embedded reference walredo.
+``walredo_baseline_bin`` (session)
+    the ``--walredo-baseline-bin`` :class:`~pytest_walredo.target.WalredoBinary` (differential
+    mode), or None.
 ``walredo_process`` (function)
     a fresh sandboxed walredo process for the test, as an async
     :class:`~pytest_walredo.process.WalredoClient`.
@@ -23,7 +26,9 @@ plugin (:mod:`.reporting`) writes its failure artifacts there and, with allure-p
 
 Modules: :mod:`.settings` (options), :mod:`.runstate` (stash keys, dump folders),
 :mod:`.factories`, :mod:`.hypothesis_profiles`, :mod:`.example` (the failing example record),
-:mod:`.reporting`, :mod:`.artifacts`, :mod:`.allure`.
+:mod:`.reporting`, :mod:`.artifacts`, :mod:`.allure`, :mod:`.corpora` (the session's corpus
+entries), :mod:`.verdicts` (the per-kind corpus table and which oracle judged each test, in the
+terminal summary and Allure).
 """
 
 from __future__ import annotations
@@ -37,10 +42,12 @@ import pytest
 
 from ..process import SyncWalredoClient, WalredoClient
 from ..target import BinaryError, WalredoBinary, reference_binary, user_binary
+from .corpora import session_corpus
 from .factories import WalredoFactory, probe_binary
 from .hypothesis_profiles import load_profile
 from .reporting import WalredoReporting
 from .runstate import (
+    BASELINE_KEY,
     BINARY_KEY,
     PROFILE_KEY,
     SETTINGS_KEY,
@@ -49,8 +56,10 @@ from .runstate import (
     is_xdist_worker,
 )
 from .settings import OPTIONS, SettingError, WalredoSettings, resolve_settings
+from .verdicts import WalredoVerdicts
 
-__all__ = ["walredo", "walredo_bin", "walredo_factory", "walredo_process", "walredo_settings"]
+__all__ = ["walredo", "walredo_baseline_bin", "walredo_bin", "walredo_factory", "walredo_process",
+           "walredo_settings"]
 
 log = logging.getLogger("pytest_walredo.plugin")
 
@@ -63,6 +72,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             kwargs["action"] = "store_true"
         else:
             kwargs["metavar"] = opt.metavar
+        if opt.multi:
+            kwargs.update(nargs="+", action="extend")
         group.addoption(
             opt.flag,
             help=f"{opt.help}. Also ${opt.env} or ini {opt.key}.",
@@ -89,14 +100,27 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[START_KEY] = time.time()
     _load_hypothesis_profile(config, settings)
     config.pluginmanager.register(WalredoReporting(), "walredo-reporting")
-    if settings.bin is not None and not is_xdist_worker(config) and not config.option.help:
-        # A bad --walredo-bin is one error at session start, not a traceback in every test.
+    config.pluginmanager.register(WalredoVerdicts(), "walredo-verdicts")
+    if is_xdist_worker(config) or config.option.help:
+        return
+    # A bad --walredo-bin, baseline or corpus is one error at session start, not a traceback in
+    # every test.
+    for source in settings.corpus or ():
+        if not source.exists():
+            raise pytest.UsageError(f"--walredo-corpus {source}: no such corpus folder or archive")
+    if settings.corpus:
+        session_corpus(config)  # every entry read and checked now: a bad one is one usage error
+    for key, path, lib_dir, flag in ((BINARY_KEY, settings.bin, settings.lib_dir, "--walredo-bin"),
+                                     (BASELINE_KEY, settings.baseline_bin, settings.baseline_lib_dir,
+                                      "--walredo-baseline-bin")):
+        if path is None:
+            continue
         try:
-            binary = user_binary(settings.bin, settings.lib_dir, settings.pg_version, settings.flavour)
-            probe_binary(binary, timeout=min(settings.timeout, 10.0), limits=launch_limits(settings))
+            binary = user_binary(path, lib_dir, settings.pg_version, settings.flavour, flag=flag)
+            probe_binary(binary, timeout=min(settings.timeout, 10.0), limits=launch_limits(settings), flag=flag)
         except BinaryError as exc:
             raise pytest.UsageError(str(exc)) from None
-        config.stash[BINARY_KEY] = binary
+        config.stash[key] = binary
 
 
 def launch_limits(settings: WalredoSettings) -> dict[str, object]:
@@ -114,7 +138,11 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
     limits = LaunchConfig(Path("walredo"), **launch_limits(settings)).limits_summary()  # type: ignore[arg-type]
     binary = settings.bin if settings.bin is not None else "embedded reference walredo"
-    return [f"walredo: {binary}; limits: {limits}; every process it starts is killed at teardown"]
+    lines = [f"walredo: {binary}; limits: {limits}; every process it starts is killed at teardown"]
+    if settings.baseline_bin is not None:
+        lines.append(f"walredo baseline: {settings.baseline_bin} (pages compared with mask "
+                     f"{settings.baseline_mask}): every request of the conformance suite runs on both")
+    return lines
 
 
 def _load_hypothesis_profile(config: pytest.Config, settings: WalredoSettings) -> None:
@@ -147,6 +175,21 @@ def walredo_bin(
         return pytestconfig.stash[BINARY_KEY]
     try:  # an xdist worker: the controller already probed it
         return user_binary(s.bin, s.lib_dir, s.pg_version, s.flavour)
+    except BinaryError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def walredo_baseline_bin(pytestconfig: pytest.Config, walredo_settings: WalredoSettings) -> WalredoBinary | None:
+    """The baseline binary of differential mode (``--walredo-baseline-bin``), or None."""
+    s = walredo_settings
+    if s.baseline_bin is None:
+        return None
+    if BASELINE_KEY in pytestconfig.stash:
+        return pytestconfig.stash[BASELINE_KEY]
+    try:  # an xdist worker: the controller already probed it
+        return user_binary(s.baseline_bin, s.baseline_lib_dir, s.pg_version, s.flavour,
+                           flag="--walredo-baseline-bin")
     except BinaryError as exc:
         pytest.fail(str(exc), pytrace=False)
 

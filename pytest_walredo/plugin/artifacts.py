@@ -209,6 +209,8 @@ def write_failure_artifacts(
     index_lines: list[str] = []
 
     focus = _write_requests(directory, example, arts, index_lines, pg_version, flavour)
+    if example.oracle:
+        index_lines.append(f"expected pages from the {example.oracle}")
     index_lines.extend(example.notes)
     dumps = _decode_process_dumps(example.process_dumps, arts, index_lines, pg_version, flavour)
     if focus is None and dumps:

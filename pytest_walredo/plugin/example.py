@@ -119,7 +119,8 @@ class FailingExample:
 
     Filled by the recorder: ``requests`` (caller ``i``'s job is ``requests[i]``), the
     interleaving ``timeline`` (one event per line) and ``schedule``, ``notes`` (the oracle's
-    verdict...), ``stderr_tail`` (what the recorder captured), and how long the search took
+    verdict...), ``oracle`` (what gave the expected pages: ``model``, ``corpus``, ``baseline``),
+    ``stderr_tail`` (what the recorder captured), and how long the search took
     (``examples`` run, ``first_failure_at``: the example that failed first).
 
     Completed by the reporting plugin when the test fails: ``seed``, ``processes`` (every
@@ -138,6 +139,7 @@ class FailingExample:
     seed: HypothesisInfo | None = None
     processes: list[ProcessInfo] = field(default_factory=list)
     process_dumps: list[Path] = field(default_factory=list)
+    oracle: str | None = None
 
     # -- filling it in, caller by caller ---------------------------------------------------------
 
@@ -181,6 +183,7 @@ class FailingExample:
             "timeline": list(self.timeline) or None,
             "schedule": self.schedule,
             "notes": list(self.notes),
+            "oracle": self.oracle,
         }
 
     def render(self) -> str:
@@ -190,6 +193,8 @@ class FailingExample:
                  if self.first_failure_at is not None else "")
         lines = [f"property {self.prop or '?'}: {len(self.requests)} caller(s), {self.request_count} "
                  f"request(s), {self.record_count} record(s){found}"]
+        if self.oracle:
+            lines[0] += f"; expected pages from the {self.oracle}"
         lines += [f"  c{i}: {r.describe()}" for i, r in enumerate(self.requests)]
         lines += [f"  note: {n}" for n in self.notes]
         if self.timeline:

@@ -51,8 +51,9 @@ def _launch_config(binary: WalredoBinary, workdir: Path, tenant: str,
 
 
 def probe_binary(binary: WalredoBinary, timeout: float = 10.0,
-                 limits: Mapping[str, Any] | None = None) -> None:
-    """Launch ``binary`` once and ping it; raise :class:`BinaryError` naming it if that fails.
+                 limits: Mapping[str, Any] | None = None, *, flag: str = "--walredo-bin") -> None:
+    """Launch ``binary`` once and ping it; raise :class:`BinaryError` naming it (as given with
+    ``flag``) if that fails.
 
     Catches the usual ways a wrong ``--walredo-bin`` fails: it cannot be executed, it exits at
     once (not a walredo build, missing libraries), or it never answers a ping.
@@ -61,7 +62,7 @@ def probe_binary(binary: WalredoBinary, timeout: float = 10.0,
         try:
             process = WalredoProcess.launch(_launch_config(binary, Path(tmp), "probe", limits))
         except (OSError, WalredoError) as exc:
-            raise BinaryError(f"--walredo-bin {binary.path}: cannot be started: {exc}") from None
+            raise BinaryError(f"{flag} {binary.path}: cannot be started: {exc}") from None
         client = SyncWalredoClient(process, timeout=timeout)
         try:
             page = client.ping(timeout=timeout)
@@ -74,13 +75,13 @@ def probe_binary(binary: WalredoBinary, timeout: float = 10.0,
             else:
                 how = f"exited with status {code} before answering a ping"
             raise BinaryError(
-                f"--walredo-bin {binary.path}: {how} (started as "
+                f"{flag} {binary.path}: {how} (started as "
                 f"'{binary.path.name} --wal-redo'){said}"
             ) from None
         finally:
             client.close()
         if len(page) != 8192:
-            raise BinaryError(f"--walredo-bin {binary.path}: answered a ping with {len(page)} bytes, not 8192")
+            raise BinaryError(f"{flag} {binary.path}: answered a ping with {len(page)} bytes, not 8192")
 
 
 class WalredoFactory:

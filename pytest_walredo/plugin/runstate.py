@@ -15,6 +15,7 @@ from ..target import WalredoBinary
 from .settings import WalredoSettings
 
 __all__ = [
+    "BASELINE_KEY",
     "BINARY_KEY",
     "PROFILE_KEY",
     "SETTINGS_KEY",
@@ -27,6 +28,8 @@ __all__ = [
 
 SETTINGS_KEY = pytest.StashKey[WalredoSettings]()
 BINARY_KEY = pytest.StashKey[WalredoBinary]()
+BASELINE_KEY = pytest.StashKey[WalredoBinary]()
+"""The probed ``--walredo-baseline-bin`` (set on the controller, or the only process)."""
 PROFILE_KEY = pytest.StashKey[str]()
 """The Hypothesis profile the plugin loaded for the session (absent: Hypothesis's own choice)."""
 START_KEY = pytest.StashKey[float]()

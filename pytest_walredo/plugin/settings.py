@@ -2,6 +2,9 @@
 
 Precedence, highest first: command line, environment, ini file, built-in default. A bad value is
 reported as one sentence naming where it came from (flag, variable or ini key) and the value.
+
+A ``multi`` option takes several values: ``--flag A B`` (or ``--flag A --flag B``), the
+environment variable split on ``os.pathsep``, the ini value split on whitespace.
 """
 
 from __future__ import annotations
@@ -91,6 +94,24 @@ def _path(text: str) -> Path:
     return Path(text).expanduser()
 
 
+_OFF = ("off", "none", "no")
+
+
+def _corpus_source(text: str) -> Path | None:
+    """A corpus folder or archive; ``off`` (None) runs no corpus, not even the shipped one."""
+    if text.strip().lower() in _OFF:
+        return None
+    return _path(text)
+
+
+def _baseline_mask(text: str) -> str:
+    low = text.strip().lower()
+    if low not in ("none", "auto"):
+        raise ValueError("is not a baseline mask (none: byte for byte, auto: the rule of the "
+                         "request's last record's rmgr)")
+    return low
+
+
 def _bool(text: str) -> bool:
     low = text.strip().lower()
     if low in ("1", "true", "yes", "on"):
@@ -112,6 +133,8 @@ class Option:
     default: Any = None
     metavar: str | None = None
     is_flag: bool = False
+    multi: bool = False
+    """Several values (``parse`` is applied to each; the setting is their tuple)."""
 
 
 OPTIONS: tuple[Option, ...] = (
@@ -153,6 +176,21 @@ OPTIONS: tuple[Option, ...] = (
            _bool, False, None, True),
     Option("walredo_no_new_privs", "--walredo-no-new-privs", "WALREDO_NO_NEW_PRIVS",
            "run the binary under test with no_new_privs (on/off)", _bool, True, "on|off"),
+    Option("walredo_corpus", "--walredo-corpus", "WALREDO_CORPUS",
+           "corpus folders or tar archives whose entries the conformance suite judges, one test "
+           "each; default: the corpus shipped for --walredo-pg-version; off: none", _corpus_source,
+           None, "DIR", multi=True),
+    Option("walredo_baseline_bin", "--walredo-baseline-bin", "WALREDO_BASELINE_BIN",
+           "differential mode: every request the conformance suite sends also runs on this "
+           "walredo binary, which must answer the same pages and fail the same requests",
+           _path, None, "PATH"),
+    Option("walredo_baseline_lib_dir", "--walredo-baseline-lib-dir", "WALREDO_BASELINE_LIB_DIR",
+           "LD_LIBRARY_PATH for the baseline binary; default: <baseline bin dir>/../lib", _path,
+           None, "DIR"),
+    Option("walredo_baseline_mask", "--walredo-baseline-mask", "WALREDO_BASELINE_MASK",
+           "how pages are compared with the baseline's: none (byte for byte) or auto (under "
+           "the masking rule of the request's last record's rmgr)", _baseline_mask, "none",
+           "{none,auto}"),
 )
 
 
@@ -173,6 +211,11 @@ class WalredoSettings:
     rlimit_cpu: int | None = None
     core_dumps: bool = False
     no_new_privs: bool = True
+    corpus: tuple[Path, ...] | None = None
+    """Corpora to judge; None: the shipped corpus of ``pg_version``; empty: none."""
+    baseline_bin: Path | None = None
+    baseline_lib_dir: Path | None = None
+    baseline_mask: str = "none"
 
 
 def resolve_settings(
@@ -187,6 +230,9 @@ def resolve_settings(
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {}
     for opt in OPTIONS:
+        if opt.multi:
+            values[opt.key] = _resolve_multi(opt, cli(opt.key), env, ini(opt.key))
+            continue
         raw: Any = cli(opt.key)
         source = f"{opt.flag}"
         if raw is None or (raw is False and opt.is_flag):
@@ -220,4 +266,31 @@ def resolve_settings(
         rlimit_cpu=values["walredo_rlimit_cpu"],
         core_dumps=values["walredo_core_dumps"],
         no_new_privs=values["walredo_no_new_privs"],
+        corpus=values["walredo_corpus"],
+        baseline_bin=values["walredo_baseline_bin"],
+        baseline_lib_dir=values["walredo_baseline_lib_dir"],
+        baseline_mask=values["walredo_baseline_mask"],
     )
+
+
+def _resolve_multi(opt: Option, cli_value: Any, env: Any, ini_value: Any) -> Any:
+    """A ``multi`` option: the tuple of its parsed values, without the ones that parse to None
+    (``off``); the default when no source gives any value."""
+    if cli_value:
+        raw, source = [str(v) for v in cli_value], opt.flag
+    elif env.get(opt.env):
+        raw, source = [v for v in env[opt.env].split(os.pathsep) if v.strip()], f"${opt.env}"
+    elif ini_value not in (None, "", []):
+        items = ini_value if isinstance(ini_value, list) else str(ini_value).split()
+        raw, source = [str(v) for v in items], f"ini option {opt.key}"
+    else:
+        return opt.default
+    out = []
+    for text in raw:
+        try:
+            value = opt.parse(text)
+        except ValueError as exc:
+            raise SettingError(f"{source} value {text!r} {exc}") from None
+        if value is not None:
+            out.append(value)
+    return tuple(out)
