@@ -3,10 +3,13 @@ workload, judged three ways. PostgreSQL's own consistency images are the expecte
 redo model must reproduce them for every kind it implements (others are reported unsupported,
 never passed); the reference walredo process the same; a walredo that ignores records fails
 every entry. The record names agree with pg_waldump's; WAL compressed with pglz, lz4 and zstd
-gives the same verdicts."""
+gives the same verdicts. The same corpus through the plugin (``pytest --walredo-corpus DIR``):
+one test per entry, the per-kind table, the reference passing every entry it supports, a
+walredo that ignores records failing every entry, a faulty reference's failure artifacts."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -16,8 +19,9 @@ from pathlib import Path
 
 import pytest
 
+from pytest_walredo.conformance.variant import SuiteVariant
 from pytest_walredo.corpus.builder import BuildOptions, BuildReport, build_corpus
-from pytest_walredo.corpus.folder import load_corpus
+from pytest_walredo.corpus.folder import load_corpus, write_entry
 from pytest_walredo.corpus.format import Entry
 from pytest_walredo.corpus.judge import Verdict, kind_table, model_answer, model_unsupported
 from pytest_walredo.corpus.replay import reference_for, replay_entries
@@ -28,6 +32,7 @@ from pytest_walredo.pg.rmgr import rmgr_name
 from pytest_walredo.pg.rmgr.names import record_name
 from pytest_walredo.pg.walstream import iter_wal
 from pytest_walredo.pg.xlogrecord import decode_header, decode_record
+from pytest_walredo.testing.wrappers import reference_wrapper
 
 pytestmark = [
     pytest.mark.needs_postgres,
@@ -186,3 +191,99 @@ def test_compressed_wal(tmp_path: Path, method: str) -> None:
     results = replay_entries(entries, reference_for(entries, tmp_path), timeout=30)
     for e, r in zip(entries, results, strict=True):
         assert r.verdict is (Verdict.UNSUPPORTED if model_unsupported(e) else Verdict.MATCHED), (e.name, r)
+
+
+# ------------------------------------------------------------------------------------------
+# The same fresh corpus through the plugin: pytest --walredo-corpus DIR
+# ------------------------------------------------------------------------------------------
+
+
+def _plugin_run(pytester: pytest.Pytester, corpus: Path, *args: str, plugins: tuple[object, ...] = ()):
+    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    argv = ["-p", "no:cacheprovider", "--walredo-pg-version", "15", "--walredo-flavour", "vanilla",
+            "--walredo-corpus", str(corpus), "--walredo-dump-dir", str(pytester.path / "dumps"),
+            "--pyargs", "pytest_walredo.conformance.test_corpus", *args]
+    if plugins:
+        return pytester.runpytest_inprocess(*argv, plugins=list(plugins))
+    return pytester.runpytest_subprocess(*argv, timeout=600)
+
+
+def _table(text: str) -> dict[str, list[int]]:
+    """The per-kind table of the ``walredo verdicts`` summary: kind -> [matched, differing,
+    failed, unsupported]."""
+    section = text[text.index("walredo verdicts"):]
+    rows = re.findall(r"^(\S+/\S+|total)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)$", section, re.M)
+    return {kind: [int(n) for n in counts] for kind, *counts in rows}
+
+
+@pytest.fixture
+def corpus_dir(built: tuple[BuildReport, list[Entry]], tmp_path: Path) -> Path:
+    for e in built[1]:
+        write_entry(tmp_path / "fresh", e)
+    return tmp_path / "fresh"
+
+
+def test_the_plugin_judges_every_entry_and_prints_the_table(built: tuple[BuildReport, list[Entry]],
+                                                           corpus_dir: Path, pytester: pytest.Pytester) -> None:
+    _, entries = built
+    supported = [e for e in entries if model_unsupported(e) is None]
+    result = _plugin_run(pytester, corpus_dir, "-v")
+    result.assert_outcomes(passed=len(supported), skipped=len(entries) - len(supported))
+    table = _table(result.stdout.str())
+    assert table["total"] == [len(supported), 0, 0, len(entries) - len(supported)]
+    for kind in {e.meta.kind for e in entries}:
+        n = sum(e.meta.kind == kind for e in supported)
+        assert table[kind] == [n, 0, 0, sum(e.meta.kind == kind for e in entries) - n], kind
+    result.stdout.fnmatch_lines([f"*tests judged by: corpus {len(supported)}*"])
+    # one test per entry, its id from the kind and the name
+    ids = re.findall(r"test_corpus_entry\[([^\]]+)\] (?:PASSED|SKIPPED)", result.stdout.str())
+    kinds = {e.name: e.meta.kind for e in entries}
+    assert sorted(ids) == sorted(kinds) and all(i.startswith(kinds[i].replace("/", ".") + ".") for i in ids)
+
+
+def test_a_walredo_that_ignores_records_fails_every_entry_under_xdist(corpus_dir: Path, tmp_path: Path,
+                                                                     built: tuple[BuildReport, list[Entry]],
+                                                                     pytester: pytest.Pytester) -> None:
+    _, entries = built
+    assert all(e.decoded_request().records for e in entries)
+    # Not the reference to the plugin (a script), so every entry is sent: none is "unsupported".
+    ignoring = reference_wrapper(tmp_path / "ignoring-walredo", 15, "vanilla", ["ignore-records"])
+    result = _plugin_run(pytester, corpus_dir, "-n", "2", "--walredo-bin", str(ignoring))
+    result.assert_outcomes(failed=len(entries))
+    assert _table(result.stdout.str())["total"] == [0, len(entries), 0, 0]
+
+
+def test_a_faulty_references_differing_entry_leaves_its_artifacts(corpus_dir: Path, pytester: pytest.Pytester,
+                                                                  built: tuple[BuildReport, list[Entry]]) -> None:
+    _, entries = built
+    offset = 8176
+    result = _plugin_run(pytester, corpus_dir, "--alluredir", str(pytester.path / "allure"),
+                         plugins=(SuiteVariant(faults=[f"corrupt-byte:{offset}"]),))
+    visible = []
+    for e in entries:
+        assert e.expected is not None
+        flipped = bytearray(e.expected)
+        flipped[offset] ^= 0xFF
+        if model_unsupported(e) is None and not masked_equal(e.expected, bytes(flipped), e.meta.mask, e.meta.blk):
+            visible.append(e)
+    assert visible
+    outcomes = result.parseoutcomes()
+    assert outcomes["failed"] == len(visible), result.stdout.str()[-3000:]
+    e = visible[0]
+    folder = next(p for p in (pytester.path / "dumps").iterdir() if e.name.replace("+", "_") in p.name)
+    index = next(folder.glob("failure-*[0-9].txt")).read_text()
+    assert f"corpus entry {e.name}: {e.meta.kind}, mask {e.meta.mask}" in index
+    assert "expected pages from the corpus" in index and f"1 byte(s) differ, first at offset {offset}" in index
+    request = next(p for p in folder.glob("walredo-*.walredo"))
+    assert request.read_bytes() == e.request
+    assert request.with_name(request.name.replace(".walredo", ".expected.page")).read_bytes() == e.expected
+    actual = request.with_name(request.name.replace(".walredo", ".actual.page")).read_bytes()
+    assert actual[offset] == e.expected[offset] ^ 0xFF
+    assert request.with_name(request.name.replace(".walredo", ".diff.txt")).exists()
+    # the table is attached to the run in Allure (a global attachment), each test labelled with its oracle
+    allure_dir = pytester.path / "allure"
+    globals_doc = json.loads(next(allure_dir.glob("*-globals.json")).read_text())
+    attached = allure_dir / globals_doc["attachments"][0]["source"]
+    assert "total" in attached.read_text() and f"{len(visible)}" in attached.read_text()
+    labels = [lab for p in allure_dir.glob("*-result.json") for lab in json.loads(p.read_text())["labels"]]
+    assert {"name": "walredo oracle", "value": "corpus"} in labels

@@ -13,16 +13,26 @@ behaviour depends on how many answers it has given; reusing it would make an exa
 depend on earlier examples and Hypothesis could not replay a failure. Such pools start a fresh
 process for every example (``fresh_each_example``), with one spare launched ahead so the
 start-up overlaps the current example.
+
+Every request the pool sends goes past the test's oracle (:mod:`.oracle`): :meth:`ProcessPool.apply`
+and :meth:`ProcessPool.solo` have it cross-checked (in differential mode the baseline binary
+runs it too and must agree), :meth:`ProcessPool.judged` has it judged (the model's page, or the
+baseline's), :meth:`ProcessPool.attempt` leaves judging to the caller (a corpus entry's own
+expected page). A disagreement is recorded as the test's failing example and raised as
+:class:`~.oracle.OracleMismatch`. ``oracles`` collects the names of what judged the test.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, NoReturn, TypeVar
 
+from pytest_walredo.conformance.oracle import Answer, Disagreement, Judge, OracleMismatch
 from pytest_walredo.interleave import ScheduledClient
-from pytest_walredo.process import WalredoClient
+from pytest_walredo.pg.version import Flavour
+from pytest_walredo.plugin.example import FailingExample
+from pytest_walredo.process import WalredoClient, WalredoError
 from pytest_walredo.protocol import RedoRequest
 
 __all__ = ["ProcessPool"]
@@ -72,6 +82,20 @@ class ProcessPool:
         self._solo: WalredoClient | None = None
         self.launches = 0
         self._stale = False  # a new example started since the current client was handed out
+        self.judge = Judge()
+        """The test's oracle (set by the ``walredo_pool`` fixture; the default judges nothing)."""
+        self.current_example: Callable[[], FailingExample | None] = lambda: None
+        """Where a disagreement is recorded (the recorder's current example)."""
+        self.oracles: set[str] = set()
+        """What judged this test so far: ``model``, ``baseline``, ``corpus``."""
+
+    @property
+    def pg_version(self) -> int:
+        return int(self.factory.binary.pg_version)
+
+    @property
+    def flavour(self) -> Flavour:
+        return Flavour(self.factory.binary.flavour)
 
     def new_example(self) -> None:
         """Called at the start of every example (the recorder does it): with
@@ -119,10 +143,46 @@ class ProcessPool:
         """Run ``coro`` to completion on the pool's event loop."""
         return self.loop.run_until_complete(coro)
 
-    def apply(self, request: RedoRequest) -> bytes:
-        """Apply one request alone on a live client (no scheduler) and return the page."""
+    def attempt(self, request: RedoRequest) -> Answer:
+        """Apply one request alone on a live client (no scheduler): its page or its error. Not
+        cross-checked: the caller judges it and then calls :meth:`cross_check`."""
         client = self.client()
-        return self.run(client.apply(request))
+        try:
+            return Answer(self.run(client.apply(request)))
+        except WalredoError as exc:
+            return Answer(None, exc)
+
+    def cross_check(self, request: RedoRequest, got: Answer) -> Disagreement | None:
+        """What the oracle's cross-check says of ``got`` (None: agreement, or no cross-check)."""
+        if self.judge.cross_checks:
+            self.oracles.add(self.judge.name)
+        return self.judge.cross_check(request, got)
+
+    def fail(self, disagreement: Disagreement) -> NoReturn:
+        """Record ``disagreement`` as the test's failing example and raise it."""
+        disagreement.record(self.current_example())
+        if disagreement.error is not None:
+            raise disagreement.error
+        raise OracleMismatch(disagreement.message)
+
+    def apply(self, request: RedoRequest) -> bytes:
+        """Apply one request alone on a live client (no scheduler), cross-checked, and return the
+        page (raise the process's error, or :class:`~.oracle.OracleMismatch`)."""
+        got = self.attempt(request)
+        disagreement = self.cross_check(request, got)
+        if disagreement is not None:
+            self.fail(disagreement)
+        return got.result()
+
+    def judged(self, request: RedoRequest) -> Answer:
+        """Apply one request and have the oracle judge the answer (raise on a disagreement). A
+        failed answer is returned only when the oracle failed too (the baseline can)."""
+        got = self.attempt(request)
+        self.oracles.add(self.judge.name)
+        disagreement = self.judge.judge(request, got)
+        if disagreement is not None:
+            self.fail(disagreement)
+        return got
 
     def solo(self, job: RedoRequest | None) -> bytes:
         """Run ``job`` (None: a ping) alone on the *solo* process: a second process of the same
@@ -135,7 +195,16 @@ class ProcessPool:
             if c is not None:
                 c.close()
             c = self._solo = self.factory(timeout=self.timeout)
-        return self.run(c.ping() if job is None else c.apply(job))
+        if job is None:
+            return self.run(c.ping())
+        try:
+            got = Answer(self.run(c.apply(job)))
+        except WalredoError as exc:
+            got = Answer(None, exc)
+        disagreement = self.cross_check(job, got)
+        if disagreement is not None:
+            self.fail(disagreement)
+        return got.result()
 
     def ping(self) -> bytes:
         """Ping on a live client and return the answer."""
@@ -143,6 +212,7 @@ class ProcessPool:
         return self.run(client.ping())
 
     def close(self) -> None:
+        self.judge.close()
         self.discard()
         for extra in (self._spare, self._solo):
             if extra is not None:
