@@ -48,3 +48,20 @@ def test_readme_python_examples_run(pytester) -> None:  # type: ignore[no-untype
         test_property=prop.replace("max_examples=50", "max_examples=5"),
     )
     pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=4)
+
+
+def test_readme_corpus_table_is_current() -> None:
+    """The README's per-kind table of the reference walredo on the shipped PostgreSQL 15 corpus is
+    what the reference gives today: matched where the redo model implements every record of the
+    entry (the reference answers through the model, and tests/test_corpus_default.py checks the
+    model reproduces those entries), unsupported elsewhere."""
+    from pytest_walredo.corpus.default import load_shipped
+    from pytest_walredo.corpus.judge import EntryResult, Verdict, kind_table, model_unsupported
+
+    text = (ROOT / "README.md").read_text()
+    marker = "<!-- corpus-table: the reference on the shipped PostgreSQL 15 corpus -->\n```\n"
+    shown = text[text.index(marker) + len(marker):].split("```", 1)[0]
+    now = kind_table(EntryResult(e.name, e.meta.kind, Verdict.UNSUPPORTED if model_unsupported(e) else Verdict.MATCHED)
+                     for e in load_shipped(15))
+    assert shown == now, ("the README's corpus table is stale; paste the table printed by: pytest --pyargs "
+                          "pytest_walredo.conformance.test_corpus --walredo-pg-version 15 --walredo-flavour vanilla")
