@@ -8,7 +8,8 @@
   binary's answer. Every request the suite sends through the pool (generated, corpus,
   concurrency jobs) also runs on a process of the baseline binary, and the two must agree: the
   same page (byte for byte, or under the masking rule of the request's last record with
-  ``--walredo-baseline-mask auto``), or both failing. The model-agreement property then also
+  ``--walredo-baseline-mask auto``), or both failing. Malformed input and pings are not
+  compared: their properties judge them alone. The model-agreement property then also
   draws requests cut from the session's corpus, of every record kind (the baseline judges what
   the model cannot).
 
