@@ -32,6 +32,17 @@ def explain(want: bytes, got: bytes) -> str:
     return text
 
 
+def require_same_page(want: bytes, got: bytes, what: str) -> None:
+    """Fail with ``[wrong-page] WHAT: <explain>`` unless ``got == want``.
+
+    Raised by hand rather than with ``assert got == want``: pytest explains a failed ``==`` on
+    two 8 KiB byte strings with a difflib diff of their reprs, untruncated when ``CI`` is set,
+    which takes seconds per failing example and minutes while Hypothesis shrinks.
+    """
+    if got != want:
+        raise AssertionError(f"[wrong-page] {what}: {explain(want, got)}")
+
+
 def with_lsn(page: bytes, lsn: int) -> bytes:
     """``page`` with pd_lsn set to ``lsn`` (xlogid, xrecoff)."""
     return struct.pack("<II", lsn >> 32, lsn & 0xFFFFFFFF) + page[8:]

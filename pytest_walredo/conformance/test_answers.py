@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pytest_walredo import strategies as ws
-from pytest_walredo.conformance._util import explain, fpi_record, with_lsn
+from pytest_walredo.conformance._util import fpi_record, require_same_page, with_lsn
 from pytest_walredo.pg.xlogrecord import Compression
 from pytest_walredo.protocol import BLCKSZ, RedoRequest
 
@@ -38,7 +38,7 @@ def test_getpage_answers_the_pushed_image(walredo_pool, walredo_recorder, tag, p
         ex.set_pages(expected=[page])
         got = walredo_pool.apply(req)
         ex.set_pages(actual=[got])
-        assert got == page, f"[wrong-page] GetPage after PushPage: {explain(page, got)}"
+        require_same_page(page, got, "GetPage after PushPage")
 
 
 @given(data=st.data())
@@ -51,7 +51,7 @@ def test_same_request_twice_gives_the_same_page(walredo_pool, walredo_recorder, 
         first = walredo_pool.apply(req)
         second = walredo_pool.apply(req)
         ex.set_pages(expected=[first, first], actual=[first, second])
-        assert first == second, f"[wrong-page] the same request twice: {explain(first, second)}"
+        require_same_page(first, second, "the same request twice")
 
 
 @given(data=st.data())
@@ -72,7 +72,7 @@ def test_full_page_image_is_restored_with_its_lsn(walredo_pool, walredo_recorder
         ex.set_pages(expected=[want])
         got = walredo_pool.apply(req)
         ex.set_pages(actual=[got])
-        assert got == want, f"[wrong-page] full-page image: {explain(want, got)}"
+        require_same_page(want, got, "full-page image")
 
 
 @given(data=st.data())
@@ -89,7 +89,7 @@ def test_split_invariance(walredo_pool, walredo_recorder, pg_version, flavour, d
         split = walredo_pool.apply(tail)
         ex.set_requests([req, head, tail])
         ex.set_pages(expected=[whole, None, whole], actual=[whole, middle, split])
-        assert split == whole, f"[wrong-page] split at record {k}: {explain(whole, split)}"
+        require_same_page(whole, split, f"split at record {k}")
 
 
 @given(data=st.data())
