@@ -28,6 +28,7 @@ from pytest_walredo.pg.rmgr import (
     BtreeVacuum,
     FreezePlan,
     FreezeTuple,
+    GenericRecord,
     Heap2FreezePage,
     Heap2LockUpdated,
     Heap2MultiInsert,
@@ -47,8 +48,10 @@ from pytest_walredo.pg.rmgr import (
     MultiInsertTuple,
     RmgrDecodeError,
     RmgrRecord,
+    SeqLog,
     UnsupportedRecord,
     XlogFpi,
+    XlogNoPage,
     XlTuple,
     build,
     describe_record,
@@ -253,6 +256,36 @@ def _logical_case(draw: st.DrawFn, kind: str, v: int) -> tuple[RmgrRecord, list[
                         draw(st.integers(0, 2**40)), draw(st.binary(min_size=36 * n, max_size=36 * n))), []
 
 
+def _am_seq_case(draw: st.DrawFn, kind: str, v: int) -> tuple[RmgrRecord, list[BlockRef]]:
+    """Sequence LOG, Generic deltas and full images, XLOG records that name no block."""
+    if kind == "seq_log":
+        return SeqLog(draw(st.sampled_from(_RELS)), draw(st.binary(max_size=60))), [
+            draw(_block(0, v, will_init=True, image=False))]
+    if kind == "generic":
+        n = draw(st.integers(1, 4))
+        blocks = [draw(_block(i, v)) for i in range(n)]
+        frags = st.lists(st.tuples(st.integers(0, BLCKSZ - 1), st.binary(max_size=30)).map(tuple), max_size=4)
+        deltas = tuple((b.block_id, tuple(draw(frags))) for b in blocks if b.image is None)
+        return GenericRecord(tuple((i, f) for i, f in deltas if f)), blocks
+    assert kind == "xlog_no_page"
+    op = draw(st.sampled_from([0x00, 0x10, 0x20, 0x30, 0x50, 0x60, 0x70, 0x80] + ([0xE0] if v >= 17 else [])))
+    level = struct.pack("<i", draw(st.integers(0, 2)))  # wal_level
+    flag = draw(st.sampled_from([b"\0", b"\1"]))
+    if op in (0x00, 0x10):  # checkpoints: PG17 keeps wal_level in bytes 20..23 (padding before)
+        raw = draw(st.binary(min_size=88, max_size=88))
+        main = raw[:16] + flag + raw[17:20] + (level if v >= 17 else raw[20:24]) + raw[24:]
+    elif op == 0x60:  # PARAMETER_CHANGE
+        main = draw(st.binary(min_size=20, max_size=20)) + level + flag + flag + b"\0\0"
+    elif op == 0x70:  # RESTORE_POINT: time, then a C string
+        name = draw(st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=63)).encode()
+        main = draw(st.binary(min_size=8, max_size=8)) + name.ljust(64, b"\0")
+    else:
+        main = {0x20: b"", 0x30: draw(st.binary(min_size=4, max_size=4)), 0x50: draw(st.binary(min_size=8, max_size=8)),
+                0x80: flag, 0xE0: level}[op]
+    return XlogNoPage(op, main), []
+
+
+_AM_SEQ_KINDS = ("seq_log", "generic", "xlog_no_page")
 _BTREE_KINDS = ("btree_post", "split", "dedup", "bt_vacuum", "bt_delete", "halfdead", "unlink", "reuse",
                 "meta_cleanup")
 _LOGICAL_KINDS = ("truncate", "lock_updated", "new_cid", "rewrite")
@@ -277,7 +310,10 @@ def _record_case(draw: st.DrawFn, pg_version: int, flavour: Flavour) -> tuple[Rm
     ]
     kinds += ["prune", "vacuum", "freeze"] if v <= 16 else ["prune17"]
     kinds += [*_BTREE_KINDS, *_LOGICAL_KINDS]
+    kinds += _AM_SEQ_KINDS
     kind = draw(st.sampled_from(kinds))
+    if kind in _AM_SEQ_KINDS:
+        return _am_seq_case(draw, kind, v)
     if kind in _BTREE_KINDS:
         return _btree_case(draw, kind, v)
     if kind in _LOGICAL_KINDS:

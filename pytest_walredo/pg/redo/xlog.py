@@ -1,10 +1,12 @@
-"""Redo of XLOG records: full-page images (``xlog_redo`` for XLOG_FPI / XLOG_FPI_FOR_HINT)."""
+"""Redo of XLOG records: full-page images (``xlog_redo`` for XLOG_FPI / XLOG_FPI_FOR_HINT); every
+other XLOG record names no block and leaves the requested page as it is (in a real server
+``xlog_redo`` updates shared state from them: next OID, checkpoint fields, parameters)."""
 
 from __future__ import annotations
 
-from pytest_walredo.pg.redo.buffer import BLK_DONE, BLK_RESTORED, Apply, Routine
+from pytest_walredo.pg.redo.buffer import BLK_DONE, BLK_RESTORED, Apply, Routine, no_page_change
 from pytest_walredo.pg.rmgr import RmgrRecord
-from pytest_walredo.pg.rmgr.xlog import XlogFpi
+from pytest_walredo.pg.rmgr.xlog import XlogFpi, XlogNoPage
 
 __all__ = ["ROUTINES"]
 
@@ -22,5 +24,5 @@ def _fpi(a: Apply, body: XlogFpi) -> None:
             raise a.fail("unexpected XLogReadBufferForRedo result when restoring backup block")
 
 
-ROUTINES: dict[type[RmgrRecord], Routine] = {XlogFpi: _fpi}
+ROUTINES: dict[type[RmgrRecord], Routine] = {XlogFpi: _fpi, XlogNoPage: no_page_change}
 """The redo routine of each XLOG record kind."""

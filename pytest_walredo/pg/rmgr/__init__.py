@@ -19,12 +19,14 @@ from dataclasses import dataclass
 
 from pytest_walredo.pg.rmgr import (
     btree,
+    generic,
     heap,
     heap2,
     heap2_prune,
     heap2_prune17,
     heap_inplace,
     heap_logical,
+    sequence,
     xlog,
 )
 from pytest_walredo.pg.rmgr._base import (
@@ -49,6 +51,7 @@ from pytest_walredo.pg.rmgr.btree_pagedel import (
     BtreeUnlinkPage,
 )
 from pytest_walredo.pg.rmgr.btree_vacuum import BtreeDelete, BtreeUpdate, BtreeVacuum
+from pytest_walredo.pg.rmgr.generic import GenericRecord, decode_generic
 from pytest_walredo.pg.rmgr.heap import (
     HeapConfirm,
     HeapDelete,
@@ -75,15 +78,18 @@ from pytest_walredo.pg.rmgr.heap_inplace import Heap2LockUpdated
 from pytest_walredo.pg.rmgr.heap_logical import Heap2NewCid, Heap2Rewrite, HeapTruncate
 from pytest_walredo.pg.rmgr.ids import (
     RM_BTREE_ID,
+    RM_GENERIC_ID,
     RM_HEAP2_ID,
     RM_HEAP_ID,
     RM_NEON_ID,
+    RM_SEQ_ID,
     RM_XLOG_ID,
     RMGR_NAMES,
     rmgr_name,
 )
 from pytest_walredo.pg.rmgr.neon import decode_neon, flavour_dependent_layout
-from pytest_walredo.pg.rmgr.xlog import XlogFpi, decode_xlog
+from pytest_walredo.pg.rmgr.sequence import SeqLog, decode_sequence
+from pytest_walredo.pg.rmgr.xlog import XlogFpi, XlogNoPage, decode_xlog
 from pytest_walredo.pg.version import Flavour, check_version
 from pytest_walredo.pg.xlogrecord import DecodedRecord
 
@@ -108,6 +114,7 @@ __all__ = [
     "BtreeVacuum",
     "FreezePlan",
     "FreezeTuple",
+    "GenericRecord",
     "Heap2FreezePage",
     "Heap2LockUpdated",
     "Heap2MultiInsert",
@@ -128,9 +135,11 @@ __all__ = [
     "RecordDescription",
     "RmgrDecodeError",
     "RmgrRecord",
+    "SeqLog",
     "UnsupportedRecord",
     "XlTuple",
     "XlogFpi",
+    "XlogNoPage",
     "build",
     "describe_record",
     "flavour_dependent_layout",
@@ -146,12 +155,15 @@ _DECODERS: dict[int, Callable[[int, bytes, dict[int, bytes], int, Flavour], Rmgr
     RM_HEAP_ID: decode_heap,
     RM_BTREE_ID: decode_btree,
     RM_NEON_ID: decode_neon,
+    RM_SEQ_ID: decode_sequence,
+    RM_GENERIC_ID: decode_generic,
 }
 """The decoder of each resource manager the model knows (Neon's 134 routes to heap/heap2)."""
 
 _RECORDS: tuple[type[RmgrRecord], ...] = (
     *xlog.RECORDS, *heap.RECORDS, *heap_inplace.RECORDS, *heap_logical.RECORDS, *heap2.RECORDS,
     *heap2_prune.RECORDS, *heap2_prune17.RECORDS, *btree.RECORDS,
+    *sequence.RECORDS, *generic.RECORDS,
 )
 
 

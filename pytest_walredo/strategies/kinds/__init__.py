@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 
 from hypothesis.errors import InvalidArgument
 
-from . import btree, btree_delete, btree_split, heap, heap2, xlog
+from . import btree, btree_delete, btree_split, generic, heap, heap2, sequence, xlog
 from .spec import Drawer, Drawn, RecordKind
 
 __all__ = ["INIT_KINDS", "KINDS", "RECORD_KINDS", "Drawer", "Drawn", "RecordKind", "check_kinds"]
@@ -34,7 +34,7 @@ def _registry(groups: Iterable[Sequence[RecordKind]]) -> dict[str, RecordKind]:
 
 
 KINDS: dict[str, RecordKind] = _registry((xlog.KINDS, heap.KINDS, heap2.KINDS, btree.KINDS, btree_split.KINDS,
-                                             btree_delete.KINDS))
+                                             btree_delete.KINDS, sequence.KINDS, generic.KINDS))
 """Every record kind by name, simplest first."""
 
 RECORD_KINDS: tuple[str, ...] = tuple(KINDS)

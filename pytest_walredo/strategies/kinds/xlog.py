@@ -1,14 +1,22 @@
-"""Drawers for XLOG records: full-page images (``fpi``)."""
+"""Drawers for XLOG records: full-page images (``fpi``), and ``xlog_no_page``: the XLOG records
+that name no block (checkpoints, NOOP, NEXTOID, RESTORE_POINT, FPW_CHANGE, BACKUP_END,
+PARAMETER_CHANGE, PG17's CHECKPOINT_REDO), which must leave the page as it is. Not drawn:
+SWITCH (a WAL reader skips to the next segment after it) and the two records whose
+descriptions print a time stamp in the reader's time zone."""
 
 from __future__ import annotations
 
+import struct
+
 from hypothesis import strategies as st
 
-from ...pg.rmgr.xlog import XlogFpi
+from ...pg.rmgr import xlog as x
+from ...pg.rmgr.xlog import XlogFpi, XlogNoPage
 from ...pg.xlogrecord import Compression, ImageRef, make_block
 from ..block import Block
 from ..pages import btree_full_leaf_pages, btree_internal_pages, btree_leaf_pages, heap_pages
 from ..tags import MAX_U32
+from .heap import has_tuples
 from .spec import Drawn, RecordKind
 
 __all__ = ["KINDS"]
@@ -41,5 +49,47 @@ def _fpi(draw: st.DrawFn, b: Block, max_tuple_size: int) -> Drawn:
     return Drawn(XlogFpi(for_hint), blocks, "heap" if page_kind == "heap" else "btree")
 
 
-KINDS = (RecordKind("fpi", 0, _fpi, on=None),)
-"""The XLOG record kinds."""
+_U32 = st.integers(0, MAX_U32)
+
+
+@st.composite
+def _no_page_main(draw: st.DrawFn, op: int, v: int) -> bytes:
+    """Main data of XLOG record ``op`` as the server logs it."""
+    if op in (x.XLOG_CHECKPOINT_ONLINE, x.XLOG_CHECKPOINT_SHUTDOWN):
+        wal_level = draw(st.integers(0, 2)) if v >= 17 else 0
+        return struct.pack("<QII?3xiQIIIIIII4xqIII4x", draw(st.integers(0, 2**40)), draw(_U32), draw(_U32),
+                           draw(st.booleans()), wal_level, draw(st.integers(0, 2**64 - 1)),
+                           *(draw(_U32) for _ in range(7)), draw(st.integers(0, 2**62)),
+                           draw(_U32), draw(_U32), draw(_U32))
+    if op == x.XLOG_NEXTOID:
+        return struct.pack("<I", draw(_U32))
+    if op == x.XLOG_RESTORE_POINT:
+        name = draw(st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=63))
+        return struct.pack("<q64s", draw(st.integers(0, 2**62)), name.encode())
+    if op == x.XLOG_FPW_CHANGE:
+        return struct.pack("<?", draw(st.booleans()))
+    if op == x.XLOG_BACKUP_END:
+        return struct.pack("<Q", draw(st.integers(0, 2**40)))
+    if op == x.XLOG_PARAMETER_CHANGE:
+        return struct.pack("<iiiiii??2x", *(draw(st.integers(0, 10000)) for _ in range(5)),
+                           draw(st.integers(0, 2)), draw(st.booleans()), draw(st.booleans()))
+    if op == x.XLOG_CHECKPOINT_REDO:
+        return struct.pack("<i", draw(st.integers(0, 2)))
+    return b""  # NOOP
+
+
+def _no_page(draw: st.DrawFn, b: Block, max_tuple_size: int) -> Drawn:
+    ops = [x.XLOG_NOOP, x.XLOG_NEXTOID, x.XLOG_RESTORE_POINT, x.XLOG_FPW_CHANGE, x.XLOG_BACKUP_END,
+           x.XLOG_CHECKPOINT_ONLINE, x.XLOG_CHECKPOINT_SHUTDOWN, x.XLOG_PARAMETER_CHANGE]
+    if b.v >= 17:
+        ops.append(x.XLOG_CHECKPOINT_REDO)
+    op = draw(st.sampled_from(ops))
+    return Drawn(XlogNoPage(op, draw(_no_page_main(op, b.v))), [])
+
+
+KINDS = (
+    RecordKind("fpi", 0, _fpi, on=None),
+    RecordKind("xlog_no_page", 1505, _no_page, on="heap", applies=has_tuples),
+)
+"""The XLOG record kinds (``xlog_no_page`` is drawn on a heap page with tuples, where a
+change would show)."""
