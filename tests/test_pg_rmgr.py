@@ -14,6 +14,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pytest_walredo.pg.rmgr import (
+    BrinCreateIndex,
+    BrinDesummarize,
+    BrinInsert,
+    BrinRevmapExtend,
+    BrinSamepageUpdate,
     BtreeDedup,
     BtreeDelete,
     BtreeInsert,
@@ -267,6 +272,8 @@ def _am_seq_case(draw: st.DrawFn, kind: str, v: int) -> tuple[RmgrRecord, list[B
         frags = st.lists(st.tuples(st.integers(0, BLCKSZ - 1), st.binary(max_size=30)).map(tuple), max_size=4)
         deltas = tuple((b.block_id, tuple(draw(frags))) for b in blocks if b.image is None)
         return GenericRecord(tuple((i, f) for i, f in deltas if f)), blocks
+    if kind == "brin":
+        return _brin_case(draw, v)
     assert kind == "xlog_no_page"
     op = draw(st.sampled_from([0x00, 0x10, 0x20, 0x30, 0x50, 0x60, 0x70, 0x80] + ([0xE0] if v >= 17 else [])))
     level = struct.pack("<i", draw(st.integers(0, 2)))  # wal_level
@@ -285,7 +292,27 @@ def _am_seq_case(draw: st.DrawFn, kind: str, v: int) -> tuple[RmgrRecord, list[B
     return XlogNoPage(op, main), []
 
 
-_AM_SEQ_KINDS = ("seq_log", "generic", "xlog_no_page")
+def _brin_case(draw: st.DrawFn, v: int) -> tuple[RmgrRecord, list[BlockRef]]:
+    """Every BRIN record, blocks as brin_xlog.h lays them out (a block with an image has no data)."""
+    op = draw(st.sampled_from(["create", "insert", "update", "samepage", "extend", "desummarize"]))
+    if op == "create":
+        return BrinCreateIndex(draw(_u32), draw(st.integers(1, 2))), [draw(_block(0, v, will_init=True, image=False))]
+    if op in ("insert", "update"):
+        init = draw(st.booleans())
+        b0 = draw(_block(0, v, will_init=init, image=False if init else None))
+        tup = b"" if b0.image is not None else draw(st.binary(min_size=8, max_size=40))
+        old = draw(_u16) if op == "update" else None
+        body: RmgrRecord = BrinInsert(draw(_u32), draw(_u32), draw(_u16), tup, init, old)
+        return body, [b0, draw(_block(1, v))] + ([draw(_block(2, v))] if old is not None else [])
+    if op == "samepage":
+        b0 = draw(_block(0, v))
+        return BrinSamepageUpdate(draw(_u16), b"" if b0.image else draw(st.binary(min_size=8, max_size=40))), [b0]
+    if op == "extend":
+        return BrinRevmapExtend(draw(_u32)), [draw(_block(0, v)), draw(_block(1, v, will_init=True, image=False))]
+    return BrinDesummarize(draw(_u32), draw(_u32), draw(_u16)), [draw(_block(0, v)), draw(_block(1, v))]
+
+
+_AM_SEQ_KINDS = ("seq_log", "generic", "xlog_no_page", "brin")
 _BTREE_KINDS = ("btree_post", "split", "dedup", "bt_vacuum", "bt_delete", "halfdead", "unlink", "reuse",
                 "meta_cleanup")
 _LOGICAL_KINDS = ("truncate", "lock_updated", "new_cid", "rewrite")

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pytest_walredo.pg.rmgr import (
+    brin,
     btree,
     generic,
     heap,
@@ -35,6 +36,14 @@ from pytest_walredo.pg.rmgr._base import (
     UnsupportedRecord,
     block_data_of,
     build,
+)
+from pytest_walredo.pg.rmgr.brin import (
+    BrinCreateIndex,
+    BrinDesummarize,
+    BrinInsert,
+    BrinRevmapExtend,
+    BrinSamepageUpdate,
+    decode_brin,
 )
 from pytest_walredo.pg.rmgr.btree import (
     BtreeDedup,
@@ -77,6 +86,7 @@ from pytest_walredo.pg.rmgr.heap2 import (
 from pytest_walredo.pg.rmgr.heap_inplace import Heap2LockUpdated
 from pytest_walredo.pg.rmgr.heap_logical import Heap2NewCid, Heap2Rewrite, HeapTruncate
 from pytest_walredo.pg.rmgr.ids import (
+    RM_BRIN_ID,
     RM_BTREE_ID,
     RM_GENERIC_ID,
     RM_HEAP2_ID,
@@ -95,11 +105,17 @@ from pytest_walredo.pg.xlogrecord import DecodedRecord
 
 __all__ = [
     "RMGR_NAMES",
+    "RM_BRIN_ID",
     "RM_BTREE_ID",
     "RM_HEAP2_ID",
     "RM_HEAP_ID",
     "RM_NEON_ID",
     "RM_XLOG_ID",
+    "BrinCreateIndex",
+    "BrinDesummarize",
+    "BrinInsert",
+    "BrinRevmapExtend",
+    "BrinSamepageUpdate",
     "BtreeDedup",
     "BtreeDelete",
     "BtreeInsert",
@@ -157,13 +173,14 @@ _DECODERS: dict[int, Callable[[int, bytes, dict[int, bytes], int, Flavour], Rmgr
     RM_NEON_ID: decode_neon,
     RM_SEQ_ID: decode_sequence,
     RM_GENERIC_ID: decode_generic,
+    RM_BRIN_ID: decode_brin,
 }
 """The decoder of each resource manager the model knows (Neon's 134 routes to heap/heap2)."""
 
 _RECORDS: tuple[type[RmgrRecord], ...] = (
     *xlog.RECORDS, *heap.RECORDS, *heap_inplace.RECORDS, *heap_logical.RECORDS, *heap2.RECORDS,
     *heap2_prune.RECORDS, *heap2_prune17.RECORDS, *btree.RECORDS,
-    *sequence.RECORDS, *generic.RECORDS,
+    *sequence.RECORDS, *generic.RECORDS, *brin.RECORDS,
 )
 
 
