@@ -185,16 +185,22 @@ def _desummarize_regular(draw: st.DrawFn, b: Block, max_tuple_size: int) -> Draw
     return Drawn(body, [_other(draw, b, [b.tag.blknum], 0), b.own_block(1)])
 
 
+def _here(_b: Block) -> bool:
+    """Favour the kinds of the page the block holds (RecordKind.favoured): a BRIN page then
+    goes on with its own records rather than being started over by another kind."""
+    return True
+
+
 KINDS = (
     RecordKind("brin_create_index", 1550, _create_index, on=None),
     RecordKind("brin_revmap_extend", 1555, _revmap_extend, on=None),
     RecordKind("brin_insert_init", 1560, _insert_init, on=None),
-    RecordKind("brin_revmap_extend_meta", 1565, _revmap_extend_meta, on="brin_meta", applies=_is_meta),
-    RecordKind("brin_revmap_set", 1570, _revmap_set, on="brin_revmap"),
-    RecordKind("brin_desummarize_revmap", 1575, _desummarize_revmap, on="brin_revmap"),
-    RecordKind("brin_insert", 1580, _insert, on="brin_regular"),
-    RecordKind("brin_samepage_update", 1585, _samepage_update, on="brin_regular", applies=_has_items),
-    RecordKind("brin_update_old", 1590, _update_old, on="brin_regular", applies=_has_items),
-    RecordKind("brin_desummarize_regular", 1595, _desummarize_regular, on="brin_regular", applies=_has_items),
+    RecordKind("brin_revmap_extend_meta", 1565, _revmap_extend_meta, on="brin_meta", applies=_is_meta, favoured=_here),
+    RecordKind("brin_revmap_set", 1570, _revmap_set, on="brin_revmap", favoured=_here),
+    RecordKind("brin_desummarize_revmap", 1575, _desummarize_revmap, on="brin_revmap", favoured=_here),
+    RecordKind("brin_insert", 1580, _insert, on="brin_regular", favoured=_here),
+    RecordKind("brin_samepage_update", 1585, _samepage_update, on="brin_regular", applies=_has_items, favoured=_here),
+    RecordKind("brin_update_old", 1590, _update_old, on="brin_regular", applies=_has_items, favoured=_here),
+    RecordKind("brin_desummarize_regular", 1595, _desummarize_regular, on="brin_regular", applies=_has_items, favoured=_here),
 )
 """The BRIN record kinds."""

@@ -58,8 +58,11 @@ def _is_bloom_like(b: Block) -> bool:
     if b.page is None:
         return False
     p = b.view()
-    return (p.special == BLCKSZ - _SPECIAL.size and p.lower <= p.upper
-            and _SPECIAL.unpack_from(p.data, p.special)[3] == BLOOM_PAGE_ID)
+    if not (p.special == BLCKSZ - _SPECIAL.size and SIZE_OF_PAGE_HEADER <= p.lower <= p.upper):
+        return False
+    maxoff, _flags, _unused, page_id = _SPECIAL.unpack_from(p.data, p.special)
+    used = p.lower - SIZE_OF_PAGE_HEADER
+    return page_id == BLOOM_PAGE_ID and (used == 0 if maxoff == 0 else used % maxoff == 0 and used > 0)
 
 
 def _full_image(draw: st.DrawFn, b: Block, max_tuple_size: int) -> Drawn:
@@ -95,12 +98,10 @@ def _changed(draw: st.DrawFn, page: Page) -> Page:
     target.lower = SIZE_OF_PAGE_HEADER + sum(len(t) for t in tuples)
     # stale bytes in the hole stay as the primary's page had them (they are not logged)
     target.data[target.lower : page.lower] = page.data[target.lower : page.lower]
-    if how == "scribble":
+    if how == "scribble" and target.lower > SIZE_OF_PAGE_HEADER:  # over the tuples, not the layout
         for _ in range(draw(st.integers(1, 4))):
-            regions = [(SIZE_OF_PAGE_HEADER, target.lower), (target.upper, BLCKSZ)]
-            lo, hi = draw(st.sampled_from([r for r in regions if r[0] < r[1]]))
-            at = draw(st.integers(lo, hi - 1))
-            data = draw(st.binary(min_size=1, max_size=min(24, hi - at)))
+            at = draw(st.integers(SIZE_OF_PAGE_HEADER, target.lower - 1))
+            data = draw(st.binary(min_size=1, max_size=min(24, target.lower - at)))
             target.data[at : at + len(data)] = data
     return target
 
@@ -120,6 +121,6 @@ def _delta(draw: st.DrawFn, b: Block, max_tuple_size: int) -> Drawn | None:
 
 KINDS = (
     RecordKind("generic_full_image", 1520, _full_image, on=None),
-    RecordKind("generic_delta", 1530, _delta, on="generic", applies=_is_bloom_like),
+    RecordKind("generic_delta", 1530, _delta, on="generic", applies=_is_bloom_like, favoured=_is_bloom_like),
 )
 """The Generic record kinds."""
