@@ -22,6 +22,7 @@ from pytest_walredo.corpus.format import Entry
 from pytest_walredo.corpus.judge import Verdict, kind_table
 from pytest_walredo.corpus.replay import reference_for, replay_entries
 from pytest_walredo.corpus.server import DEFAULT_BIN_DIR
+from pytest_walredo.pg.xlogrecord import decode_record
 
 pytestmark = [
     pytest.mark.needs_postgres,
@@ -34,10 +35,22 @@ KINDS = {"BRIN/CREATE_INDEX", "BRIN/INSERT", "BRIN/INSERT+INIT", "BRIN/UPDATE", 
 
 @pytest.fixture(scope="module", params=["off", "lz4"])
 def corpus(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Entry]]:
-    out = tmp_path_factory.mktemp(f"corpus-{request.param}")
+    out = tmp_path_factory.mktemp(f"corpus-{request.param}-")  # corpus-METHOD-N
     build_corpus(BuildOptions(out, workloads=("brin", "sequence", "generic"), per_kind=6,
                               wal_compression=request.param))
     return out, load_corpus(out)
+
+
+def _image_methods(entries: list[Entry]) -> Counter[tuple[str, str]]:
+    """(rmgr, compression method) of every page image in the requests of these rmgrs' entries."""
+    methods: Counter[tuple[str, str]] = Counter()
+    for e in entries:
+        rm = e.meta.kind.split("/")[0]
+        if rm in ("BRIN", "Sequence", "Generic"):
+            for _lsn, raw in e.decoded_request().records:
+                methods.update((rm, b.image.compression.value)
+                               for b in decode_record(raw, e.meta.pg_version).blocks if b.image is not None)
+    return methods
 
 
 def test_the_workloads_reach_every_kind(corpus: tuple[Path, list[Entry]]) -> None:
@@ -47,6 +60,10 @@ def test_the_workloads_reach_every_kind(corpus: tuple[Path, list[Entry]]) -> Non
 
 def test_reference_reproduces_every_entry(corpus: tuple[Path, list[Entry]], tmp_path: Path) -> None:
     entries = corpus[1]
+    method = corpus[0].name.split("-")[1]
+    methods = _image_methods(entries)
+    for rm in ("BRIN", "Sequence", "Generic"):  # the images these requests start from are compressed
+        assert methods[(rm, method if method != "off" else "none")] > 0, methods
     results = replay_entries(entries, reference_for(entries, tmp_path), timeout=30)
     table = kind_table(results)
     print(table)

@@ -258,6 +258,12 @@ CHECKPOINT;
 """
 
 
+_BUILTIN_WORKLOADS = ("btree", "brin", "sequence", "generic")
+_OTHER_RMGR_KINDS = (*(f"BRIN/{k}" for k in ("CREATE_INDEX", "INSERT", "INSERT+INIT", "UPDATE", "UPDATE+INIT",
+                                       "SAMEPAGE_UPDATE", "REVMAP_EXTEND", "DESUMMARIZE")),
+               "Sequence/LOG", "Generic/Generic")
+
+
 @pytest.fixture(scope="module")
 def real_wal_dir(pg15_install: PgInstall) -> Iterator[Path]:
     """The pg_wal folder of a throwaway PostgreSQL 15 (pytest_walredo.corpus.server, with data
@@ -269,9 +275,10 @@ def real_wal_dir(pg15_install: PgInstall) -> Iterator[Path]:
     try:
         server.start()
         script = server.root / "workload.sql"
-        # then every btree record kind: the corpus builder's btree workload
+        # then every btree record kind: the corpus builder's btree workload, and those of the
+        # other rmgrs the model knows
         script.write_text(_WORKLOAD.replace("{sock}", str(server.socket_dir))
-                          + builtin_workload("btree").read_text() + "CHECKPOINT;\n")
+                          + "".join(builtin_workload(w).read_text() for w in _BUILTIN_WORKLOADS) + "CHECKPOINT;\n")
         server.run_file(script)
         server.stop()
         yield server.data_dir / "pg_wal"
@@ -369,6 +376,7 @@ def test_real_postgres_wal_agrees(real_wal_dir: Path) -> None:
         "Heap2/LOCK_UPDATED",
         *(f"Btree/{k}" for k in ("INSERT_UPPER", "SPLIT_L", "SPLIT_R", "NEWROOT", "DEDUP", "INSERT_POST",
                                  "VACUUM", "MARK_PAGE_HALFDEAD", "UNLINK_PAGE", "META_CLEANUP")),
+        *_OTHER_RMGR_KINDS,
     ):
         assert needed in kinds, f"the workload produced no {needed}: {sorted(kinds)}"
     assert methods == {"pglz", "lz4", "zstd"}
