@@ -25,9 +25,9 @@ from __future__ import annotations
 import struct
 
 import pytest
-from hypothesis import HealthCheck, Phase, find, given, settings
+from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
-from test_strategies_kinds import waldump_agrees
+from test_strategies_kinds import generate_until, waldump_agrees
 
 from pytest_walredo import strategies as ws
 from pytest_walredo.pg import rmgr
@@ -116,26 +116,10 @@ def test_kinds_do_what_their_records_say(version: int, flavour: Flavour) -> None
 
 
 def _check_until_seen(kind: str, version: int, flavour: Flavour) -> set[str]:
-    seen: set[str] = set()
-
-    @settings(max_examples=300, deadline=None, database=None, phases=[Phase.generate],
-              suppress_health_check=list(HealthCheck))
-    @given(ws.record_sequences(TAG, pg_version=version, flavour=flavour, min_records=2, max_records=5,
-                               kinds=SETUP[kind]))
-    def check(trace: ws.BlockTrace) -> None:
-        seen.update(_replay_and_check(trace, version, flavour))
-        if kind in seen:
-            raise _Covered
-
-    try:
-        check()
-    except _Covered:
-        pass
-    return seen
-
-
-class _Covered(Exception):
-    """Raised from inside a property to stop generating once the wanted kind was checked."""
+    return generate_until(
+        ws.record_sequences(TAG, pg_version=version, flavour=flavour, min_records=2, max_records=5,
+                            kinds=SETUP[kind]),
+        lambda trace: _replay_and_check(trace, version, flavour), {kind})
 
 
 @st.composite
@@ -177,21 +161,10 @@ def test_a_logged_delta_replays_into_the_changed_page(change: tuple[bytes, bytes
 @pytest.mark.skipif(WALDUMP is None, reason="pg_waldump (PostgreSQL 15) is not installed")
 @pytest.mark.parametrize("kind", KINDS)
 def test_pg_waldump_15_reads_drawn_sequences(kind: str) -> None:
-    seen: set[str] = set()
-
-    @settings(max_examples=300, deadline=None, database=None, phases=[Phase.generate],
-              suppress_health_check=list(HealthCheck))
-    @given(st.lists(ws.record_sequences(TAG, pg_version=15, flavour=Flavour.VANILLA, min_records=2,
-                                        max_records=4, kinds=SETUP[kind]), min_size=1, max_size=4))
-    def check(traces: list[ws.BlockTrace]) -> None:
-        seen.update(waldump_agrees(traces))
-        if kind in seen:
-            raise _Covered
-
-    try:
-        check()
-    except _Covered:
-        pass
+    seen = generate_until(
+        st.lists(ws.record_sequences(TAG, pg_version=15, flavour=Flavour.VANILLA, min_records=2,
+                                     max_records=4, kinds=SETUP[kind]), min_size=1, max_size=4),
+        lambda traces: set(waldump_agrees(traces)), {kind})
     assert kind in seen
 
 

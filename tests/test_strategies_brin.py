@@ -18,9 +18,9 @@ Also: pg_waldump 15 reads drawn BRIN sequences as we describe them, and the kind
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, Phase, find, given, settings
+from hypothesis import find, settings
 from hypothesis import strategies as st
-from test_strategies_kinds import waldump_agrees
+from test_strategies_kinds import generate_until, waldump_agrees
 
 from pytest_walredo import strategies as ws
 from pytest_walredo.pg import rmgr
@@ -160,27 +160,11 @@ def _replay_and_check(trace: ws.BlockTrace, v: int, fl: Flavour) -> set[str]:
     return labels
 
 
-class _Covered(Exception):
-    """Raised from inside a property to stop generating once the wanted labels were seen."""
-
-
 def _check_until(kind: str, version: int, flavour: Flavour, want: set[str], examples: int = 400) -> set[str]:
-    seen: set[str] = set()
-
-    @settings(max_examples=examples, deadline=None, database=None, phases=[Phase.generate],
-              suppress_health_check=list(HealthCheck))
-    @given(ws.record_sequences(TAG, pg_version=version, flavour=flavour, min_records=2, max_records=6,
-                               kinds=SETUP[kind]))
-    def check(trace: ws.BlockTrace) -> None:
-        seen.update(_replay_and_check(trace, version, flavour))
-        if seen >= want:
-            raise _Covered
-
-    try:
-        check()
-    except _Covered:
-        pass
-    return seen
+    return generate_until(
+        ws.record_sequences(TAG, pg_version=version, flavour=flavour, min_records=2, max_records=6,
+                            kinds=SETUP[kind]),
+        lambda trace: _replay_and_check(trace, version, flavour), want, examples)
 
 
 # labels each kind must show, beyond its name: the record's variants
@@ -212,22 +196,11 @@ def test_every_variant_is_checked(kind: str) -> None:
 @pytest.mark.needs_postgres
 @pytest.mark.skipif(WALDUMP is None, reason="pg_waldump (PostgreSQL 15) is not installed")
 def test_pg_waldump_15_reads_drawn_brin_sequences() -> None:
-    seen: set[str] = set()
-
-    @settings(max_examples=300, deadline=None, database=None, phases=[Phase.generate],
-              suppress_health_check=list(HealthCheck))
-    @given(st.lists(st.sampled_from(KINDS).flatmap(lambda k: ws.record_sequences(
-        TAG, pg_version=15, flavour=Flavour.VANILLA, min_records=2, max_records=5, kinds=SETUP[k])),
-        min_size=1, max_size=6))
-    def check(traces: list[ws.BlockTrace]) -> None:
-        seen.update(waldump_agrees(traces))
-        if seen >= set(KINDS):
-            raise _Covered
-
-    try:
-        check()
-    except _Covered:
-        pass
+    seen = generate_until(
+        st.lists(st.sampled_from(KINDS).flatmap(lambda k: ws.record_sequences(
+            TAG, pg_version=15, flavour=Flavour.VANILLA, min_records=2, max_records=5, kinds=SETUP[k])),
+            min_size=1, max_size=6),
+        lambda traces: set(waldump_agrees(traces)), set(KINDS))
     assert seen >= set(KINDS), sorted(set(KINDS) - seen)
 
 

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from hypothesis import HealthCheck, Phase, find, given, settings
@@ -38,6 +40,8 @@ from pytest_walredo.pg.walsegment import write_segment
 from pytest_walredo.pg.xlogrecord import DecodedRecord, decode_record
 from pytest_walredo.protocol import BufferTag, RedoRequest, RelTag
 from pytest_walredo.sim import model_page
+
+T = TypeVar("T")
 
 TAG = BufferTag(RelTag(1663, 5, 16384), 3)
 NEW_KINDS = ("heap2_vacuum", "heap2_visible", "heap2_freeze", "heap2_prune",
@@ -129,6 +133,32 @@ def waldump_agrees(traces: list[ws.BlockTrace]) -> list[str]:
             (b.block_id, b.forknum, b.blkno) for b in rec.blocks], ctx
     shutil.rmtree(folder, ignore_errors=True)
     return kinds
+
+
+class _Enough(Exception):
+    """Raised from inside a property to stop generating (generate_until)."""
+
+
+def generate_until(strategy: st.SearchStrategy[T], step: Callable[[T], set[str]], want: set[str],
+                   examples: int = 300) -> set[str]:
+    """Run ``step`` on examples of ``strategy`` until the labels it returned cover ``want`` or
+    ``examples`` were drawn; returns the labels seen. Generation only: a failing ``step`` raises
+    as it is, unshrunk (the callers' own shrinking tests cover shrinking)."""
+    seen: set[str] = set()
+
+    @settings(max_examples=examples, deadline=None, database=None, phases=[Phase.generate],
+              suppress_health_check=list(HealthCheck))
+    @given(strategy)
+    def check(example: T) -> None:
+        seen.update(step(example))
+        if seen >= want:
+            raise _Enough
+
+    try:
+        check()
+    except _Enough:
+        pass
+    return seen
 
 
 @pytest.mark.needs_postgres
