@@ -158,7 +158,7 @@ def test_inspect_shows_pushed_page_and_bad_record(capsys, tmp_path, short, final
     assert code == 0
     assert "P PushPage 1663/13010/1259 blk 0" in out
     assert "page (heap): lsn 0/16D4080" in out
-    assert "WAL record does not decode: XLogRecord xl_tot_len" in out
+    assert "WAL record does not decode as PostgreSQL 14 WAL: XLogRecord xl_tot_len" in out
 
 
 def test_inspect_json_and_text_agree_on_vanilla_flavour(capsys, short):
@@ -254,10 +254,19 @@ def test_replay_crash_shows_stderr_and_exit_status(capsys, short):
 
 def test_replay_timeout(capsys, short):
     code, out, _ = run(capsys, "replay", short, "--pg-version", "14", "--ref-fault", "hang-after:0",
-                       "--timeout", "0.5")
+                       "--timeout", "0.5", "--hang-check", "off")
     assert code == 1
     assert "outcome: timed out:" in out and "waited more than 0.5s" in out
     assert "killed by signal 9" in out
+
+
+def test_replay_sees_a_hang_before_the_timeout(capsys, short):
+    # the hang check (on by default, as in the plugin) calls an idle process hung long before
+    # the (here: two-minute) timeout
+    code, out, _ = run(capsys, "replay", short, "--pg-version", "14", "--ref-fault", "hang-after:0",
+                       "--timeout", "120")
+    assert code == 1
+    assert "outcome: timed out:" in out and "will never be answered" in out
 
 
 def test_replay_model_refusal_counts_as_expected_failure(capsys, tmp_path, short):
@@ -359,11 +368,22 @@ def test_expect_page_of_wrong_size(capsys, tmp_path, short):
     assert_one_line_error(code, err, "--expect page", "bad.page is 100 bytes")
 
 
-def test_stream_with_two_requests_is_not_a_single_request(capsys, tmp_path, short):
+def test_stream_with_two_requests_is_replayed_in_one_process(capsys, tmp_path, short):
     path = tmp_path / "two.walredo"
     path.write_bytes(short.read_bytes() * 2)
+    code, out, _ = run(capsys, "replay", path, "--pg-version", "14")
+    assert code == 0, out
+    assert "a session stream of 2 call(s) sent to one process; checking the last call" in out
+    assert "   #0 redo 1663/13010/1259 blk 0: no base image, 2 record(s): answered" in out
+    assert "  >#1 redo 1663/13010/1259 blk 0" in out and "verdict: matches the redo model's prediction" in out
+
+
+def test_stream_that_is_not_whole_calls(capsys, tmp_path, short):
+    path = tmp_path / "tail.walredo"
+    data = short.read_bytes()
+    path.write_bytes(data + data[:22])  # a second request that stops after its B message
     code, _, err = run(capsys, "replay", path)
-    assert_one_line_error(code, err, "two.walredo", "not a single redo request", "found 2")
+    assert_one_line_error(code, err, "tail.walredo", "ends with 1 message(s) after its last G or H")
 
 
 @pytest.mark.parametrize(

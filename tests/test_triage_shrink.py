@@ -142,7 +142,7 @@ def test_shrink_differs_with_a_seeded_reference_bug(capsys, tmp_path, vectors_di
 def test_shrink_timeout(capsys, tmp_path, vectors_dir):
     out_path = tmp_path / "hang.walredo"
     code, out, _ = run(capsys, "shrink", vectors_dir / "short_v14.walredo", "--until", "timeout", "--pg-version",
-                       "14", "--ref-fault", "hang-after:0", "--timeout", "0.3", "-o", out_path)
+                       "14", "--ref-fault", "hang-after:0", "--timeout", "0.3", "--hang-check", "off", "-o", out_path)
     assert code == 0
     assert RedoRequest.decode(out_path.read_bytes()).records == ()
     assert "removed 2 of 2 record(s): #1-#2" in out and "waited more than 0.3s" in out
@@ -170,4 +170,4 @@ def test_shrink_bad_inputs_are_one_line(capsys, tmp_path, vectors_dir):
     ro.mkdir()
     code, _, err = run(capsys, "shrink", src, "--until", "crash", "--pg-version", "14", "--ref-fault",
                        "crash-after:0", "-o", ro / "missing-dir" / "x.walredo")
-    assert code == 2 and err.count("\n") == 1 and "cannot write the minimal request" in err
+    assert code == 2 and err.count("\n") == 1 and "cannot write" in err and "missing-dir/x.walredo" in err

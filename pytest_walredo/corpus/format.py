@@ -27,6 +27,13 @@ An entry named NAME is up to three files side by side:
 
 Invariant (checked by :func:`parse_entry`): a valid entry's request decodes as exactly one
 request for (rel, fork, blk), and its expected page, when present, is 8192 bytes.
+
+Other files may sit beside an entry and are ignored by corpus readers; the failure artifacts
+of the plugin and ``pytest-walredo shrink`` write two: ``NAME.actual.page`` (what the walredo
+under test answered) and ``NAME.session.walredo`` (everything its process received up to the
+request; ``NAME.json`` then has a ``session`` key: ``{"file", "offset", "index"}``, the byte
+offset and the call number of the request in that stream). :func:`request_meta` makes the
+metadata of such a request.
 """
 
 from __future__ import annotations
@@ -43,9 +50,12 @@ from pytest_walredo.pg.version import SUPPORTED_VERSIONS, Flavour
 from pytest_walredo.protocol import ProtocolError, RedoRequest, RelTag
 
 __all__ = [
+    "ACTUAL_SUFFIX",
     "EXPECTED_SUFFIX",
     "META_SUFFIX",
+    "NO_RECORDS_KIND",
     "REQUEST_SUFFIX",
+    "SESSION_SUFFIX",
     "CorpusError",
     "Entry",
     "EntryMeta",
@@ -54,11 +64,17 @@ __all__ = [
     "parse_entry",
     "parse_meta",
     "render_meta",
+    "request_kind",
+    "request_meta",
 ]
 
 REQUEST_SUFFIX = ".walredo"
 EXPECTED_SUFFIX = ".expected.page"
 META_SUFFIX = ".json"
+ACTUAL_SUFFIX = ".actual.page"
+SESSION_SUFFIX = ".session.walredo"
+NO_RECORDS_KIND = "none/NO_RECORDS"
+"""``kind`` of a request without records."""
 
 _KEYS = ("pg_version", "flavour", "kind", "rel", "fork", "blk", "end_lsn", "mask", "source")
 _U32 = 0xFFFFFFFF
@@ -209,3 +225,32 @@ def entry_files(entry: Entry) -> dict[str, bytes]:
     if entry.expected is not None:
         files[entry.name + EXPECTED_SUFFIX] = entry.expected
     return files
+
+
+def request_kind(request: RedoRequest, pg_version: int) -> str:
+    """The ``kind`` of any request: its last record as pg_waldump names it (``Heap/INSERT``),
+    :data:`NO_RECORDS_KIND` without records, ``unknown/UNDECODABLE`` when it does not decode."""
+    if not request.records:
+        return NO_RECORDS_KIND
+    from pytest_walredo.pg.rmgr.ids import rmgr_name
+    from pytest_walredo.pg.rmgr.names import record_name
+    from pytest_walredo.pg.xlogrecord import decode_record
+
+    try:
+        rec = decode_record(request.records[-1][1], pg_version)
+    except ValueError:
+        return "unknown/UNDECODABLE"
+    name = record_name(rec.rmid, rec.info, pg_version) or f"UNKNOWN (0x{rec.info & 0xF0:02X})"
+    return f"{rmgr_name(rec.rmid)}/{name}"
+
+
+def request_meta(request: RedoRequest, *, pg_version: int, flavour: Flavour, source: str,
+                 mask: str = "none", extra: dict[str, Any] | None = None) -> EntryMeta:
+    """The metadata of an entry for ``request`` (a failing input rather than a record cut from
+    WAL): its kind, block and end LSN from the request; ``mask`` ``none`` by default (compared
+    byte for byte, as a test compares pages)."""
+    rel = request.rel
+    end = request.records[-1][0] if request.records else 0
+    return EntryMeta(pg_version, flavour, request_kind(request, pg_version),
+                     (rel.spcnode, rel.dbnode, rel.relnode), rel.forknum, request.blknum, end, mask,
+                     source, dict(extra or {}))

@@ -11,24 +11,27 @@ Fixtures
     the ``--walredo-baseline-bin`` :class:`~pytest_walredo.target.WalredoBinary` (differential
     mode), or None.
 ``walredo_process`` (function)
-    a fresh sandboxed walredo process for the test, as an async
-    :class:`~pytest_walredo.process.WalredoClient`.
+    a sandboxed walredo process for the test, as an async
+    :class:`~pytest_walredo.process.WalredoClient` (a :class:`~.managed.ManagedClient`).
 ``walredo`` (function)
     the same as a blocking :class:`~pytest_walredo.process.SyncWalredoClient`.
 ``walredo_factory`` (function)
     ``walredo_factory(faults=(), args=(), sync=False, ...)`` starts more processes; all of them
     are killed and reaped when the test ends.
 
-Every process a fixture starts gets its own working directory under the test's ``tmp_path`` and
-dumps failing requests into the test's dump directory; when the test fails, the reporting
-plugin (:mod:`.reporting`) writes its failure artifacts there and, with allure-pytest active
-(``--alluredir``), attaches them to the test's result.
+Every process a fixture starts gets its own working directory under the test's ``tmp_path``.
+Every client records the test's calls (:mod:`.capture`) and, after a failed call, runs the next
+one on a fresh process (:mod:`.managed`); when the test fails, the reporting plugin
+(:mod:`.reporting`) writes the failing example's requests and the other failure artifacts into
+the test's dump directory and, with allure-pytest active (``--alluredir``), attaches them to the
+test's result.
 
 Modules: :mod:`.settings` (options), :mod:`.runstate` (stash keys, dump folders),
-:mod:`.factories`, :mod:`.hypothesis_profiles`, :mod:`.example` (the failing example record),
-:mod:`.reporting`, :mod:`.artifacts`, :mod:`.allure`, :mod:`.corpora` (the session's corpus
-entries), :mod:`.verdicts` (the per-kind corpus table and which oracle judged each test, in the
-terminal summary and Allure).
+:mod:`.factories`, :mod:`.managed` (the fixtures' clients), :mod:`.capture` (calls per
+example), :mod:`.hypothesis_profiles`, :mod:`.example` (the failing example record),
+:mod:`.reporting`, :mod:`.artifacts`, :mod:`.entries` (requests as corpus entries),
+:mod:`.allure`, :mod:`.corpora` (the session's corpus entries), :mod:`.verdicts` (the per-kind
+corpus table and which oracle judged each test, in the terminal summary and Allure).
 """
 
 from __future__ import annotations
@@ -37,22 +40,27 @@ import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from ..process import SyncWalredoClient, WalredoClient
 from ..target import BinaryError, WalredoBinary, reference_binary, user_binary
+from .capture import TestCapture, active_capture
 from .corpora import session_corpus
 from .factories import WalredoFactory, probe_binary
 from .hypothesis_profiles import load_profile
+from .managed import ManagedClient, ManagedSyncClient
 from .reporting import WalredoReporting
 from .runstate import (
     BASELINE_KEY,
     BINARY_KEY,
+    CAPTURE_KEY,
     PROFILE_KEY,
     SETTINGS_KEY,
     START_KEY,
+    WORKER_SESSION,
     dump_dir_for_test,
+    dump_root,
     is_xdist_worker,
 )
 from .settings import OPTIONS, SettingError, WalredoSettings, resolve_settings
@@ -117,10 +125,42 @@ def pytest_configure(config: pytest.Config) -> None:
             continue
         try:
             binary = user_binary(path, lib_dir, settings.pg_version, settings.flavour, flag=flag)
-            probe_binary(binary, timeout=min(settings.timeout, 10.0), limits=launch_limits(settings), flag=flag)
+            probe_binary(binary, timeout=min(settings.timeout, 10.0), limits=launch_limits(settings), flag=flag,
+                         hang_check=settings.hang_check)
         except BinaryError as exc:
             raise pytest.UsageError(str(exc)) from None
         config.stash[key] = binary
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """xdist controller: workers write into this session's dump folder too."""
+    settings = node.config.stash.get(SETTINGS_KEY, None)
+    if settings is not None and settings.dump_dir is None:
+        node.workerinput[WORKER_SESSION] = str(dump_root(node.config, settings))
+
+
+def pytest_assertrepr_compare(config: pytest.Config, op: str, left: object, right: object) -> list[str] | None:
+    """``assert got == want`` on 8192-byte pages, one of them a page a walredo process answered
+    in this test: remember the other as the expected page (saved with the failure) and explain
+    the difference field by field instead of byte by byte."""
+    if op != "==":
+        return None
+    capture = active_capture()
+    exchange = capture.compared_pages(left, right) if capture is not None else None
+    if exchange is None or exchange.expected is None or exchange.answer is None:
+        return None
+    from ..render.pagediff import diff_pages, render_diff
+
+    side = "left" if exchange.answer == left else "right"
+    text = render_diff(diff_pages(exchange.expected, exchange.answer), "expected", "answer").splitlines()
+    return [f"the walredo answer ({side}) to {exchange.describe()} is not the expected page: "
+            f"{text[0] if text else 'pages differ'}", *text[1:MAX_EXPLAINED_LINES],
+            *(["  ... (the whole diff is in the failure artifacts)"] if len(text) > MAX_EXPLAINED_LINES else [])]
+
+
+MAX_EXPLAINED_LINES = 25
+"""Lines of page diff shown in a failed page comparison."""
 
 
 def launch_limits(settings: WalredoSettings) -> dict[str, object]:
@@ -205,6 +245,7 @@ def walredo_factory(
 
     Every process it started is killed and reaped when the test ends, passed or failed.
     """
+    capture = TestCapture(request.node.nodeid)
     factory = WalredoFactory(
         walredo_bin,
         timeout=walredo_settings.timeout,
@@ -212,10 +253,14 @@ def walredo_factory(
         workdir_root=tmp_path,
         dump_dir=dump_dir_for_test(request.config, walredo_settings, request.node.nodeid),
         limits=launch_limits(walredo_settings),
+        capture=capture,
     )
+    request.node.stash[CAPTURE_KEY] = capture
+    capture.activate()
     try:
         yield factory
     finally:
+        capture.deactivate()
         # Report the sandbox state the pageserver relies on: seccomp after the first request.
         for pid, mode in factory.seccomp_report():
             request.node.user_properties.append(("walredo_seccomp_mode", mode))
@@ -224,12 +269,16 @@ def walredo_factory(
 
 
 @pytest.fixture
-def walredo_process(walredo_factory: WalredoFactory) -> WalredoClient:
-    """A fresh sandboxed walredo process for this test, driven by the async pipelined client."""
-    return walredo_factory()
+def walredo_process(walredo_factory: WalredoFactory) -> ManagedClient:
+    """A sandboxed walredo process for this test, driven by the async pipelined client
+    (``await walredo_process.apply(req)``, ``await walredo_process.expect(req, page)``).
+    After a failed call, the next call runs on a fresh process."""
+    return walredo_factory(label="walredo_process")
 
 
 @pytest.fixture
-def walredo(walredo_factory: WalredoFactory) -> SyncWalredoClient:
-    """A fresh sandboxed walredo process for this test, driven by the blocking client."""
-    return walredo_factory(sync=True)
+def walredo(walredo_factory: WalredoFactory) -> ManagedSyncClient:
+    """A sandboxed walredo process for this test, driven by the blocking client
+    (``walredo.apply(req)``, ``walredo.expect(req, page)``). After a failed call, the next call
+    runs on a fresh process."""
+    return walredo_factory(sync=True, label="walredo")

@@ -11,18 +11,27 @@ file                                           content
 =============================================  ===============================================
 ``walredo-{millis}-{len}-{seq}.walredo``       the exact bytes of one request of the final
                                                failing example (``B [P] A* G``), replayable with
-                                               ``pytest-walredo replay FILE``
+                                               ``pytest-walredo replay FILE``; with ``.json``
+                                               and ``.expected.page`` a corpus entry
+                                               (:mod:`.entries`, docs/CORPUS.md)
+``walredo-....json``                           corpus metadata, and how the request failed
+``walredo-....expected.page`` / ``.actual.page``  the two pages, for ``pytest-walredo diff A B``
+``walredo-....session.walredo``                everything the process received up to the
+                                               request, when earlier calls went to it
 ``walredo-....decode.txt``                     ``pytest-walredo inspect`` of that request (also
                                                written, and the dump listed, for every dump the
                                                client made itself)
 ``walredo-....diff.txt``                       ``pytest-walredo diff`` of expected and actual page
-``walredo-....expected.page`` / ``.actual.page``  the two pages, for ``pytest-walredo diff A B``
-``failure-{millis}-{pid}-{seq}.txt``           index: test id, outcome, every file below
+``failure-{millis}-{pid}-{seq}.txt``           index: test id, outcome, every file below, next
+                                               steps
 ``failure-....stderr.txt``                     each process's stderr tail and exit status
 ``failure-....timeline.txt``                   the interleaving timeline, when one was involved
 ``failure-....hypothesis.txt``                 seed, ``@reproduce_failure(...)`` line, the
                                                falsifying example
 =============================================  ===============================================
+
+The requests of the first failing example (before shrinking) follow the final one's, when
+Hypothesis found one that differs.
 
 Uniqueness (invariant): every name above is derived from a name that was created with
 ``O_EXCL`` in that directory (the ``.walredo`` dumps by
@@ -51,7 +60,8 @@ from ..pg.version import Flavour
 from ..process.dump import FailureDumper
 from ..render.pagediff import diff_pages, render_diff
 from ..render.stream import NotAStream, inspect_bytes, render_report
-from .example import FailingExample
+from .entries import Focus, write_entry_files
+from .example import ExampleRequest, FailingExample, SessionRef
 
 __all__ = [
     "Artifact",
@@ -66,6 +76,10 @@ log = logging.getLogger("pytest_walredo.plugin.artifacts")
 
 OCTET_STREAM = "application/octet-stream"
 TEXT = "text/plain"
+JSON = "application/json"
+
+MAX_REQUESTS_WRITTEN = 16
+"""Requests of one example written as entries; the index names the rest."""
 
 MAX_DECODED_PROCESS_DUMPS = 20
 """Client-made dumps decoded per failure (the newest); a long Hypothesis run can make hundreds."""
@@ -115,7 +129,7 @@ class Artifact:
 
     path: Path
     kind: str
-    """walredo | decode | diff | page | stderr | timeline | hypothesis | index"""
+    """walredo | entry | decode | diff | page | session | stderr | timeline | hypothesis | index"""
     mime: str
 
     @property
@@ -194,12 +208,15 @@ def write_failure_artifacts(
     """Write the artifacts of one failed test's :class:`~.example.FailingExample` into
     ``directory`` and list them, in attachment order.
 
-    Its recorded requests are dumped as new ``.walredo`` files; ``example.process_dumps`` (files
-    the clients already wrote for requests that failed at the process level) are decoded where
-    they are, not copied, and listed as artifacts too; ``example.processes`` gives the stderr
-    tails and ``example.seed`` the Hypothesis file. ``outcome`` is a one-line summary of the
-    failure for the index, which also ends with the triage commands to run next
-    (``walredo_bin``: the binary under test, None for the embedded reference).
+    Each recorded request becomes a corpus entry (:mod:`.entries`: ``.walredo``, ``.json``,
+    pages, session stream) with its decode and page diff, then the same for ``example.first``
+    (the first failing example, before shrinking); at most :data:`MAX_REQUESTS_WRITTEN` per
+    example. ``example.process_dumps`` (files the clients already wrote for requests that failed
+    at the process level) are decoded where they are, not copied, and listed as artifacts too;
+    ``example.processes`` gives the stderr tails and ``example.seed`` the Hypothesis file.
+    ``outcome`` is a one-line summary of the failure for the index, which also ends with the
+    triage commands to run next (``walredo_bin``: the binary under test, None for the embedded
+    reference).
     """
     directory = Path(directory)
     index = _reserve_stem(directory, f"{test_id}\n{outcome}\n")
@@ -208,15 +225,22 @@ def write_failure_artifacts(
     arts = result.artifacts
     index_lines: list[str] = []
 
-    focus = _write_requests(directory, example, arts, index_lines, pg_version, flavour)
+    writer = _RequestWriter(directory, arts, index_lines, pg_version, flavour, test_id)
+    focus = writer.write(example, "final" if example.first is not None else None)
+    if example.first is not None:
+        at = f", example {example.first.first_failure_at}" if example.first.first_failure_at else ""
+        index_lines.append(f"first failure (before shrinking{at}):")
+        first_focus = writer.write(example.first, "first failure", indent="  ")
+        focus = focus or first_focus
     if example.oracle:
         index_lines.append(f"expected pages from the {example.oracle}")
     index_lines.extend(example.notes)
-    dumps = _decode_process_dumps(example.process_dumps, arts, index_lines, pg_version, flavour)
+    dumps = _decode_process_dumps([d for d in example.process_dumps if d not in writer.reused], arts,
+                                  index_lines, pg_version, flavour)
     if focus is None and dumps:
-        focus = (dumps[-1], _until_for(outcome), None, None)
+        focus = Focus(dumps[-1], _until_for(outcome))
     if focus is None and example.request_count and arts:
-        focus = (arts[0].path, "differs", None, None)
+        focus = Focus(arts[0].path, "differs")
 
     stderr = _stderr_text(example)
     if stderr:
@@ -234,7 +258,9 @@ def write_failure_artifacts(
             index_lines.append(f"seed: {seed.seed} ({seed.seed_source})")
 
     if focus is not None:
-        result.next_steps = next_steps(*focus, pg_version=pg_version, flavour=flavour, walredo_bin=walredo_bin)
+        result.next_steps = next_steps(focus.dump, focus.until, focus.expected, focus.actual,
+                                       pg_version=pg_version, flavour=flavour, walredo_bin=walredo_bin,
+                                       session=focus.session, needs_history=focus.needs_history)
         index_lines.extend(result.next_steps)
     with index.open("a", encoding="utf-8") as f:
         for line in index_lines:
@@ -246,51 +272,105 @@ def write_failure_artifacts(
     return result
 
 
-_Focus = tuple[Path, str, "Path | None", "Path | None"]
-"""The request the "next steps" commands use: (dump, --until, expected page, actual page)."""
+class _RequestWriter:
+    """Writes the requests of failing examples as corpus entries (:mod:`.entries`), with
+    their decodes and page diffs, and says in the index what each holds."""
+
+    def __init__(self, directory: Path, arts: list[Artifact], index_lines: list[str], pg_version: int,
+                 flavour: Flavour, test_id: str) -> None:
+        self.directory = directory
+        self.arts = arts
+        self.index_lines = index_lines
+        self.pg_version = pg_version
+        self.flavour = flavour
+        self.test_id = test_id
+        self.dumper = FailureDumper(directory)
+        self.reused: set[Path] = set()
+        """Client-written dumps that became an entry's ``.walredo`` (not listed twice)."""
+
+    def _walredo(self, req: ExampleRequest, data: bytes) -> Path | None:
+        """The entry's ``.walredo``: the client's own dump of this request when it wrote one
+        here (the file its error message names), else a new dump."""
+        d = req.dump
+        if d is not None and d.parent == self.directory and d.name.endswith(".walredo") and d.is_file():
+            try:
+                if d.read_bytes() == data and d not in self.reused:
+                    self.reused.add(d)
+                    return d
+            except OSError:
+                pass
+        return self.dumper.dump(data, "")
+
+    def write(self, example: FailingExample, label: str | None, indent: str = "") -> Focus | None:
+        focus: Focus | None = None
+        written = 0
+        for n, req in enumerate(example.requests):
+            data = req.encoded()
+            if data is None:
+                self.index_lines.append(f"{indent}caller {n}: ping")
+                continue
+            who = f" (caller {req.caller})" if req.caller is not None else ""
+            if written >= MAX_REQUESTS_WRITTEN:
+                self.index_lines.append(f"{indent}request {n}{who}: not written (more than "
+                                        f"{MAX_REQUESTS_WRITTEN} requests in one example)")
+                continue
+            path = self._walredo(req, data)
+            if path is None:
+                self.index_lines.append(f"{indent}request {n}{who}: could not be saved (see the log)")
+                continue
+            written += 1
+            extra: dict[str, object] = {"test": self.test_id, "request": n}
+            if label is not None:
+                extra["example"] = label
+            try:
+                files = write_entry_files(path, req, pg_version=self.pg_version, flavour=self.flavour,
+                                          source=f"pytest-walredo: failing test {self.test_id}", extra=extra)
+            except OSError as exc:
+                self.index_lines.append(f"{indent}request {n}{who}: {path.name}: companion files not "
+                                        f"written: {exc}")
+                files = {}
+            self.arts.append(Artifact(path, "walredo", OCTET_STREAM))
+            if "json" in files:
+                self.arts.append(Artifact(files["json"], "entry", JSON))
+            self.arts.append(Artifact(_write_text(_companion(path, ".decode.txt"),
+                                                  decode_text(data, path.name, self.pg_version, self.flavour)),
+                                      "decode", TEXT))
+            line = f"{indent}request {n}{who}: {path.name}"
+            if req.error:
+                line += f": error: {req.error}"
+            if req.expected is not None and req.actual is not None:
+                diff = page_diff_text(req.expected, req.actual)
+                self.arts.append(Artifact(_write_text(_companion(path, ".diff.txt"), diff), "diff", TEXT))
+                line += f": {diff.splitlines()[0]}"
+            for kind in ("expected", "actual"):
+                if kind in files:
+                    self.arts.append(Artifact(files[kind], "page", OCTET_STREAM))
+            self.index_lines.append(line)
+            s = req.session
+            if "session" in files and s is not None:
+                self.arts.append(Artifact(files["session"], "session", OCTET_STREAM))
+                self.index_lines.append(f"{indent}  {_session_line(files['session'], s)}")
+            wrong = req.error is not None or (req.expected is not None and req.actual is not None
+                                              and req.expected != req.actual)
+            if focus is None and wrong:
+                until = _until_for(req.error) if req.error else "differs"
+                if req.failure in ("crash", "timeout"):
+                    until = req.failure
+                focus = Focus(path, until, files.get("expected"), files.get("actual"), files.get("session"),
+                              s.needs_history if s is not None else None)
+        return focus
 
 
-def _write_requests(directory: Path, example: FailingExample, arts: list[Artifact], index_lines: list[str],
-                    pg_version: int, flavour: Flavour) -> _Focus | None:
-    """Each recorded request as a new ``.walredo`` dump with its decode, diff and pages."""
-    focus: _Focus | None = None
-    dumper = FailureDumper(directory)
-    for n, req in enumerate(example.requests):
-        data = req.encoded()
-        if data is None:
-            index_lines.append(f"caller {n}: ping")
-            continue
-        path = dumper.dump(data, "")
-        who = f" (caller {req.caller})" if req.caller is not None else ""
-        if path is None:
-            index_lines.append(f"request {n}{who}: could not be saved (see the log)")
-            continue
-        arts.append(Artifact(path, "walredo", OCTET_STREAM))
-        arts.append(Artifact(_write_text(_companion(path, ".decode.txt"),
-                                         decode_text(data, path.name, pg_version, flavour)), "decode", TEXT))
-        line = f"request {n}{who}: {path.name}"
-        if req.error:
-            line += f": error: {req.error}"
-            if focus is None:
-                focus = (path, _until_for(req.error), None, None)
-        if req.expected is not None and req.actual is not None:
-            diff = page_diff_text(req.expected, req.actual)
-            arts.append(Artifact(_write_text(_companion(path, ".diff.txt"), diff), "diff", TEXT))
-            pages = []
-            for label, page in (("expected", req.expected), ("actual", req.actual)):
-                p = _companion(path, f".{label}.page")
-                p.write_bytes(page)
-                arts.append(Artifact(p, "page", OCTET_STREAM))
-                pages.append(p)
-            line += f": {diff.splitlines()[0]}"
-            if focus is None and req.expected != req.actual:
-                focus = (path, "differs", pages[0], pages[1])
-        elif req.actual is not None:
-            p = _companion(path, ".actual.page")
-            p.write_bytes(req.actual)
-            arts.append(Artifact(p, "page", OCTET_STREAM))
-        index_lines.append(line)
-    return focus
+def _session_line(path: Path, s: SessionRef) -> str:
+    """What the index says about a session stream."""
+    text = (f"session: {path.name}: the {s.index + 1} call(s) walredo pid {s.pid} received up to this "
+            f"request (it is call #{s.index}, at byte {s.offset})")
+    if s.needs_history:
+        text += ("; this request alone does not fail on a fresh process: the failure needs the calls "
+                 "before it, replay the session stream")
+    elif s.needs_history is False:
+        text += "; the request fails alone too"
+    return text
 
 
 def _decode_process_dumps(process_dumps: Sequence[Path], arts: list[Artifact], index_lines: list[str],
@@ -325,7 +405,9 @@ def _stderr_text(example: FailingExample) -> str:
         parts.append(f"({len(procs) - MAX_STDERR_PROCESSES} older process(es) left out)\n")
     for proc in procs[-MAX_STDERR_PROCESSES:]:
         status = "still running" if proc.returncode is None else f"exit status {proc.returncode}"
-        parts.append(f"--- walredo pid {proc.pid} ({status}) ---\n{proc.stderr_tail.rstrip() or '(no stderr)'}\n")
+        ended = f"\nreplaced by a fresh process after: {proc.ended}" if proc.ended else ""
+        parts.append(f"--- walredo pid {proc.pid} ({status}) ---\n{proc.stderr_tail.rstrip() or '(no stderr)'}"
+                     f"{ended}\n")
     if example.stderr_tail.strip():
         parts.append(f"--- recorded by the test ---\n{example.stderr_tail.rstrip()}\n")
     return "".join(parts)
@@ -346,15 +428,23 @@ def next_steps(
     pg_version: int,
     flavour: Flavour,
     walredo_bin: Path | None = None,
+    session: Path | None = None,
+    needs_history: bool | None = None,
 ) -> list[str]:
-    """The triage commands for ``dump``, run from its directory (index file lines)."""
+    """The triage commands for ``dump``, run from its directory (index file lines). When the
+    failure needs the calls before the request (``needs_history``), replay and shrink aim at
+    its ``session`` stream instead."""
     common = f" --pg-version {pg_version} --flavour {flavour.value}"
     binary = f" --walredo-bin {walredo_bin}" if walredo_bin is not None else ""
     expect = f" --expect {expected.name}" if expected is not None else ""
+    target = session if session is not None and needs_history else dump
     lines = ["next steps (from this directory):",
-             f"  pytest-walredo inspect {dump.name}{common}",
-             f"  pytest-walredo replay {dump.name}{common}{binary}{expect}",
-             f"  pytest-walredo shrink {dump.name} --until {until}{common}{binary}"]
+             f"  pytest-walredo inspect {target.name}{common}",
+             f"  pytest-walredo replay {target.name}{common}{binary}{expect}",
+             f"  pytest-walredo shrink {target.name} --until {until}{common}{binary}"]
+    if session is not None and target is dump:
+        lines.append(f"  pytest-walredo replay {session.name}{common}{binary}{expect}"
+                     "   (everything the process received up to the request)")
     if expected is not None and actual is not None:
         lines.append(f"  pytest-walredo diff {expected.name} {actual.name}")
     return lines

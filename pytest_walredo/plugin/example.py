@@ -34,8 +34,23 @@ __all__ = [
     "FailingExample",
     "HypothesisInfo",
     "ProcessInfo",
+    "SessionRef",
     "record_failure",
 ]
+
+
+@dataclass(frozen=True)
+class SessionRef:
+    """Everything one process received since it was launched, up to and including one call of
+    the example: ``stream`` (the bytes, in pipe order), ``offset`` (where that call starts in
+    it), ``index`` (its number among the stream's calls: requests and pings, from 0), ``pid``,
+    and ``needs_history``: whether the call fails only after the earlier ones (None: unknown)."""
+
+    stream: bytes
+    offset: int
+    index: int
+    pid: int | None = None
+    needs_history: bool | None = None
 
 
 @dataclass
@@ -54,6 +69,13 @@ class ExampleRequest:
     error: str | None = None
     caller: int | None = None
     """The caller (interleaving participant) that sent it, when several did."""
+    failure: str | None = None
+    """How it failed at the process level: ``crash``, ``timeout`` or ``poisoned`` (None: it
+    was answered, or ``error`` says something else)."""
+    session: SessionRef | None = None
+    """The stream its process received up to it, when earlier calls went to the same process."""
+    dump: Path | None = None
+    """The ``.walredo`` file the client already wrote for it (reused, not written twice)."""
 
     def encoded(self) -> bytes | None:
         """The bytes written to the process's stdin for this request (None for a ping)."""
@@ -111,6 +133,15 @@ class ProcessInfo:
     pid: int
     returncode: int | None
     stderr_tail: str
+    ended: str | None = None
+    """Why the harness replaced it during the test (the failure that poisoned its client)."""
+
+    def describe(self) -> str:
+        """``walredo pid N exited with status 1: FATAL: ...`` (status, signal, FATAL line)."""
+        from ..process.errors import describe_returncode, stderr_summary
+
+        said = stderr_summary(self.stderr_tail)
+        return f"walredo pid {self.pid} {describe_returncode(self.returncode)}" + (f": {said}" if said else "")
 
 
 @dataclass
@@ -125,7 +156,8 @@ class FailingExample:
 
     Completed by the reporting plugin when the test fails: ``seed``, ``processes`` (every
     process the test's clients started) and ``process_dumps`` (``.walredo`` files the clients
-    wrote for requests that failed at the process level).
+    wrote for requests that failed at the process level). ``first``: the first failing example,
+    written too when it differs from this final one.
     """
 
     requests: list[ExampleRequest] = field(default_factory=list)
@@ -140,6 +172,8 @@ class FailingExample:
     processes: list[ProcessInfo] = field(default_factory=list)
     process_dumps: list[Path] = field(default_factory=list)
     oracle: str | None = None
+    first: FailingExample | None = None
+    """The first failing example Hypothesis found (before shrinking), when it is not this one."""
 
     # -- filling it in, caller by caller ---------------------------------------------------------
 

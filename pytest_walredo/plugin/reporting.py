@@ -37,8 +37,10 @@ import pytest
 from ..process import SyncWalredoClient, WalredoClient
 from . import allure
 from .artifacts import FailureArtifacts, write_failure_artifacts
+from .capture import CaptureDumper, TestCapture
 from .example import FAILING_EXAMPLE_KEY, FailingExample, HypothesisInfo, ProcessInfo
-from .runstate import SETTINGS_KEY, allure_active, dump_dir_for_test
+from .managed import ManagedClient
+from .runstate import CAPTURE_KEY, SETTINGS_KEY, allure_active, dump_dir_for_test, finish_dump_sessions
 
 __all__ = ["ARTIFACTS_PROPERTY", "EXAMPLE_PROPERTY", "SECTION", "WalredoReporting", "hypothesis_info"]
 
@@ -64,19 +66,26 @@ _Client = WalredoClient | SyncWalredoClient
 
 
 def _client_dumps(clients: Iterable[_Client]) -> list[Path]:
-    """Every dump file the given clients' dumpers wrote."""
+    """Every dump file the given clients' dumpers wrote (and kept: a fixture's dumper drops
+    those of Hypothesis examples that do not count), oldest first, each once."""
     out: list[Path] = []
     for c in clients:
         inner = c.client if isinstance(c, SyncWalredoClient) else c
-        if inner.dumper is not None:
-            out.extend(inner.dumper.written)
+        d = inner.dumper
+        if d is not None:
+            out.extend(p for p in (d.existing if isinstance(d, CaptureDumper) else d.written) if p not in out)
     return out
 
 
 def _client_processes(clients: Iterable[_Client]) -> list[ProcessInfo]:
-    """:class:`~.example.ProcessInfo` of every process behind the given clients."""
+    """:class:`~.example.ProcessInfo` of every process behind the given clients (for the
+    fixtures' clients, also the processes they replaced after failures)."""
     out = []
     for c in clients:
+        inner = c.client if isinstance(c, SyncWalredoClient) else c
+        if isinstance(inner, ManagedClient):
+            out.extend(inner.process_infos())
+            continue
         process = c.process
         if process is None:
             continue
@@ -184,6 +193,11 @@ class WalredoReporting:
         factory = getattr(item, "funcargs", {}).get("walredo_factory")
         if recorded is None and factory is None and item.get_closest_marker("walredo") is None:
             return
+        capture = item.stash.get(CAPTURE_KEY, None)
+        if recorded is None and isinstance(capture, TestCapture):
+            recorded = _captured_example(capture)
+            if recorded is not None:
+                recorded.prop = item.name
         settings = item.config.stash[SETTINGS_KEY]
         clients: list[_Client] = factory.clients if factory is not None else []
         directory = Path(factory.dump_dir) if factory is not None else dump_dir_for_test(
@@ -196,7 +210,7 @@ class WalredoReporting:
         example.seed = hypothesis_info(item, exc, report.longreprtext)
         example.processes = _client_processes(clients)
         example.process_dumps = _client_dumps(clients)
-        if recorded is not None:
+        if example.requests:
             report.sections.append((EXAMPLE_SECTION, example.render()))
             report.user_properties.append((EXAMPLE_PROPERTY, json.dumps(example.summary())))
 
@@ -210,6 +224,11 @@ class WalredoReporting:
 
     # -- controller (or the only process): summary ------------------------------------------
 
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        settings = config.stash.get(SETTINGS_KEY, None)
+        if settings is not None and not hasattr(config, "workerinput"):
+            finish_dump_sessions(config, settings)
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when != "call" or not report.failed:
             return
@@ -221,9 +240,27 @@ class WalredoReporting:
         if not self.failures or hasattr(config, "workerinput"):
             return
         terminalreporter.section("walredo failure artifacts")
+        settings = config.stash.get(SETTINGS_KEY, None)
+        session = finish_dump_sessions(config, settings) if settings is not None else None
+        if session is not None and settings is not None:
+            terminalreporter.write_line(f"this session's folder: {session} (the newest {settings.dump_keep} "
+                                        f"sessions are kept; --walredo-dump-keep)")
         for nodeid, index in self.failures:
             terminalreporter.write_line(f"{nodeid}")
             terminalreporter.write_line(f"  {Path(index).parent}  (index: {Path(index).name})")
+
+
+def _captured_example(capture: TestCapture) -> FailingExample | None:
+    """What the fixtures' clients recorded, once the failing request's history is known."""
+    final = capture.final_example()
+    if final is None or not final.exchanges:
+        return None
+    for client in capture.clients:
+        try:
+            client.check_alone(final)
+        except Exception:  # the check is a refinement; never let it hide the failure
+            log.exception("checking whether the failing request needs earlier calls failed")
+    return capture.failing_example()
 
 
 def _listing(written: FailureArtifacts, client_dumps: list[Path]) -> str:

@@ -81,6 +81,16 @@ def _whole_seconds_or_off(text: str) -> int | None:
     return None if seconds is None else max(1, round(seconds))
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError("is not a whole number") from None
+    if value < 1:
+        raise ValueError("must be at least 1")
+    return value
+
+
 def _profile(text: str) -> str:
     name = text.strip()
     if name not in DEFAULT_PROFILES:
@@ -157,8 +167,10 @@ OPTIONS: tuple[Option, ...] = (
            "waiting for the timeout (0 or off: never check; needs Linux /proc)", _seconds_or_off,
            0.2, "SECONDS"),
     Option("walredo_dump_dir", "--walredo-dump-dir", "WALREDO_DUMP_DIR",
-           "where failing inputs are saved as .walredo files; default: <basetemp>/walredo-dumps",
-           _path, None, "DIR"),
+           "where failing inputs are saved (a folder per test); default: a folder per session in "
+           "<rootdir>/.walredo-dumps", _path, None, "DIR"),
+    Option("walredo_dump_keep", "--walredo-dump-keep", "WALREDO_DUMP_KEEP",
+           "sessions kept in <rootdir>/.walredo-dumps (older ones are removed)", _count, 5, "N"),
     Option("walredo_hypothesis_profile", "--walredo-hypothesis-profile", "WALREDO_HYPOTHESIS_PROFILE",
            "Hypothesis profile for every property test of the session: dev, ci or thorough; "
            "default: ci when $CI is set, else dev", _profile, None, "NAME"),
@@ -216,6 +228,7 @@ class WalredoSettings:
     baseline_bin: Path | None = None
     baseline_lib_dir: Path | None = None
     baseline_mask: str = "none"
+    dump_keep: int = 5
 
 
 def resolve_settings(
@@ -270,6 +283,7 @@ def resolve_settings(
         baseline_bin=values["walredo_baseline_bin"],
         baseline_lib_dir=values["walredo_baseline_lib_dir"],
         baseline_mask=values["walredo_baseline_mask"],
+        dump_keep=values["walredo_dump_keep"],
     )
 
 

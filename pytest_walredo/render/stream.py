@@ -45,7 +45,7 @@ from pytest_walredo.pg.page import (
     parse_page,
 )
 from pytest_walredo.pg.tuple import SIZEOF_HEAP_TUPLE_HEADER, HeapTupleHeader, infomask2_names, infomask_names
-from pytest_walredo.pg.version import Flavour
+from pytest_walredo.pg.version import SUPPORTED_VERSIONS, Flavour
 from pytest_walredo.pg.xlogrecord import (
     BKPBLOCK_HAS_DATA,
     BKPBLOCK_HAS_IMAGE,
@@ -341,7 +341,9 @@ def record_summary(raw: bytes, end_lsn: int, pg_version: int, flavour: Flavour) 
     try:
         rec: DecodedRecord = decode_record(raw, pg_version)
     except ValueError as exc:  # RecordDecodeError and the header-too-short case
-        out["error"] = f"WAL record does not decode: {exc}"
+        out["error"] = f"WAL record does not decode as PostgreSQL {pg_version} WAL: {exc}"
+        out["decodes_as"] = others = decoding_versions(raw, pg_version, flavour)
+        out["error"] += version_hint(others)
         return out
     fpi_len = sum(b.image.length for b in rec.blocks if b.image is not None)
     out.update({
@@ -357,8 +359,32 @@ def record_summary(raw: bytes, end_lsn: int, pg_version: int, flavour: Flavour) 
         out["name"], out["desc"] = d.name, d.desc
     except (rmgr.UnsupportedRecord, rmgr.RmgrDecodeError, ValueError) as exc:
         out["name"] = f"UNKNOWN (info 0x{rec.info & 0xF0:02X})"
-        out["desc_error"] = str(exc)
+        out["decodes_as"] = others = decoding_versions(raw, pg_version, flavour)
+        out["desc_error"] = str(exc) + version_hint(others)
     return out
+
+
+def decoding_versions(raw: bytes, pg_version: int, flavour: Flavour) -> list[int]:
+    """The other supported PostgreSQL versions under which ``raw`` decodes as a record with a
+    description (a file decoded under the wrong ``--pg-version`` fails in confusing ways)."""
+    out = []
+    for v in SUPPORTED_VERSIONS:
+        if v == pg_version:
+            continue
+        try:
+            rmgr.describe_record(decode_record(raw, v), v, flavour)
+        except (rmgr.UnsupportedRecord, rmgr.RmgrDecodeError, ValueError):
+            continue
+        out.append(v)
+    return out
+
+
+def version_hint(versions: Sequence[int]) -> str:
+    """``"; it decodes as PostgreSQL 14 WAL (--pg-version 14)"``, or nothing."""
+    if not versions:
+        return ""
+    names = " and ".join(str(v) for v in versions)
+    return f"; it decodes as PostgreSQL {names} WAL (--pg-version {versions[0]})"
 
 
 def _render_record(r: dict[str, Any], indent: str) -> list[str]:

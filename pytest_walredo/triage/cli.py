@@ -76,6 +76,12 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _seconds_or_off(text: str) -> float | None:
+    if text.strip().lower() in ("0", "off", "no", "none"):
+        return None
+    return _positive_float(text)
+
+
 def _add_pg_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pg-version", type=_pg_version, default=DEFAULT_VERSION, metavar="N",
                    help=f"PostgreSQL major version that wrote the WAL ({', '.join(map(str, SUPPORTED_VERSIONS))}; "
@@ -84,7 +90,8 @@ def _add_pg_options(p: argparse.ArgumentParser) -> None:
                    help="WAL flavour: neon (Neon's heap records with t_cid) or vanilla (default neon)")
 
 
-def _add_binary_options(p: argparse.ArgumentParser, timeout: float, timeout_help: str) -> None:
+def _add_binary_options(p: argparse.ArgumentParser, timeout: float, timeout_help: str,
+                        hang_check: bool = True) -> None:
     p.add_argument("--walredo-bin", type=Path, metavar="PATH",
                    help="walredo executable to run (default: the embedded reference walredo)")
     p.add_argument("--lib-dir", type=Path, metavar="DIR",
@@ -94,6 +101,12 @@ def _add_binary_options(p: argparse.ArgumentParser, timeout: float, timeout_help
                         "corrupt-byte:100); only without --walredo-bin")
     p.add_argument("--timeout", type=_positive_float, default=timeout, metavar="SECONDS",
                    help=f"{timeout_help} (default {timeout:g})")
+    if not hang_check:
+        return
+    p.add_argument("--hang-check", type=_seconds_or_off, default=0.2, metavar="SECONDS",
+                   help="while an answer is awaited this long, check whether the process sits idle with "
+                        "every request consumed and call it a hang at once (a timeout) instead of waiting "
+                        "for --timeout (default 0.2; 0 or off: never)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -117,8 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("replay", help="run a .walredo request through a walredo process",
                        description="Send the request in FILE to a walredo process (the reference walredo unless "
                                    "--walredo-bin) and show the answer: page summary, the difference from "
-                                   "--expect or from the redo model's prediction, stderr and exit status.")
-    p.add_argument("file", type=Path, metavar="FILE", help="a .walredo file holding one B [P] A* G request")
+                                   "--expect or from the redo model's prediction, stderr and exit status. A "
+                                   "session stream (several calls, NAME.session.walredo) is sent to one process, "
+                                   "call after call, and the marked call (NAME.json's session.index, else the "
+                                   "last) is checked.")
+    p.add_argument("file", type=Path, metavar="FILE",
+                   help="a .walredo file holding one B [P] A* G request, or a session stream")
     p.add_argument("--expect", type=Path, metavar="PAGE", help="8192-byte page the answer must equal")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     _add_pg_options(p)
@@ -127,8 +144,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("shrink", help="delta-debug a failing .walredo request down to a minimal one",
                        description="Remove records, the base image and tuple data from the request in FILE "
                                    "for as long as the walredo process still fails the same way (--until), "
-                                   "then write the minimal request and list what was removed.")
-    p.add_argument("file", type=Path, metavar="FILE", help="a .walredo file holding one B [P] A* G request")
+                                   "then write the minimal request (with its .json, expected and actual page: "
+                                   "a corpus entry) and list what was removed. A session stream (several "
+                                   "calls, NAME.session.walredo) is sent to one process and shrunk as a whole: "
+                                   "earlier calls are dropped while the marked call (NAME.json's "
+                                   "session.index, else the last) keeps failing.")
+    p.add_argument("file", type=Path, metavar="FILE",
+                   help="a .walredo file holding one B [P] A* G request, or a session stream")
     p.add_argument("--until", required=True, choices=("crash", "timeout", "differs"),
                    help="the failure to keep: the process dies, does not answer within --timeout, or "
                         "answers a page that differs from the redo model's prediction")
@@ -181,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--shipped", type=_pg_version, metavar="N",
                    help="instead of DIR: the corpus of PostgreSQL N shipped with the package (14-17)")
     c.add_argument("--json", action="store_true", help="print one JSON document instead of text")
-    _add_binary_options(c, 10.0, "how long to wait for each page")
+    _add_binary_options(c, 10.0, "how long to wait for each page", hang_check=False)
     return parser
 
 
@@ -223,9 +245,18 @@ def _cmd_replay(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _cmd_shrink(args: argparse.Namespace, out: TextIO) -> int:
+    from pytest_walredo.triage.session import load_calls
+
+    calls = load_calls(args.file)
+    if args.max_runs < 1:
+        raise TriageError(f"--max-runs {args.max_runs} must be at least 1")
+    if len(calls) > 1 or calls[0].request is None:  # a session stream
+        from pytest_walredo.triage.shrink_session import run_session_shrink
+
+        return run_session_shrink(args, out, calls)
     from pytest_walredo.triage.shrink import run_shrink_command
 
-    return run_shrink_command(args, out)
+    return run_shrink_command(args, out, calls[0].request)
 
 
 def _cmd_corpus(args: argparse.Namespace, out: TextIO) -> int:

@@ -31,7 +31,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 from pytest_walredo.lsn import format_lsn
 from pytest_walredo.pg import rmgr
@@ -41,9 +41,9 @@ from pytest_walredo.pg.version import Flavour
 from pytest_walredo.pg.xlogrecord import decode_record, encode_record
 from pytest_walredo.protocol import RedoRequest
 from pytest_walredo.triage import TriageError
-from pytest_walredo.triage.inspect import load_request
 
-__all__ = ["NothingToShrink", "ShrinkResult", "run_shrink_command", "shrink_request"]
+__all__ = ["Judged", "NothingToShrink", "ShrinkResult", "ddmin", "judge", "run_shrink_command", "shrink_request",
+           "write_result_entry"]
 
 Predicate = Callable[[RedoRequest], bool]
 
@@ -86,6 +86,36 @@ class _RunLimit(Exception):
     pass
 
 
+T = TypeVar("T")
+
+
+def ddmin(items: list[T], fails: Callable[[list[T]], bool]) -> list[T]:
+    """Zeller's delta debugging, complement-removal variant (the one that only ever shrinks):
+    try removing chunks of ``items``, starting with halves; keep any removal for which
+    ``fails`` still holds and coarsen again, else refine the chunks. ``fails(items)`` is
+    assumed true; the result is a sublist, in order, for which ``fails`` was observed true."""
+    n = 2
+    while items:
+        if len(items) == 1:
+            if fails([]):
+                items = []
+            break
+        chunk = -(-len(items) // n)  # ceil
+        progressed = False
+        for start in range(0, len(items), chunk):
+            rest = items[:start] + items[start + chunk:]
+            if fails(rest):
+                items = rest
+                n = max(n - 1, 2)
+                progressed = True
+                break
+        if not progressed:
+            if n >= len(items):
+                break
+            n = min(2 * n, len(items))
+    return items
+
+
 class _Search:
     def __init__(self, original: RedoRequest, fails: Predicate, max_runs: int, pg_version: int,
                  flavour: Flavour) -> None:
@@ -114,31 +144,9 @@ class _Search:
     # -- reductions -----------------------------------------------------------------------------
 
     def drop_records(self, s: _State) -> _State:
-        """ddmin over the records, removing complements of chunks (the variant that only ever
-        shrinks): start with 2 chunks, on success keep the smaller list and coarsen, else refine."""
-        recs = list(s.records)
-        n = 2
-        while recs:
-            if len(recs) == 1:
-                cand = dataclasses.replace(s, records=())
-                if self.fails(cand):
-                    recs = []
-                break
-            chunk = -(-len(recs) // n)  # ceil
-            progressed = False
-            for start in range(0, len(recs), chunk):
-                rest = recs[:start] + recs[start + chunk:]
-                cand = dataclasses.replace(s, records=tuple(rest))
-                if self.fails(cand):
-                    recs = rest
-                    n = max(n - 1, 2)
-                    progressed = True
-                    break
-            if not progressed:
-                if n >= len(recs):
-                    break
-                n = min(2 * n, len(recs))
-        return dataclasses.replace(s, records=tuple(recs))
+        """ddmin over the records (see :func:`ddmin`)."""
+        kept = ddmin(list(s.records), lambda recs: self.fails(dataclasses.replace(s, records=tuple(recs))))
+        return dataclasses.replace(s, records=tuple(kept))
 
     def drop_base(self, s: _State) -> _State:
         if s.base is None:
@@ -317,24 +325,109 @@ def _record_line(index: int, lsn: int, raw: bytes, pg_version: int, flavour: Fla
     return f"#{index} end lsn {format_lsn(lsn)}, {len(raw)} bytes: {what}"
 
 
-def run_shrink_command(args: argparse.Namespace, out: TextIO) -> int:
-    """``pytest-walredo shrink``: 0 when the minimal request was written, 1 when the input does
-    not fail as ``--until`` asks (nothing to shrink)."""
+@dataclass(frozen=True)
+class Judged:
+    """One run judged against ``--until``: whether it shows the failure, why, and the answer."""
+
+    hit: bool
+    why: str
+    page: bytes | None
+
+
+def judge(args: argparse.Namespace, status: str, page: bytes | None, message: str | None, stderr: str,
+          request: RedoRequest | None) -> Judged:
+    """Does a run (``status``/``page``/``message`` of the call that counts) fail as ``--until``
+    asks (and, with ``--match``, say TEXT)?"""
+    from pytest_walredo.triage.replay import predict
+
+    if args.until in ("crash", "timeout"):
+        hit = status == args.until
+        why = message or ""
+    else:
+        pred = predict(request, args.pg_version, args.flavour) if request is not None else None
+        hit = page is not None and pred is not None and pred.page is not None and page != pred.page
+        why = "the answer differs from the redo model's prediction"
+        if hit:
+            from pytest_walredo.render.pagediff import diff_pages, summarize_diff
+
+            why += f" ({summarize_diff(diff_pages(pred.page, page))})"  # type: ignore[arg-type,union-attr]
+    match = getattr(args, "match", None)
+    if hit and match is not None:
+        hit = match in (message or "") or match in stderr
+    return Judged(hit, why, page)
+
+
+def nothing_to_shrink(args: argparse.Namespace, what: str) -> str:
+    cond = {"crash": "crash", "timeout": "time out", "differs": "answer a page that differs from "
+            "the redo model's prediction"}[args.until]
+    match = getattr(args, "match", None)
+    extra = f" with {match!r} in its message or stderr" if match is not None else ""
+    return f"{args.file}: the walredo process does not {cond}{extra} on {what}; nothing to shrink\n"
+
+
+def write_result_entry(stem: Path, request: RedoRequest | None, args: argparse.Namespace, *,
+                       answer: bytes | None, session: tuple[bytes, int, int] | None = None,
+                       request_path: Path | None = None) -> list[Path]:
+    """The minimal failing input in the corpus layout (docs/CORPUS.md): ``STEM.walredo`` (the
+    request), ``STEM.json``, ``STEM.expected.page`` (the redo model's answer, when it has one),
+    ``STEM.actual.page`` (what the walredo answered) and, for a session, ``STEM.session.walredo``
+    (``session``: the stream, and the request's offset and call number in it).
+    ``request_path`` overrides where the request goes (``-o`` not ending in ``.walredo``)."""
+    from pytest_walredo.corpus.format import (
+        ACTUAL_SUFFIX,
+        EXPECTED_SUFFIX,
+        META_SUFFIX,
+        SESSION_SUFFIX,
+        render_meta,
+        request_meta,
+    )
+    from pytest_walredo.triage.replay import predict
+
+    files: dict[Path, bytes] = {}
+    extra: dict[str, Any] = {"shrunk_from": args.file.name, "outcome": args.until}
+    if session is not None:
+        stream, offset, index = session
+        path = stem.with_name(stem.name + SESSION_SUFFIX)
+        files[path] = stream
+        extra["session"] = {"file": path.name, "offset": offset, "index": index, "needs_history": index > 0}
+    if request is not None:
+        files[request_path or stem.with_name(stem.name + ".walredo")] = request.encode()
+        pred = predict(request, args.pg_version, args.flavour)
+        if pred.page is not None:
+            files[stem.with_name(stem.name + EXPECTED_SUFFIX)] = pred.page
+        if answer is not None:
+            files[stem.with_name(stem.name + ACTUAL_SUFFIX)] = answer
+            extra["actual_page"] = stem.name + ACTUAL_SUFFIX
+        meta = request_meta(request, pg_version=args.pg_version, flavour=args.flavour,
+                            source=f"pytest-walredo shrink {args.file.name} --until {args.until}", extra=extra)
+        files[stem.with_name(stem.name + META_SUFFIX)] = render_meta(meta).encode()
+    for path, data in files.items():
+        try:
+            path.write_bytes(data)
+        except OSError as exc:
+            raise TriageError(f"cannot write {path}: {exc.strerror or exc}; choose another path with -o") from None
+    return list(files)
+
+
+def run_shrink_command(args: argparse.Namespace, out: TextIO, request: RedoRequest) -> int:
+    """``pytest-walredo shrink`` of one request (``args.file``): 0 when the minimal request was
+    written, 1 when the input does not fail as ``--until`` asks (nothing to shrink). A file of
+    several calls (a session stream) goes to :mod:`.shrink_session` instead."""
     from pytest_walredo.triage.replay import predict, resolve_binary, run_request
 
-    request = load_request(args.file)
-    if args.max_runs < 1:
-        raise TriageError(f"--max-runs {args.max_runs} must be at least 1")
     output = args.output if args.output is not None else _default_output(args.file)
     if output.exists() and output.resolve() == args.file.resolve():
         raise TriageError(f"-o {output} is the input file; choose another output path")
-    match = getattr(args, "match", None)
     if args.until == "differs":
         probe = predict(request, args.pg_version, args.flavour)
         if probe.unavailable is not None:
-            raise TriageError(f"--until differs compares answers with the redo model, but {probe.unavailable}")
+            from pytest_walredo.triage.replay import version_note
 
-    failures: dict[bytes, str] = {}  # request bytes -> why it failed, for every failing run
+            note = version_note(request, args.pg_version, args.flavour)
+            raise TriageError(f"--until differs compares answers with the redo model, but {probe.unavailable}"
+                              + (f" ({note})" if note else ""))
+
+    failures: dict[bytes, Judged] = {}  # request bytes -> the judged run, for every failing run
 
     with tempfile.TemporaryDirectory(prefix="walredo-shrink-") as tmp:
         scratch = Path(tmp)
@@ -342,56 +435,35 @@ def run_shrink_command(args: argparse.Namespace, out: TextIO) -> int:
                                 scratch)
 
         def fails(req: RedoRequest) -> bool:
-            outcome = run_request(binary, req, args.timeout, scratch)
+            outcome = run_request(binary, req, args.timeout, scratch, args.hang_check)
             if outcome.status == "launch-error":
                 raise TriageError(f"the walredo process could not be started: {outcome.message}")
-            if args.until == "crash":
-                hit = outcome.status == "crash"
-                why = outcome.message or ""
-            elif args.until == "timeout":
-                hit = outcome.status == "timeout"
-                why = outcome.message or ""
-            else:
-                pred = predict(req, args.pg_version, args.flavour)
-                hit = outcome.page is not None and pred.page is not None and outcome.page != pred.page
-                why = "the answer differs from the redo model's prediction"
-                if hit:
-                    from pytest_walredo.render.pagediff import diff_pages, summarize_diff
-
-                    why += f" ({summarize_diff(diff_pages(pred.page, outcome.page))})"  # type: ignore[arg-type]
-            if hit and match is not None:
-                hit = match in (outcome.message or "") or match in outcome.stderr
-            if hit:
-                failures[req.encode()] = why
-            return hit
+            judged = judge(args, outcome.status, outcome.page, outcome.message, outcome.stderr, req)
+            if judged.hit:
+                failures[req.encode()] = judged
+            return judged.hit
 
         try:
             result = shrink_request(request, fails, pg_version=args.pg_version, flavour=args.flavour,
                                     max_runs=args.max_runs)
         except NothingToShrink:
-            cond = {"crash": "crash", "timeout": "time out", "differs": "answer a page that differs from "
-                    "the redo model's prediction"}[args.until]
-            extra = f" with {match!r} in its message or stderr" if match is not None else ""
-            out.write(f"{args.file}: the walredo process does not {cond}{extra} on this request; "
-                      f"nothing to shrink\n")
+            out.write(nothing_to_shrink(args, "this request"))
             return 1
 
     data = result.request.encode()
-    try:
-        output.write_bytes(data)
-    except OSError as exc:
-        raise TriageError(f"cannot write the minimal request to {output}: {exc.strerror or exc}; "
-                          f"choose another path with -o") from None
+    stem = output.with_name(output.name.removesuffix(".walredo"))
+    written = write_result_entry(stem, result.request, args, answer=failures[data].page, request_path=output)
     orig_size = len(result.original.encode())
     lines = [f"shrink {args.file} --until {args.until}: {result.original.describe()}",
-             f"  original failure: {failures[result.original.encode()]}"]
+             f"  original failure: {failures[result.original.encode()].why}"]
     lines.extend(f"  {r}" for r in result.removed or ["nothing could be removed: the request is already minimal"])
     lines.append(f"  kept: {result.request.describe()}")
     for idx, (lsn, raw) in zip(result.kept_indices, result.request.records, strict=True):
         lines.append(f"    {_record_line(idx, lsn, raw, args.pg_version, args.flavour)}")
-    lines.append(f"  minimal failure: {failures[data]}")
+    lines.append(f"  minimal failure: {failures[data].why}")
     if result.exhausted:
         lines.append(f"  stopped after --max-runs {args.max_runs} runs: the result fails but may not be minimal")
     lines.append(f"wrote {output} ({len(data)} bytes, was {orig_size}) after {result.runs} run(s)")
+    lines.append(f"  with {', '.join(p.name for p in written if p != output)} (a corpus entry)")
     out.write("\n".join(lines) + "\n")
     return 0
