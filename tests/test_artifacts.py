@@ -137,7 +137,7 @@ def test_artifact_names_never_collide_across_threads(tmp_path: Path) -> None:
     for t in threads:
         t.join()
     paths = [p for r in results for p in r.paths()]
-    assert len(paths) == len(set(paths)) == 60 * 4  # walredo, decode, timeline, index per call
+    assert len(paths) == len(set(paths)) == 60 * 5  # walredo, json, decode, timeline, index per call
     assert all(p.exists() for p in paths)
     assert len(list(tmp_path.glob("*.walredo"))) == 60
 

@@ -32,16 +32,13 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..pg.constants import BLCKSZ
 from ..process.dump import FailureDumper
 from ..process.errors import WalredoPoisoned, WalredoTimeout
 from ..protocol import Ping, RedoRequest
 from .example import ExampleRequest, FailingExample, SessionRef
-
-if TYPE_CHECKING:
-    from .managed import ManagedClient
 
 __all__ = [
     "MAX_CLIENT_DUMPS",
@@ -218,6 +215,12 @@ def _is_failure(exc: BaseException | None) -> bool:
     return not isinstance(exc, UnsatisfiedAssumption)
 
 
+class CapturingClient(Protocol):
+    """What a capture needs of the clients recording into it (:class:`~.managed.ManagedClient`)."""
+
+    def check_alone(self, example: ExampleLog) -> None: ...
+
+
 _ACTIVE: list[TestCapture] = []
 
 
@@ -237,7 +240,7 @@ class TestCapture:
         self.current: ExampleLog | None = None
         self.first_failure: ExampleLog | None = None
         self.final: ExampleLog | None = None
-        self.clients: list[ManagedClient] = []
+        self.clients: list[CapturingClient] = []
         self.dumps_left = MAX_CLIENT_DUMPS
         self.dumps_skipped = 0
         self.history_checks: list[Callable[[ExampleLog], None]] = []
