@@ -34,7 +34,8 @@ class ExampleRecorder:
     """Per-test recorder of the current example (see the module docstring).
 
     ``examples``: examples started so far; ``first_failure_at``: the number of the first
-    example that failed (how many examples it took to find the bug), or None. ``node``: the
+    example that failed (how many examples it took to find the bug), or None; ``first``: that
+    example, handed over with every later failing one as its ``first``. ``node``: the
     test whose failing example this is (None: keep it only in :attr:`current`).
     """
 
@@ -43,6 +44,8 @@ class ExampleRecorder:
         self.current: FailingExample | None = None
         self.examples = 0
         self.first_failure_at: int | None = None
+        self.first: FailingExample | None = None
+        """The first example that failed."""
         self.listeners: list[Callable[[], None]] = []
         """Called at the start of every example (the process pool uses it)."""
 
@@ -59,7 +62,12 @@ class ExampleRecorder:
         except BaseException:
             if self.first_failure_at is None:
                 self.first_failure_at = self.examples
+                self.first = ex
             ex.examples, ex.first_failure_at = self.examples, self.first_failure_at
+            if self.first is not None and self.first is not ex:
+                # the first failing example (before shrinking) is written beside the final one
+                ex.first = self.first
+                self.first.first_failure_at = self.first_failure_at
             if self.node is not None:
                 record_failure(self.node, ex)
             raise

@@ -231,6 +231,7 @@ def write_failure_artifacts(
         at = f", example {example.first.first_failure_at}" if example.first.first_failure_at else ""
         index_lines.append(f"first failure (before shrinking{at}):")
         first_focus = writer.write(example.first, "first failure", indent="  ")
+        index_lines.extend(f"  {n}" for n in example.first.notes)
         focus = focus or first_focus
     if example.oracle:
         index_lines.append(f"expected pages from the {example.oracle}")

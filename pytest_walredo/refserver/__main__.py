@@ -5,6 +5,7 @@ pytest_walredo.refserver``); see the package docstring for what it does.
 
     walredo-ref --wal-redo [--tenant-shard-id ID] [--disable-seccomp] [--pg-version N]
                 [--flavour neon|vanilla] [--fault=SPEC ...]
+    walredo-ref --help          (usage and the --fault catalogue)
 """
 
 from __future__ import annotations
@@ -85,6 +86,32 @@ def _parse(argv: list[str]) -> Options:
     return Options(pg_version=pg_version, flavour=flavour, seccomp=seccomp, faults=plan)
 
 
+def help_text() -> str:
+    """``walredo-ref --help``: usage, options and the fault catalogue."""
+    import textwrap
+
+    from .faults import CATALOGUE
+
+    lines = [USAGE, "",
+             "The embedded reference walredo of pytest-walredo: speaks the walredo protocol on stdin/stdout",
+             "like 'postgres --wal-redo' and applies records with pytest-walredo's PostgreSQL model.", "",
+             "options:",
+             "  --wal-redo               required, first (as the pageserver passes it)",
+             "  --tenant-shard-id ID     ignored (names the process in ps, like the real one)",
+             "  --disable-seccomp        do not enter the seccomp sandbox after start-up",
+             "  --pg-version N           PostgreSQL major version of the WAL (14-17; default 17)",
+             "  --flavour neon|vanilla   WAL flavour (default neon)",
+             "  --fault=SPEC             a seeded bug (repeatable); answers are counted from 1, G and H alike:",
+             ""]
+    for spec, effect in CATALOGUE:
+        wrapped = textwrap.wrap(effect, 66)
+        lines.append(f"  {spec:<22} {wrapped[0]}")
+        lines.extend(f"  {'':<22} {w}" for w in wrapped[1:])
+    lines += ["", "Called by name from a wrapper script, walredo-ref is not found: the sandbox clears PATH,",
+              "so give its absolute path (see README, 'Trying the harness with seeded faults')."]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the server on fds 0/1/2 and return its exit status.
 
@@ -93,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     refuses (the real walredo process likewise ``_exit``s under seccomp).
     """
     args = sys.argv[1:] if argv is None else list(argv)
+    if args[:1] in (["--help"], ["-h"]):
+        sys.stdout.write(help_text() + "\n")
+        return 0
     try:
         options = _parse(args)
     except _UsageError as exc:

@@ -6,28 +6,7 @@ prove it notices (a test suite that passes against a broken server proves nothin
 Answers are counted from 1 over everything the server answers, ``G`` and ``H`` alike; ``N`` below
 is that count. A spec that does not parse is a one-line error naming it (exit status 2).
 
-=========================  ======================================================================
-spec                       effect
-=========================  ======================================================================
-``crash-after:N``          after the Nth answer is written, print ``FATAL:  fault injected:
-                           crash-after:N`` and exit 1 (``N=0``: before reading anything)
-``hang-after:N``           after the Nth answer, answer nothing more but keep reading (and
-                           discarding) stdin; EOF still ends the process normally
-``short-page:N``           the Nth answer is cut to half a page, then FATAL and exit 1
-``garbage-page:N``         the Nth answer is 8192 pseudo-random bytes (the same bytes every run)
-``swap-responses:N``       answers N and N+1 are written in the opposite order (a caller that
-                           waits for answer N before sending request N+1 sees a hang)
-``drop-response:N``        the Nth answer is never written (every later answer arrives one early)
-``duplicate-response:N``   the Nth answer is written twice
-``ignore-records``         ``A`` messages are accepted and ignored: ``G`` returns the base image
-``truncate-page[:LEN]``    every answer is cut to LEN bytes (default 4096); the process goes on
-                           until EOF, so the caller sees its stream out of step, then EOF
-``no-lsn``                 after applying a record, pd_lsn keeps the value it had before it
-``corrupt-byte:OFFSET``    byte OFFSET (0..8191) of every ``G`` answer is inverted (xor 0xFF)
-``probe-open``             diagnostic, not a bug: each ``H`` answer starts with the outcome of
-                           ``open("/proc/self/status")`` (``probe-open: ok`` or ``probe-open:
-                           errno N``), to show the sandbox forbids opening files
-=========================  ======================================================================
+The catalogue (spec and effect of each) is :data:`CATALOGUE`; ``walredo-ref --help`` prints it.
 """
 
 from __future__ import annotations
@@ -36,7 +15,30 @@ from dataclasses import dataclass, field
 
 from ..pg.constants import BLCKSZ
 
-__all__ = ["AnswerShaper", "FaultPlan", "FaultSpecError", "Stop", "parse_faults"]
+__all__ = ["CATALOGUE", "AnswerShaper", "FaultPlan", "FaultSpecError", "Stop", "parse_faults"]
+
+CATALOGUE: tuple[tuple[str, str], ...] = (
+    ("crash-after:N", "after the Nth answer is written, print 'FATAL:  fault injected: crash-after:N' and "
+                      "exit 1 (N=0: before reading anything)"),
+    ("hang-after:N", "after the Nth answer, answer nothing more but keep reading (and discarding) stdin; EOF "
+                     "still ends the process normally"),
+    ("short-page:N", "the Nth answer is cut to half a page, then FATAL and exit 1"),
+    ("garbage-page:N", "the Nth answer is 8192 pseudo-random bytes (the same bytes every run)"),
+    ("swap-responses:N", "answers N and N+1 are written in the opposite order (a caller that waits for answer "
+                         "N before sending request N+1 sees a hang)"),
+    ("drop-response:N", "the Nth answer is never written (every later answer arrives one early)"),
+    ("duplicate-response:N", "the Nth answer is written twice"),
+    ("ignore-records", "A messages are accepted and ignored: G returns the base image"),
+    ("truncate-page[:LEN]", "every answer is cut to LEN bytes (default 4096); the process goes on until EOF, so "
+                            "the caller sees its stream out of step, then EOF"),
+    ("no-lsn", "after applying a record, pd_lsn keeps the value it had before it"),
+    ("corrupt-byte:OFFSET", "byte OFFSET (0..8191) of every G answer is inverted (xor 0xFF)"),
+    ("probe-open", "diagnostic, not a bug: each H answer starts with the outcome of "
+                   "open(\"/proc/self/status\") ('probe-open: ok' or 'probe-open: errno N'), to show the "
+                   "sandbox forbids opening files"),
+)
+"""Every ``--fault=`` spec and what it does; answers are counted from 1 over everything the
+server answers, ``G`` and ``H`` alike (``N``)."""
 
 _COUNTED = ("crash-after", "hang-after", "short-page", "garbage-page", "swap-responses",
             "drop-response", "duplicate-response")
