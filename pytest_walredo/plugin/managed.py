@@ -24,6 +24,7 @@ is in flight, so no caller ever sees its process change under it.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -49,6 +50,9 @@ __all__ = ["ManagedClient", "ManagedSyncClient", "check_expected", "replay_calls
 log = logging.getLogger("pytest_walredo.plugin")
 
 Launch = Callable[[], WalredoProcess]
+
+_LAUNCHER = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="walredo-spare")
+"""Starts spare processes in the background (launching waits for the supervisor's report)."""
 
 
 def replay_calls(launch: Launch, calls: list[bytes], *, timeout: float | None,
@@ -102,7 +106,7 @@ class ManagedClient(WalredoClient):
         self._example: ExampleLog | None = None
         self._prime: list[bytes] | None = None
         self._ready: asyncio.Future[None] | None = None
-        self._spare: WalredoProcess | None = None
+        self._spare: concurrent.futures.Future[WalredoProcess] | None = None
         self._closed_by_owner = False
         capture.clients.append(self)
         capture.history_checks.append(self.check_history)
@@ -157,9 +161,6 @@ class ManagedClient(WalredoClient):
             self._relaunch(f"a new example starts on a fresh process fed the {len(prime)} call(s) "
                            "the first failure needed", example, quiet=True)
             self.session.needs_history = True
-            # Every later example needs a fresh process too: start the next one now, so that
-            # its start-up overlaps this example.
-            self._spare = self._launch()
             await self._feed(prime)
         elif self.poisoned:
             self._relaunch(f"{self.poison_reason}", example)
@@ -170,7 +171,12 @@ class ManagedClient(WalredoClient):
         self.transport.abort()
         old.close()
         self.retired.append(ProcessInfo(old.pid, old.returncode, old.stderr_tail(), ended=reason))
-        new, self._spare = (self._spare, None) if self._spare is not None else (self._launch(), None)
+        new = self._take_spare()
+        # One failure is seldom the last (Hypothesis shrinks it, replaying it again and again):
+        # start the next fresh process now, in the background, so that its start-up overlaps
+        # the calls until then. A spare has received nothing: it is as fresh when taken as
+        # when started.
+        self._spare = _LAUNCHER.submit(self._launch)
         # A fresh client state for the fresh process: no call is in flight (invariant), so
         # nothing refers to the old locks, counters or poison.
         WalredoClient.__init__(self, new, timeout=self.timeout, dumper=self.dumper,
@@ -266,10 +272,22 @@ class ManagedClient(WalredoClient):
 
     # -- closing --------------------------------------------------------------------------------
 
+    def _take_spare(self) -> WalredoProcess:
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            try:
+                return spare.result()
+            except Exception as exc:  # launch again here, where its error reaches the caller
+                log.debug("%s: the spare process did not start: %s", self.label, exc)
+        return self._launch()
+
     def _drop_spare(self) -> None:
         spare, self._spare = self._spare, None
         if spare is not None:
-            spare.close()
+            try:
+                spare.result().close()
+            except Exception:  # it never started: nothing to close
+                pass
 
     def close(self) -> None:
         self._closed_by_owner = True
