@@ -346,3 +346,84 @@ def test_reporting_without_allure_still_writes(pytester: pytest.Pytester) -> Non
     tdir = next(dumps.glob("*test_recorded_property"))
     assert len(list(tdir.glob("*.walredo"))) == 1 and list(tdir.glob("*.diff.txt"))
     result.stdout.fnmatch_lines(["*walredo failure artifacts*"])
+
+
+# ------------------------------------------------------------------------------------------
+# Requests as corpus entries, session streams, the first failure
+# ------------------------------------------------------------------------------------------
+
+
+def test_requests_are_written_as_corpus_entries_with_their_session(tmp_path: Path) -> None:
+    from pytest_walredo.corpus.folder import entry_names, read_entry
+    from pytest_walredo.plugin.example import SessionRef
+
+    earlier, failing = _request(1, 3), _request(2, 4)
+    stream = earlier.encode() + b"H\x00\x00\x00\x04" + failing.encode()
+    ref = SessionRef(stream, len(stream) - len(failing.encode()), 2, pid=77, needs_history=True)
+    raw = b"B\x00\x00\x00\x09junk"  # malformed input: not a corpus entry
+    ex = FailingExample(requests=[ExampleRequest(failing, expected=_page(1), actual=_page(2), session=ref),
+                                  ExampleRequest(raw, error="walredo process exited", failure="crash")])
+    out = write_failure_artifacts(tmp_path, ex, test_id="t.py::t", outcome="x", pg_version=16,
+                                  flavour=Flavour.VANILLA)
+    (name,) = entry_names(tmp_path)  # one entry: the raw request has no JSON
+    entry = read_entry(tmp_path, name)
+    assert entry.decoded_request() == failing and entry.expected == _page(1)
+    assert (entry.meta.pg_version, entry.meta.flavour, entry.meta.mask) == (16, Flavour.VANILLA, "none")
+    assert entry.meta.kind == "none/NO_RECORDS"
+    meta = json.loads((tmp_path / f"{name}.json").read_text())
+    assert meta["outcome"] == "differs" and meta["test"] == "t.py::t" and meta["actual_page"] == f"{name}.actual.page"
+    assert meta["session"] == {"file": f"{name}.session.walredo", "offset": ref.offset, "index": 2, "pid": 77,
+                               "needs_history": True}
+    assert (tmp_path / f"{name}.session.walredo").read_bytes() == stream
+    assert (tmp_path / f"{name}.actual.page").read_bytes() == _page(2)
+    assert {a.kind for a in out.artifacts} >= {"walredo", "entry", "session", "page", "diff", "decode", "index"}
+    # the failure needs the calls before it: the next steps replay and shrink the session
+    assert out.next_steps[2].startswith(f"  pytest-walredo replay {name}.session.walredo ")
+    assert out.next_steps[3].startswith(f"  pytest-walredo shrink {name}.session.walredo --until differs")
+    index = out.index.read_text()
+    assert "it is call #2, at byte" in index and "the failure needs the calls before it" in index
+
+
+def test_the_client_dump_named_by_the_error_becomes_the_entry(tmp_path: Path) -> None:
+    from pytest_walredo.corpus.folder import entry_names
+
+    req = _request(5)
+    dump = tmp_path / "walredo-1-8258-0.walredo"
+    dump.write_bytes(req.encode())
+    ex = FailingExample(requests=[ExampleRequest(req, error="exited", failure="crash", dump=dump)],
+                        process_dumps=[dump])
+    out = write_failure_artifacts(tmp_path, ex, test_id="t", outcome="x", pg_version=17, flavour=Flavour.NEON)
+    assert entry_names(tmp_path) == ["walredo-1-8258-0"]
+    assert len(list(tmp_path.glob("*.walredo"))) == 1  # not written twice
+    assert [a.path for a in out.artifacts if a.kind == "walredo"] == [dump]
+    assert "--until crash" in out.next_steps[3]
+
+
+def test_the_first_failure_is_written_after_the_final_example(tmp_path: Path) -> None:
+    final = FailingExample(requests=[ExampleRequest(_request(0), expected=_page(1), actual=_page(2))])
+    final.first = FailingExample(requests=[ExampleRequest(_request(812), expected=_page(1), actual=_page(2))],
+                                 notes=["needs the calls before it"], first_failure_at=9)
+    out = write_failure_artifacts(tmp_path, final, test_id="t", outcome="x", pg_version=17, flavour=Flavour.NEON)
+    metas = {json.loads(p.read_text())["example"]: p for p in tmp_path.glob("walredo-*.json")}
+    assert set(metas) == {"final", "first failure"}
+    assert json.loads(metas["first failure"].read_text())["blk"] == 812
+    index = out.index.read_text()
+    assert "first failure (before shrinking, example 9):" in index and "  needs the calls before it" in index
+    # the next steps aim at the final example
+    assert metas["final"].name.removesuffix(".json") in out.next_steps[1]
+
+
+def test_conformance_recorder_hands_over_the_first_failure_too() -> None:
+    from pytest_walredo.conformance.recorder import ExampleRecorder
+    from pytest_walredo.plugin.example import FAILING_EXAMPLE_KEY
+
+    node = SimpleNamespace(stash=pytest.Stash())
+    rec = ExampleRecorder(node)  # type: ignore[arg-type]
+    for blk in (9, 5, 1):
+        with pytest.raises(AssertionError), rec.example("p") as ex:
+            ex.set_requests([_request(blk)])
+            raise AssertionError
+    final = node.stash[FAILING_EXAMPLE_KEY]
+    assert final.requests[0].request.blknum == 1
+    assert final.first is not None and final.first.requests[0].request.blknum == 9
+    assert final.first.first_failure_at == 1

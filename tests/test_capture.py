@@ -385,3 +385,84 @@ def test_replay_of_a_request_names_the_session_stream_beside_it(tmp_path: Path, 
     (tmp_path / "x.session.walredo").write_bytes(req.encode() * 2)
     assert main(["replay", str(tmp_path / "x.walredo")]) == 0
     assert f"pytest-walredo replay {tmp_path / 'x.session.walredo'}" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------------------
+# The capture itself: examples, the first failure, the final one, deferred dumps
+# ------------------------------------------------------------------------------------------
+
+
+def _capture_run(tmp_path: Path, fail_from: int):
+    """Run a Hypothesis property that records one call per example (as the fixtures do) and
+    fails for n >= fail_from; returns the capture and the dumper."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from pytest_walredo.plugin.capture import CaptureDumper, Exchange, Session, TestCapture
+
+    cap = TestCapture("t")
+    dumper = CaptureDumper(tmp_path, cap)
+    session = Session(1)
+    seen: list[int] = []
+
+    @settings(max_examples=60, database=None, derandomize=True, deadline=None)
+    @given(st.integers(0, 1000))
+    def prop(n: int) -> None:
+        ex = cap.example()
+        data = n.to_bytes(4, "little")
+        e = Exchange(object(), data, session, no=len(session.calls))
+        session.add(e.no, data)
+        ex.exchanges.append(e)
+        seen.append(n)
+        if n >= fail_from:
+            e.error, e.failure = "boom", "crash"
+            e.dump = dumper.dump(data)
+            raise AssertionError(n)
+
+    return cap, dumper, prop, seen
+
+
+def test_capture_keeps_the_first_failure_and_the_final_example(tmp_path: Path) -> None:
+    cap, dumper, prop, seen = _capture_run(tmp_path, 500)
+    with pytest.raises(AssertionError):
+        prop()
+    assert cap.first_failure is not None and cap.final is not None and cap.final is not cap.first_failure
+    assert cap.final.is_final and cap.final.failed and cap.first_failure.failed
+    first_n = int.from_bytes(cap.first_failure.exchanges[0].data, "little")
+    assert first_n == next(n for n in seen if n >= 500)
+    assert int.from_bytes(cap.final.exchanges[0].data, "little") == 500  # shrunk
+    assert cap.examples == len(seen)
+    # dumps: the first failure's and the final one's, none of the shrinking steps
+    failing = sum(1 for n in seen if n >= 500)
+    assert failing > 3
+    assert sorted(p.read_bytes() for p in dumper.existing) == sorted(
+        [first_n.to_bytes(4, "little"), (500).to_bytes(4, "little")])
+    assert len(list(tmp_path.iterdir())) == 2
+    ex = cap.failing_example()
+    assert ex is not None and ex.first is not None and ex.first_failure_at == cap.first_failure.number
+    # the final example's request sits at the end of its process's session stream
+    ref = ex.requests[0].session
+    assert ref is not None and ref.stream.endswith((500).to_bytes(4, "little"))
+    assert ref.offset == 4 * ref.index and ref.index == cap.final.exchanges[0].no
+
+
+def test_capture_of_a_passing_property_writes_nothing(tmp_path: Path) -> None:
+    cap, dumper, prop, _seen = _capture_run(tmp_path, 10**9)
+    prop()
+    assert cap.first_failure is None and not list(tmp_path.iterdir()) and not dumper.existing
+
+
+def test_a_page_comparison_names_the_answer_and_the_expected_page() -> None:
+    from pytest_walredo.plugin.capture import Exchange, Session, TestCapture
+
+    cap = TestCapture("t")
+    ex = cap.example()
+    got, want = bytes([1]) * 8192, bytes([2]) * 8192
+    e = Exchange(object(), b"x", Session(1), no=0, answer=got)
+    ex.exchanges.append(e)
+    assert cap.compared_pages(want, got) is e and e.expected == want  # either side
+    e.expected = None
+    assert cap.compared_pages(got, want) is e and e.expected == want
+    assert cap.compared_pages(got, got) is None  # equal: nothing failed
+    assert cap.compared_pages(b"a", b"b") is None  # not pages
+    assert cap.compared_pages(bytes(8192), want) is None  # neither is an answer

@@ -171,3 +171,24 @@ def test_shrink_bad_inputs_are_one_line(capsys, tmp_path, vectors_dir):
     code, _, err = run(capsys, "shrink", src, "--until", "crash", "--pg-version", "14", "--ref-fault",
                        "crash-after:0", "-o", ro / "missing-dir" / "x.walredo")
     assert code == 2 and err.count("\n") == 1 and "cannot write" in err and "missing-dir/x.walredo" in err
+
+
+def test_shrink_writes_a_corpus_entry(capsys, tmp_path, vectors_dir):
+    import json
+
+    from pytest_walredo.corpus.folder import entry_names, read_entry
+    from pytest_walredo.sim import model_page
+
+    code, out, err = run(capsys, "shrink", vectors_dir / "short_v14.walredo", "--until", "differs",
+                         "--pg-version", "14", "--ref-fault", "no-lsn", "-o", tmp_path / "min.walredo")
+    assert code == 0, out + err
+    assert entry_names(tmp_path) == ["min"]
+    entry = read_entry(tmp_path, "min")
+    req = entry.decoded_request()
+    assert entry.expected == model_page(req, 14, flavour=Flavour.NEON)
+    actual = (tmp_path / "min.actual.page").read_bytes()
+    assert actual != entry.expected and actual[8:] == entry.expected[8:]  # no-lsn: only pd_lsn differs
+    meta = json.loads((tmp_path / "min.json").read_text())
+    assert meta["kind"] == "Heap/INSERT" and meta["shrunk_from"] == "short_v14.walredo"
+    assert meta["outcome"] == "differs" and meta["pg_version"] == 14
+    assert "with min.expected.page, min.actual.page, min.json (a corpus entry)" in out

@@ -418,14 +418,16 @@ def run_shrink_command(args: argparse.Namespace, out: TextIO, request: RedoReque
     output = args.output if args.output is not None else _default_output(args.file)
     if output.exists() and output.resolve() == args.file.resolve():
         raise TriageError(f"-o {output} is the input file; choose another output path")
+    from pytest_walredo.triage.replay import version_note
+
+    note = version_note(request, args.pg_version, args.flavour)
     if args.until == "differs":
         probe = predict(request, args.pg_version, args.flavour)
         if probe.unavailable is not None:
-            from pytest_walredo.triage.replay import version_note
-
-            note = version_note(request, args.pg_version, args.flavour)
             raise TriageError(f"--until differs compares answers with the redo model, but {probe.unavailable}"
                               + (f" ({note})" if note else ""))
+    if note is not None:
+        out.write(f"note: {note}\n")
 
     failures: dict[bytes, Judged] = {}  # request bytes -> the judged run, for every failing run
 
