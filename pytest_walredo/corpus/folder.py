@@ -14,19 +14,24 @@ import lzma
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from pytest_walredo.corpus.format import (
+    ACTUAL_SUFFIX,
     EXPECTED_SUFFIX,
     META_SUFFIX,
     REQUEST_SUFFIX,
+    SESSION_SUFFIX,
     CorpusError,
     Entry,
+    EntryMeta,
     entry_files,
     parse_entry,
+    render_meta,
 )
 
 __all__ = ["ARCHIVE_SUFFIXES", "entry_names", "is_archive", "iter_corpus", "load_corpus", "read_entry",
-           "write_archive", "write_entry"]
+           "write_archive", "write_case", "write_entry"]
 
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2")
 
@@ -151,3 +156,38 @@ def write_archive(folder: str | Path, archive: str | Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_bytes(data)
     return out
+
+
+def write_case(folder: str | Path, name: str, *, meta: EntryMeta | None, request: bytes | None = None,
+               expected: bytes | None = None, actual: bytes | None = None,
+               session: tuple[bytes, int, int] | None = None, session_extra: dict[str, Any] | None = None,
+               request_path: Path | None = None) -> dict[str, Path]:
+    """Write a failing input in the corpus layout: ``NAME.walredo`` (``request``; None: it is
+    there already), ``NAME.expected.page``, ``NAME.json`` (``meta``; None for bytes that are not
+    one request) and the extra files ``NAME.actual.page`` and ``NAME.session.walredo``
+    (``session``: the stream, the request's byte offset and call number in it, written in the
+    JSON's ``session`` key with ``session_extra``). ``request_path`` overrides where the request
+    goes. Returns the files written, by kind (``walredo``, ``expected``, ``actual``, ``session``,
+    ``json``)."""
+    base = Path(folder)
+    extra: dict[str, Any] = dict(meta.extra) if meta is not None else {}
+    files: dict[str, tuple[Path, bytes]] = {}
+    if request is not None:
+        files["walredo"] = (request_path or base / (name + REQUEST_SUFFIX), request)
+    if expected is not None:
+        files["expected"] = (base / (name + EXPECTED_SUFFIX), expected)
+    if actual is not None:
+        files["actual"] = (base / (name + ACTUAL_SUFFIX), actual)
+        extra["actual_page"] = name + ACTUAL_SUFFIX
+    if session is not None:
+        stream, offset, index = session
+        files["session"] = (base / (name + SESSION_SUFFIX), stream)
+        extra["session"] = {"file": name + SESSION_SUFFIX, "offset": offset, "index": index,
+                            **(session_extra or {})}
+    if meta is not None:
+        from dataclasses import replace
+
+        files["json"] = (base / (name + META_SUFFIX), render_meta(replace(meta, extra=extra)).encode())
+    for path, data in files.values():  # the folder must exist: a wrong -o is the caller's error
+        path.write_bytes(data)
+    return {kind: path for kind, (path, _) in files.items()}

@@ -19,14 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..corpus.format import (
-    ACTUAL_SUFFIX,
-    EXPECTED_SUFFIX,
-    META_SUFFIX,
-    SESSION_SUFFIX,
-    render_meta,
-    request_meta,
-)
+from ..corpus.folder import write_case
+from ..corpus.format import request_meta
 from ..pg.version import Flavour
 from ..protocol import RedoRequest
 from .example import ExampleRequest
@@ -61,27 +55,14 @@ def write_entry_files(path: Path, req: ExampleRequest, *, pg_version: int, flavo
                       source: str, extra: dict[str, Any]) -> dict[str, Path]:
     """Write the files of the request whose ``.walredo`` is at ``path`` (already written);
     returns them by kind (``json``, ``expected``, ``actual``, ``session``)."""
-    stem = path.name.removesuffix(".walredo")
-    out: dict[str, Path] = {}
     extra = dict(extra)
     extra["outcome"] = outcome_of(req)
     if req.error:
         extra["error"] = req.error
-    if req.expected is not None:
-        out["expected"] = path.with_name(stem + EXPECTED_SUFFIX)
-        out["expected"].write_bytes(req.expected)
-    if req.actual is not None:
-        out["actual"] = path.with_name(stem + ACTUAL_SUFFIX)
-        out["actual"].write_bytes(req.actual)
-        extra["actual_page"] = out["actual"].name
-    s = req.session
-    if s is not None:
-        out["session"] = path.with_name(stem + SESSION_SUFFIX)
-        out["session"].write_bytes(s.stream)
-        extra["session"] = {"file": out["session"].name, "offset": s.offset, "index": s.index,
-                            "pid": s.pid, "needs_history": s.needs_history}
+    meta = None
     if isinstance(req.request, RedoRequest):
-        out["json"] = path.with_name(stem + META_SUFFIX)
         meta = request_meta(req.request, pg_version=pg_version, flavour=flavour, source=source, extra=extra)
-        out["json"].write_text(render_meta(meta), encoding="utf-8")
-    return out
+    s = req.session
+    return write_case(path.parent, path.name.removesuffix(".walredo"), meta=meta, expected=req.expected,
+                      actual=req.actual, session=(s.stream, s.offset, s.index) if s is not None else None,
+                      session_extra={"pid": s.pid, "needs_history": s.needs_history} if s is not None else None)

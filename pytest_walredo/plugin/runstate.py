@@ -71,7 +71,8 @@ _GITIGNORE = "# Created by pytest-walredo: failure artifacts of the last test se
 
 def dump_root(config: pytest.Config, settings: WalredoSettings) -> Path:
     """``--walredo-dump-dir``, else this session's folder in ``<rootdir>/.walredo-dumps``
-    (``YYYYmmdd-HHMMSS-PID``; xdist workers use the controller's)."""
+    (``YYYYmmdd-HHMMSS-PID``; xdist workers use the controller's; ``<basetemp>/walredo-dumps``
+    when the rootdir is not writable)."""
     if settings.dump_dir is not None:
         return settings.dump_dir.resolve()
     path = config.stash.get(DUMP_SESSION_KEY, None)
@@ -79,9 +80,11 @@ def dump_root(config: pytest.Config, settings: WalredoSettings) -> Path:
         given = getattr(config, "workerinput", {}).get(WORKER_SESSION)
         if given:
             path = Path(given)
-        else:
+        elif os.access(config.rootpath, os.W_OK):
             name = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
             path = Path(config.rootpath) / DUMP_FOLDER / name
+        else:  # a read-only checkout: pytest's temporary folder, as before
+            path = config._tmp_path_factory.getbasetemp() / "walredo-dumps"  # type: ignore[attr-defined]
         config.stash[DUMP_SESSION_KEY] = path
     return path
 

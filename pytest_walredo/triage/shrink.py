@@ -373,40 +373,26 @@ def write_result_entry(stem: Path, request: RedoRequest | None, args: argparse.N
     ``STEM.actual.page`` (what the walredo answered) and, for a session, ``STEM.session.walredo``
     (``session``: the stream, and the request's offset and call number in it).
     ``request_path`` overrides where the request goes (``-o`` not ending in ``.walredo``)."""
-    from pytest_walredo.corpus.format import (
-        ACTUAL_SUFFIX,
-        EXPECTED_SUFFIX,
-        META_SUFFIX,
-        SESSION_SUFFIX,
-        render_meta,
-        request_meta,
-    )
+    from pytest_walredo.corpus.folder import write_case
+    from pytest_walredo.corpus.format import request_meta
     from pytest_walredo.triage.replay import predict
 
-    files: dict[Path, bytes] = {}
-    extra: dict[str, Any] = {"shrunk_from": args.file.name, "outcome": args.until}
-    if session is not None:
-        stream, offset, index = session
-        path = stem.with_name(stem.name + SESSION_SUFFIX)
-        files[path] = stream
-        extra["session"] = {"file": path.name, "offset": offset, "index": index, "needs_history": index > 0}
+    meta = expected = None
     if request is not None:
-        files[request_path or stem.with_name(stem.name + ".walredo")] = request.encode()
         pred = predict(request, args.pg_version, args.flavour)
-        if pred.page is not None:
-            files[stem.with_name(stem.name + EXPECTED_SUFFIX)] = pred.page
-        if answer is not None:
-            files[stem.with_name(stem.name + ACTUAL_SUFFIX)] = answer
-            extra["actual_page"] = stem.name + ACTUAL_SUFFIX
+        expected = pred.page
         meta = request_meta(request, pg_version=args.pg_version, flavour=args.flavour,
-                            source=f"pytest-walredo shrink {args.file.name} --until {args.until}", extra=extra)
-        files[stem.with_name(stem.name + META_SUFFIX)] = render_meta(meta).encode()
-    for path, data in files.items():
-        try:
-            path.write_bytes(data)
-        except OSError as exc:
-            raise TriageError(f"cannot write {path}: {exc.strerror or exc}; choose another path with -o") from None
-    return list(files)
+                            source=f"pytest-walredo shrink {args.file.name} --until {args.until}",
+                            extra={"shrunk_from": args.file.name, "outcome": args.until})
+    try:
+        files = write_case(stem.parent, stem.name, meta=meta, request=request.encode() if request else None,
+                           expected=expected, actual=answer if request is not None else None, session=session,
+                           session_extra={"needs_history": session[2] > 0} if session else None,
+                           request_path=request_path)
+    except OSError as exc:
+        raise TriageError(f"cannot write {exc.filename or stem}: {exc.strerror or exc}; "
+                          "choose another path with -o") from None
+    return list(files.values())
 
 
 def run_shrink_command(args: argparse.Namespace, out: TextIO, request: RedoRequest) -> int:
