@@ -170,6 +170,9 @@ class ManagedClient(WalredoClient):
         assert old is not None
         self.transport.abort()
         old.close()
+        if old.leftovers:
+            log.warning("%s: descendants of walredo pid %d survived SIGKILL and were left running: %s",
+                        self.label, old.pid, old.leftovers)
         self.retired.append(ProcessInfo(old.pid, old.returncode, old.stderr_tail(), ended=reason))
         new = self._take_spare()
         # One failure is seldom the last (Hypothesis shrinks it, replaying it again and again):
