@@ -27,6 +27,7 @@ without a context belong to the current example.
 
 from __future__ import annotations
 
+import collections
 import logging
 import sys
 from collections.abc import Callable
@@ -54,6 +55,13 @@ __all__ = [
 
 log = logging.getLogger("pytest_walredo.plugin")
 
+KEEP_CALLS = 64
+"""Calls of one example kept for the failure artifacts: the newest (a failing test stops at its
+failure, so the calls that matter are the last ones)."""
+KEEP_FAILURES = 8
+"""Calls of one example that failed at the process level, kept even when older than that."""
+MAX_CALLS_REPORTED = 16
+"""Calls of the failing example written out: the ones where it went wrong, then the newest."""
 SESSION_LIMIT = 64 << 20
 """Bytes of one process's session stream kept in memory; a longer session is not saved."""
 MAX_CLIENT_DUMPS = 10
@@ -136,6 +144,8 @@ class Exchange:
     expected: bytes | None = None
     dump: Path | None = None
     """The ``.walredo`` file the client wrote for it when it failed, if any."""
+    seq: int = 0
+    """Its position among the calls of its example."""
 
     @property
     def request(self) -> RedoRequest | bytes | None:
@@ -170,37 +180,66 @@ class Exchange:
 
 @dataclass(eq=False)
 class ExampleLog:
-    """The calls of one example (the whole test, or one execution of a Hypothesis test)."""
+    """The calls of one example (the whole test, or one execution of a Hypothesis test).
+
+    Memory stays bounded however many calls a test makes (invariant): ``exchanges`` keeps the
+    newest :data:`KEEP_CALLS`, ``failures`` the first :data:`KEEP_FAILURES` that failed at the
+    process level; ``calls`` counts them all.
+    """
 
     number: int
     context: object | None = None
     is_final: bool = False
-    exchanges: list[Exchange] = field(default_factory=list)
+    exchanges: collections.deque[Exchange] = field(default_factory=lambda: collections.deque(maxlen=KEEP_CALLS))
+    failures: list[Exchange] = field(default_factory=list)
+    calls: int = 0
     failed: bool | None = None
     """Set when a Hypothesis example ends; None for a plain test (the test's outcome says)."""
     pending_dumps: list[tuple[Path, bytes]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
+    def add(self, e: Exchange) -> None:
+        e.seq = self.calls
+        self.calls += 1
+        self.exchanges.append(e)
+
+    def failed_call(self, e: Exchange) -> None:
+        """``e`` failed at the process level: keep it even once newer calls push it out."""
+        if len(self.failures) < KEEP_FAILURES:
+            self.failures.append(e)
+
+    def kept(self) -> list[Exchange]:
+        """Every call kept, in the order they were made."""
+        seen = {id(e) for e in self.exchanges}
+        return sorted([*self.exchanges, *(e for e in self.failures if id(e) not in seen)], key=lambda e: e.seq)
+
     def ordered(self) -> list[Exchange]:
-        """The exchanges per process, in the order their bytes entered the pipe."""
+        """The kept calls per process, in the order their bytes entered the pipe."""
+        kept = self.kept()
         sessions: list[Session] = []
-        for e in self.exchanges:
+        for e in kept:
             if e.session not in sessions:
                 sessions.append(e.session)
         out = []
         for s in sessions:
-            mine = [e for e in self.exchanges if e.session is s]
+            mine = [e for e in kept if e.session is s]
             out += sorted(mine, key=lambda e: (e.no is None, e.no if e.no is not None else 0))
         return out
 
 
+_CONTEXT: list[Any] = []
+"""Hypothesis's per-thread build-context variable, looked up once (every call reads it)."""
+
+
 def _build_context() -> object | None:
     """Hypothesis's build context of the example running in this thread, or None."""
-    try:
-        from hypothesis.control import _current_build_context
-    except ImportError:  # pragma: no cover - hypothesis is a dependency
-        return None
-    return _current_build_context.value
+    if not _CONTEXT:
+        try:
+            from hypothesis.control import _current_build_context
+        except ImportError:  # pragma: no cover - hypothesis is a dependency; an old one lacks it
+            return None
+        _CONTEXT.append(_current_build_context)
+    return _CONTEXT[0].value
 
 
 def _is_failure(exc: BaseException | None) -> bool:
@@ -358,11 +397,26 @@ def marked_exchanges(example: ExampleLog) -> dict[Session, Exchange]:
     return marked
 
 
+def _reported(ex_log: ExampleLog, marked: dict[Session, Exchange]) -> list[Exchange]:
+    """At most :data:`MAX_CALLS_REPORTED` calls, in pipe order: the marked ones first, then the
+    newest."""
+    calls = ex_log.ordered()
+    if len(calls) <= MAX_CALLS_REPORTED:
+        return calls
+    chosen = {id(e) for e in marked.values()}
+    for e in sorted(calls, key=lambda e: e.seq, reverse=True):
+        if len(chosen) >= MAX_CALLS_REPORTED:
+            break
+        chosen.add(id(e))
+    return [e for e in calls if id(e) in chosen]
+
+
 def _to_example(ex_log: ExampleLog) -> FailingExample:
     marked = marked_exchanges(ex_log)
     requests = []
     crash = None
-    for e in ex_log.ordered():
+    reported = _reported(ex_log, marked)
+    for e in reported:
         ref = None
         s = e.session
         if marked.get(s) is e and e.no and not s.truncated:
@@ -376,6 +430,9 @@ def _to_example(ex_log: ExampleLog) -> FailingExample:
     notes = list(ex_log.notes)
     if crash is not None:
         notes.insert(0, f"crash: {crash}")
+    if len(reported) < ex_log.calls:
+        notes.append(f"the example made {ex_log.calls} call(s); the {len(reported)} written are where it "
+                     "went wrong and the newest (the session streams hold everything each process received)")
     return FailingExample(requests=requests, notes=notes)
 
 

@@ -116,15 +116,17 @@ class ManagedClient(WalredoClient):
     async def _submit(self, call: Call, timeout: float | None) -> bytes:
         __tracebackhide__ = True
         example = self._capture.example()
-        await self._prepare(example)
+        if example is not self._example or self.poisoned or self._ready is not None:
+            await self._prepare(example)
         session = self.session
         ex = Exchange(self, call.data, session)
-        example.exchanges.append(ex)
+        example.add(ex)
         try:
             page = await super()._submit(call, timeout)
         except WalredoError as err:
             ex.error, ex.failure = str(err), failure_kind(err)
             ex.returncode, ex.dump = err.returncode, err.dump_path
+            example.failed_call(ex)
             # Whether a death is seen while writing (a broken pipe) or while reading (EOF) is a
             # race; Hypothesis counts the hidden low-level context as part of a failure's
             # identity, and the same crash must look the same every time it is replayed. The
@@ -151,8 +153,11 @@ class ManagedClient(WalredoClient):
     # -- relaunching ------------------------------------------------------------------------------
 
     async def _prepare(self, example: ExampleLog) -> None:
-        if self._ready is not None and not self._ready.done():
-            await asyncio.shield(self._ready)  # another caller is feeding a fresh process
+        """Before a call: relaunch when a new example needs a fresh (fed) process or the client
+        is poisoned. ``_ready`` is set while a caller feeds a fresh process; others wait."""
+        ready = self._ready
+        if ready is not None and not ready.done():
+            await asyncio.shield(ready)  # another caller is feeding a fresh process
         new_example, self._example = example is not self._example, example
         if self._closed_by_owner or self._in_flight:
             return
@@ -215,11 +220,14 @@ class ManagedClient(WalredoClient):
                         self.session.add(call.no, data)
         finally:
             ready.set_result(None)
+            self._ready = None
 
     def check_history(self, example: ExampleLog) -> None:
         """``example`` is the first failing one: does it fail the same way on a fresh process?
         If not, it needs the calls this client's process received before it, and later
-        examples get them first."""
+        examples get them first. Of an example longer than the capture keeps
+        (:data:`~.capture.KEEP_CALLS`), the calls from the oldest kept one on are compared, and
+        the ones before it count as history."""
         mine = [e for e in example.ordered() if e.owner is self and e.no is not None]
         if not mine:
             return
