@@ -151,6 +151,8 @@ def test_swap_at_the_second_answer_leaves_a_replayable_session(pytester: pytest.
     index = next(p for p in tdir.glob("failure-*.txt") if p.name.count(".") == 1).read_text()
     m = re.search(r"pytest-walredo replay (\S+\.session\.walredo)", index)
     assert m, index
+    # and it says why: the request alone passes on a fresh process
+    assert "the failure needs the calls before it, replay the session stream" in index
     session = tdir / m.group(1)
     request = tdir / m.group(1).replace(".session.walredo", ".walredo")
     monkeypatch.chdir(tdir)
@@ -412,7 +414,7 @@ def _capture_run(tmp_path: Path, fail_from: int):
         data = n.to_bytes(4, "little")
         e = Exchange(object(), data, session, no=len(session.calls))
         session.add(e.no, data)
-        ex.exchanges.append(e)
+        ex.add(e)
         seen.append(n)
         if n >= fail_from:
             e.error, e.failure = "boom", "crash"
@@ -459,10 +461,69 @@ def test_a_page_comparison_names_the_answer_and_the_expected_page() -> None:
     ex = cap.example()
     got, want = bytes([1]) * 8192, bytes([2]) * 8192
     e = Exchange(object(), b"x", Session(1), no=0, answer=got)
-    ex.exchanges.append(e)
+    ex.add(e)
     assert cap.compared_pages(want, got) is e and e.expected == want  # either side
     e.expected = None
     assert cap.compared_pages(got, want) is e and e.expected == want
     assert cap.compared_pages(got, got) is None  # equal: nothing failed
     assert cap.compared_pages(b"a", b"b") is None  # not pages
     assert cap.compared_pages(bytes(8192), want) is None  # neither is an answer
+
+
+def test_a_test_making_many_calls_keeps_where_it_went_wrong_and_the_newest() -> None:
+    """Memory stays bounded however many calls a test makes; what is kept and written is the
+    call that failed and the newest ones, and the index says how many there were."""
+    from pytest_walredo.plugin.capture import KEEP_CALLS, MAX_CALLS_REPORTED, Exchange, Session, TestCapture
+
+    cap = TestCapture("t")
+    ex = cap.example()
+    session = Session(1)
+    calls = 20 * KEEP_CALLS
+    for n in range(calls):
+        data = n.to_bytes(4, "little")
+        e = Exchange(object(), data, session, no=n, answer=bytes(8192))
+        session.add(n, data)
+        ex.add(e)
+        if n == 3:  # an early call failed at the process level; the test went on
+            e.answer, e.error, e.failure = None, "boom", "crash"
+            ex.failed_call(e)
+    assert len(ex.kept()) <= KEEP_CALLS + 1
+    failing = cap.failing_example()
+    assert failing is not None
+    written = [int.from_bytes(r.encoded() or b"", "little") for r in failing.requests]
+    assert len(written) == MAX_CALLS_REPORTED
+    assert written[0] == 3 and written[1:] == list(range(calls - MAX_CALLS_REPORTED + 1, calls))
+    assert any(f"the example made {calls} call(s)" in n for n in failing.notes)
+
+
+def test_a_test_failing_call_after_call_writes_a_capped_number_of_files(pytester: pytest.Pytester) -> None:
+    from pytest_walredo.plugin.artifacts import MAX_REQUESTS_WRITTEN
+    from pytest_walredo.plugin.capture import MAX_CLIENT_DUMPS
+
+    pytester.makeconftest("from pytest_walredo import walredo_fixture\n"
+                          "dead_walredo = walredo_fixture(faults=['crash-after:0'], sync=True)\n")
+    calls = MAX_CLIENT_DUMPS + 4
+    pytester.makepyfile(
+        f"""
+        from pytest_walredo import WalredoError
+        from pytest_walredo.protocol import RedoRequest, RelTag
+
+        def test_keeps_failing(dead_walredo):
+            failed = 0
+            for blk in range({calls}):
+                try:
+                    dead_walredo.apply(RedoRequest(RelTag(1663, 5, 16384), blk, bytes(8192), ()))
+                except WalredoError:
+                    failed += 1
+            assert failed == 0
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=1)
+    assert f"more than {MAX_CLIENT_DUMPS} failing walredo inputs; later ones are not saved" in result.stdout.str()
+    tdir = test_dir(pytester.path / ".walredo-dumps", "test_keeps_failing")
+    walredos = sorted(p.name for p in tdir.glob("*.walredo"))
+    assert len(walredos) <= MAX_REQUESTS_WRITTEN, walredos
+    # the newest call is among them (the one closest to where the test failed)
+    blocks = {read_entry(tdir, n).decoded_request().blknum for n in entry_names(tdir)}
+    assert calls - 1 in blocks, blocks
