@@ -30,7 +30,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bench_client import ECHO, compile_stub
+from bench_client import ECHO, compile_stub, drive
 
 from pytest_walredo.plugin.capture import TestCapture
 from pytest_walredo.plugin.managed import ManagedClient
@@ -44,18 +44,7 @@ async def _measure(client: WalredoClient, op: str, callers: int, seconds: float)
     await client.ping()
     call: Callable[[], Awaitable[bytes]] = client.ping if op == "ping" else (lambda: client.apply(ECHO))
     before = resource.getrusage(resource.RUSAGE_SELF)
-    start = time.perf_counter()
-    deadline = start + seconds
-
-    async def worker() -> int:
-        n = 0
-        while time.perf_counter() < deadline:
-            await call()
-            n += 1
-        return n
-
-    ops = sum(await asyncio.gather(*(worker() for _ in range(callers))))
-    wall = time.perf_counter() - start
+    ops, wall = await drive(call, callers, seconds)
     after = resource.getrusage(resource.RUSAGE_SELF)
     cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
     return wall / ops * 1e6, cpu / ops * 1e6

@@ -171,21 +171,26 @@ async def _client_run(config: LaunchConfig, op: str, callers: int, seconds: floa
             if expect_echo and page != PAGE:
                 raise RuntimeError("the reference server did not echo the pushed page")
             call = lambda: client.apply(ECHO)  # noqa: E731
-        start = time.perf_counter()
-        deadline = start + seconds
-
-        async def worker() -> int:
-            n = 0
-            while time.perf_counter() < deadline:
-                await call()
-                n += 1
-            return n
-
-        counts = await asyncio.gather(*(worker() for _ in range(callers)))
-        elapsed = time.perf_counter() - start
+        ops, elapsed = await drive(call, callers, seconds)
     finally:
         await client.aclose()
-    return Row("", op, callers, sum(counts), elapsed)
+    return Row("", op, callers, ops, elapsed)
+
+
+async def drive(call: Callable[[], Awaitable[object]], callers: int, seconds: float) -> tuple[int, float]:
+    """``callers`` concurrent loops of ``call`` for ``seconds``: (calls made, seconds taken)."""
+    start = time.perf_counter()
+    deadline = start + seconds
+
+    async def worker() -> int:
+        n = 0
+        while time.perf_counter() < deadline:
+            await call()
+            n += 1
+        return n
+
+    counts = await asyncio.gather(*(worker() for _ in range(callers)))
+    return sum(counts), time.perf_counter() - start
 
 
 def client_run(config: LaunchConfig, op: str, callers: int, seconds: float,

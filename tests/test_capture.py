@@ -108,7 +108,9 @@ def test_readme_property_against_a_binary_that_crashes_on_its_third_request(pyte
                                                                            faulty) -> None:
     pytester.makeini(ASYNCIO_INI)
     pytester.makepyfile(test_property=readme_property())
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--walredo-bin={faulty('crash-after:2')}")
+    alluredir = pytester.path / "allure-results"
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--walredo-bin={faulty('crash-after:2')}",
+                                           f"--alluredir={alluredir}")
     result.assert_outcomes(failed=1)
     out = result.stdout.str()
     assert "Flaky" not in out and "Inconsistent results" not in out
@@ -126,6 +128,10 @@ def test_readme_property_against_a_binary_that_crashes_on_its_third_request(pyte
     index = next(p for p in tdir.glob("failure-*.txt") if p.name.count(".") == 1).read_text()
     assert "crash: walredo process" in index and "FATAL:  fault injected: crash-after:2" in index
     assert "the failure needs the calls before it" in index
+    # Allure shows the crash too, and holds the session streams
+    res = allure_results(alluredir)["test_my_binary_agrees_with_the_model"]
+    assert "FATAL:  fault injected: crash-after:2" in res["statusDetails"]["message"]
+    assert {s.name for s in sessions} <= {a["name"] for a in res["attachments"]}
 
 
 @needs_hang_check
