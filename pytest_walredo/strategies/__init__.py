@@ -9,7 +9,7 @@ Import this one module in your own properties::
 
     @given(req=ws.redo_requests(pg_version=17))
     def test_my_binary_agrees_with_the_model(walredo, req):
-        assert walredo.apply(req) == model_page(req, 17)
+        walredo.expect(req, model_page(req, 17))
 
     @given(reqs=ws.workloads(max_requests=4), schedule=ws.schedules())
     def test_many_callers(walredo_process, reqs, schedule): ...
