@@ -13,7 +13,7 @@ import pytest
 from pytest_walredo.corpus.folder import entry_names, read_entry
 from pytest_walredo.process.quiescence import supported as quiescence_supported
 from pytest_walredo.protocol import RedoRequest, RelTag, decode_requests
-from pytest_walredo.target import reference_binary
+from pytest_walredo.testing.wrappers import reference_wrapper
 from pytest_walredo.triage.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,12 +36,8 @@ def faulty(tmp_path: Path):
     fault, called by absolute path (the sandbox clears PATH)."""
 
     def make(*faults: str) -> Path:
-        ref = reference_binary(tmp_path / "ref")
         script = tmp_path / f"walredo-{'-'.join(f.replace(':', '') for f in faults)}.sh"
-        extra = " ".join(f"--fault={f}" for f in faults)
-        script.write_text(f'#!/bin/sh\nexec {ref.path} "$@" {extra}\n')
-        script.chmod(0o755)
-        return script
+        return reference_wrapper(script, 17, "neon", faults)
 
     return make
 
@@ -354,6 +350,32 @@ def test_dumps_outlive_other_runs_and_keep_the_newest_sessions(pytester: pytest.
     kept = sorted(p.name for p in root.iterdir())
     assert kept == sorted([".gitignore", "mine", sessions[1].name, sessions[2].name])
     assert (root / ".gitignore").read_text().splitlines()[-1] == "*"
+
+
+def test_a_read_only_rootdir_keeps_dumps_in_the_temporary_folder(pytester: pytest.Pytester) -> None:
+    # root may write anywhere: the conftest makes the rootdir look read-only to the plugin
+    pytester.makeconftest(
+        """
+        import os
+        from pathlib import Path
+
+        _access, ROOT = os.access, Path(__file__).parent
+
+        def access(path, mode, *args, **kwargs):
+            if Path(path) == ROOT and mode & os.W_OK:
+                return False
+            return _access(path, mode, *args, **kwargs)
+
+        os.access = access
+        """
+    )
+    pytester.makepyfile(test_fails=_FAILING)
+    basetemp = pytester.path / "basetemp"
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--basetemp={basetemp}")
+    result.assert_outcomes(failed=1)
+    assert not (pytester.path / ".walredo-dumps").exists()
+    tdir = test_dir(basetemp / "walredo-dumps", "test_fails")
+    assert entry_names(tdir) and str(tdir) in result.stdout.str()
 
 
 def test_xdist_workers_write_into_the_session_folder(pytester: pytest.Pytester) -> None:
