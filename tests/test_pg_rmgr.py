@@ -34,6 +34,12 @@ from pytest_walredo.pg.rmgr import (
     FreezePlan,
     FreezeTuple,
     GenericRecord,
+    GistAssignLsn,
+    GistDelete,
+    GistPageDelete,
+    GistPageReuse,
+    GistPageSplit,
+    GistPageUpdate,
     Heap2FreezePage,
     Heap2LockUpdated,
     Heap2MultiInsert,
@@ -313,6 +319,46 @@ def _brin_case(draw: st.DrawFn, v: int) -> tuple[RmgrRecord, list[BlockRef]]:
 
 
 _AM_SEQ_KINDS = ("seq_log", "generic", "xlog_no_page", "brin")
+@st.composite
+def _gist_tuple(draw: st.DrawFn) -> bytes:
+    """A GiST index tuple as its records log it: IndexTupleSize bytes, any alignment."""
+    size = draw(st.integers(8, 48))
+    flags = draw(st.sampled_from([0, 0x2000, 0x4000, 0x8000]))
+    return struct.pack("<HHHH", draw(_u16), draw(_u16), draw(_u16), size | flags) + draw(
+        st.binary(min_size=size - 8, max_size=size - 8))
+
+
+def _gist_case(draw: st.DrawFn, kind: str, v: int) -> tuple[RmgrRecord, list[BlockRef]]:
+    """Every GiST record."""
+    tuples = st.lists(_gist_tuple(), max_size=4).map(tuple)
+    if kind == "gist_update":
+        todelete = tuple(draw(st.lists(_off, max_size=4)))
+        new = draw(tuples)
+        logged = not (todelete or new) or draw(st.booleans())
+        body: RmgrRecord = GistPageUpdate(len(todelete), len(new), todelete if logged else None,
+                                          new if logged else None)
+        blocks = [draw(_block(0, v, image=None if logged else True))]
+        return body, blocks + ([draw(_block(1, v))] if draw(st.booleans()) else [])
+    if kind == "gist_delete":
+        offs = tuple(draw(st.lists(_off, max_size=6)))
+        return GistDelete(draw(_u32), len(offs), offs, v >= 16 and draw(st.booleans())), [draw(_block(0, v))]
+    if kind == "gist_reuse":
+        return GistPageReuse(draw(st.sampled_from(_RELS)), draw(_u32), draw(st.integers(0, 2**64 - 1)),
+                             v >= 16 and draw(st.booleans())), []
+    if kind == "gist_split":
+        pages = tuple(draw(st.lists(tuples, min_size=1, max_size=4)))
+        body = GistPageSplit(draw(_u32), draw(st.integers(0, 2**64 - 1)), draw(st.booleans()), len(pages),
+                             draw(st.booleans()), pages)
+        blocks = [draw(_block(0, v))] if draw(st.booleans()) else []
+        return body, blocks + [draw(_block(i + 1, v, will_init=True, image=False)) for i in range(len(pages))]
+    if kind == "gist_page_delete":
+        body = GistPageDelete(draw(st.integers(0, 2**64 - 1)), draw(_off))
+        return body, [draw(_block(0, v)), draw(_block(1, v))]
+    assert kind == "gist_assign_lsn"
+    return GistAssignLsn(), []
+
+
+_GIST_KINDS = ("gist_update", "gist_delete", "gist_reuse", "gist_split", "gist_page_delete", "gist_assign_lsn")
 _BTREE_KINDS = ("btree_post", "split", "dedup", "bt_vacuum", "bt_delete", "halfdead", "unlink", "reuse",
                 "meta_cleanup")
 _LOGICAL_KINDS = ("truncate", "lock_updated", "new_cid", "rewrite")
@@ -338,9 +384,12 @@ def _record_case(draw: st.DrawFn, pg_version: int, flavour: Flavour) -> tuple[Rm
     kinds += ["prune", "vacuum", "freeze"] if v <= 16 else ["prune17"]
     kinds += [*_BTREE_KINDS, *_LOGICAL_KINDS]
     kinds += _AM_SEQ_KINDS
+    kinds += _GIST_KINDS
     kind = draw(st.sampled_from(kinds))
     if kind in _AM_SEQ_KINDS:
         return _am_seq_case(draw, kind, v)
+    if kind in _GIST_KINDS:
+        return _gist_case(draw, kind, v)
     if kind in _BTREE_KINDS:
         return _btree_case(draw, kind, v)
     if kind in _LOGICAL_KINDS:

@@ -21,6 +21,7 @@ from pytest_walredo.pg.rmgr import (
     brin,
     btree,
     generic,
+    gist,
     heap,
     heap2,
     heap2_prune,
@@ -61,6 +62,15 @@ from pytest_walredo.pg.rmgr.btree_pagedel import (
 )
 from pytest_walredo.pg.rmgr.btree_vacuum import BtreeDelete, BtreeUpdate, BtreeVacuum
 from pytest_walredo.pg.rmgr.generic import GenericRecord, decode_generic
+from pytest_walredo.pg.rmgr.gist import (
+    GistAssignLsn,
+    GistDelete,
+    GistPageDelete,
+    GistPageReuse,
+    GistPageSplit,
+    GistPageUpdate,
+    decode_gist,
+)
 from pytest_walredo.pg.rmgr.heap import (
     HeapConfirm,
     HeapDelete,
@@ -89,6 +99,7 @@ from pytest_walredo.pg.rmgr.ids import (
     RM_BRIN_ID,
     RM_BTREE_ID,
     RM_GENERIC_ID,
+    RM_GIST_ID,
     RM_HEAP2_ID,
     RM_HEAP_ID,
     RM_NEON_ID,
@@ -131,6 +142,12 @@ __all__ = [
     "FreezePlan",
     "FreezeTuple",
     "GenericRecord",
+    "GistAssignLsn",
+    "GistDelete",
+    "GistPageDelete",
+    "GistPageReuse",
+    "GistPageSplit",
+    "GistPageUpdate",
     "Heap2FreezePage",
     "Heap2LockUpdated",
     "Heap2MultiInsert",
@@ -174,6 +191,7 @@ _DECODERS: dict[int, Callable[[int, bytes, dict[int, bytes], int, Flavour], Rmgr
     RM_SEQ_ID: decode_sequence,
     RM_GENERIC_ID: decode_generic,
     RM_BRIN_ID: decode_brin,
+    RM_GIST_ID: decode_gist,
 }
 """The decoder of each resource manager the model knows (Neon's 134 routes to heap/heap2)."""
 
@@ -181,6 +199,7 @@ _RECORDS: tuple[type[RmgrRecord], ...] = (
     *xlog.RECORDS, *heap.RECORDS, *heap_inplace.RECORDS, *heap_logical.RECORDS, *heap2.RECORDS,
     *heap2_prune.RECORDS, *heap2_prune17.RECORDS, *btree.RECORDS,
     *sequence.RECORDS, *generic.RECORDS, *brin.RECORDS,
+    *gist.RECORDS,
 )
 
 
