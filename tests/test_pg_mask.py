@@ -229,7 +229,9 @@ def test_gist_mask_on_a_real_leaf() -> None:
                            and has_items(p))[0]
     assert_masked_only("Gist", page, blk, noise)
     other = Page(page)
-    set_special_u16(other, 12, special_u16(other, 12) ^ 0x04)  # F_TUPLES_DELETED is kept
+    set_special_u16(other, 12, special_u16(other, 12) ^ 0x04)  # F_TUPLES_DELETED: ours, masked
+    assert masked_equal(page, other.to_bytes(), "Gist", blk)
+    set_special_u16(other, 12, special_u16(other, 12) ^ 0x02)  # F_DELETED is kept
     assert not masked_equal(page, other.to_bytes(), "Gist", blk)
 
 
