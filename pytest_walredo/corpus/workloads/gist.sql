@@ -9,3 +9,15 @@ DELETE FROM gist_t WHERE id < 2500;
 VACUUM gist_t;
 INSERT INTO gist_t SELECT g, point(g % 13, g % 11), box(point(g, g), point(g + 1, g + 1))
   FROM generate_series(1, 800) g;
+-- covers: Gist DELETE. Index scans mark the entries of deleted rows dead (gistkillitems, no
+-- WAL); inserts into those leaves, once full, remove them first (gistprunepage).
+CREATE TABLE gist_k (id int, p point);
+CREATE INDEX gist_k_p ON gist_k USING gist (p);
+INSERT INTO gist_k SELECT g, point(g % 40, g / 40) FROM generate_series(1, 1200) g;
+DELETE FROM gist_k WHERE id % 3 <> 0;
+SET enable_seqscan = off;
+SET enable_bitmapscan = off;
+SELECT count(*) FROM gist_k WHERE p <@ box(point(0, 0), point(40, 30));
+RESET enable_seqscan;
+RESET enable_bitmapscan;
+INSERT INTO gist_k SELECT g, point(g % 40 + 0.5, g / 40 + 0.5) FROM generate_series(1, 600) g;
