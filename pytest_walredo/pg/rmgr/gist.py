@@ -25,7 +25,7 @@ the new pages (WILL_INIT; the first is the original page, or the root in a root 
 PAGE_DELETE 0 the deleted leaf, 1 its parent. PAGE_REUSE and ASSIGN_LSN name no block.
 
 Descriptions (``gistdesc.c``): PAGE_UPDATE and ASSIGN_LSN print nothing; PG16 renamed the
-conflict xids and added ``isCatalogRel``.
+conflict xids and added the ``isCatalogRel`` field, which PG17 prints.
 """
 
 from __future__ import annotations
@@ -86,8 +86,9 @@ def _full_xid(value: int) -> str:
     return f"{value >> 32}:{value & 0xFFFFFFFF}"
 
 
-def _tf(flag: bool) -> str:
-    return "T" if flag else "F"
+def _catalog(flag: bool, pg_version: int) -> str:
+    """PG17's ``, isCatalogRel T/F``: 16 has the field but does not print it."""
+    return f", isCatalogRel {'T' if flag else 'F'}" if pg_version >= 17 else ""
 
 
 class GistRecord(RmgrRecord):
@@ -149,8 +150,8 @@ class GistDelete(GistRecord):
 
     def describe(self, pg_version: int, flavour: Flavour) -> str:
         if pg_version >= 16:
-            return (f"delete: snapshotConflictHorizon {self.conflict_xid}, nitems: {self.ntodelete}, "
-                    f"isCatalogRel {_tf(self.is_catalog_rel)}")
+            return f"delete: snapshotConflictHorizon {self.conflict_xid}, nitems: {self.ntodelete}" + _catalog(
+                self.is_catalog_rel, pg_version)
         return f"delete: latestRemovedXid {self.conflict_xid}, nitems: {self.ntodelete}"
 
 
@@ -173,8 +174,8 @@ class GistPageReuse(GistRecord):
     def describe(self, pg_version: int, flavour: Flavour) -> str:
         rel = "/".join(str(x) for x in self.rel)
         if pg_version >= 16:
-            return (f"rel {rel}; blk {self.block}; snapshotConflictHorizon {_full_xid(self.conflict_xid)}, "
-                    f"isCatalogRel {_tf(self.is_catalog_rel)}")
+            return f"rel {rel}; blk {self.block}; snapshotConflictHorizon {_full_xid(self.conflict_xid)}" + _catalog(
+                self.is_catalog_rel, pg_version)
         return f"rel {rel}; blk {self.block}; latestRemovedXid {_full_xid(self.conflict_xid)}"
 
 
