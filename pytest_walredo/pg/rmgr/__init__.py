@@ -29,6 +29,7 @@ from pytest_walredo.pg.rmgr import (
     heap_inplace,
     heap_logical,
     sequence,
+    spgist,
     xlog,
 )
 from pytest_walredo.pg.rmgr._base import (
@@ -104,12 +105,24 @@ from pytest_walredo.pg.rmgr.ids import (
     RM_HEAP_ID,
     RM_NEON_ID,
     RM_SEQ_ID,
+    RM_SPGIST_ID,
     RM_XLOG_ID,
     RMGR_NAMES,
     rmgr_name,
 )
 from pytest_walredo.pg.rmgr.neon import decode_neon, flavour_dependent_layout
 from pytest_walredo.pg.rmgr.sequence import SeqLog, decode_sequence
+from pytest_walredo.pg.rmgr.spgist import (
+    SpgAddLeaf,
+    SpgAddNode,
+    SpgMoveLeafs,
+    SpgPickSplit,
+    SpgSplitTuple,
+    SpgVacuumLeaf,
+    SpgVacuumRedirect,
+    SpgVacuumRoot,
+    decode_spgist,
+)
 from pytest_walredo.pg.rmgr.xlog import XlogFpi, XlogNoPage, decode_xlog
 from pytest_walredo.pg.version import Flavour, check_version
 from pytest_walredo.pg.xlogrecord import DecodedRecord
@@ -169,6 +182,14 @@ __all__ = [
     "RmgrDecodeError",
     "RmgrRecord",
     "SeqLog",
+    "SpgAddLeaf",
+    "SpgAddNode",
+    "SpgMoveLeafs",
+    "SpgPickSplit",
+    "SpgSplitTuple",
+    "SpgVacuumLeaf",
+    "SpgVacuumRedirect",
+    "SpgVacuumRoot",
     "UnsupportedRecord",
     "XlTuple",
     "XlogFpi",
@@ -192,6 +213,7 @@ _DECODERS: dict[int, Callable[[int, bytes, dict[int, bytes], int, Flavour], Rmgr
     RM_GENERIC_ID: decode_generic,
     RM_BRIN_ID: decode_brin,
     RM_GIST_ID: decode_gist,
+    RM_SPGIST_ID: decode_spgist,
 }
 """The decoder of each resource manager the model knows (Neon's 134 routes to heap/heap2)."""
 
@@ -199,7 +221,7 @@ _RECORDS: tuple[type[RmgrRecord], ...] = (
     *xlog.RECORDS, *heap.RECORDS, *heap_inplace.RECORDS, *heap_logical.RECORDS, *heap2.RECORDS,
     *heap2_prune.RECORDS, *heap2_prune17.RECORDS, *btree.RECORDS,
     *sequence.RECORDS, *generic.RECORDS, *brin.RECORDS,
-    *gist.RECORDS,
+    *gist.RECORDS, *spgist.RECORDS,
 )
 
 
