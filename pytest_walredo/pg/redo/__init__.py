@@ -8,7 +8,7 @@ only the requested block is touched, through the read-buffer-for-redo prologue a
 :mod:`.buffer`.
 
 One module per resource manager holds its routines (:mod:`.xlog`, :mod:`.heap`, :mod:`.heap2`,
-:mod:`.btree` with :mod:`.btree_delete`, :mod:`.gist`; Neon's differences in :mod:`.neon`), each with a ``ROUTINES`` table from typed
+:mod:`.btree` with :mod:`.btree_delete`, :mod:`.gist`, :mod:`.spgist`; Neon's differences in :mod:`.neon`), each with a ``ROUTINES`` table from typed
 record class to routine; :data:`ROUTINES` here joins them, and :func:`redo_record` decodes a
 record and runs its routine.
 
@@ -28,7 +28,18 @@ from pytest_walredo.lsn import format_lsn
 from pytest_walredo.pg import rmgr
 from pytest_walredo.pg.constants import BLCKSZ
 from pytest_walredo.pg.page import PageError
-from pytest_walredo.pg.redo import brin, btree, btree_delete, generic, gist, heap, heap2, sequence, xlog
+from pytest_walredo.pg.redo import (
+    brin,
+    btree,
+    btree_delete,
+    generic,
+    gist,
+    heap,
+    heap2,
+    sequence,
+    spgist,
+    xlog,
+)
 from pytest_walredo.pg.redo.buffer import Apply, RedoError, Routine, Target, record_context
 from pytest_walredo.pg.version import Flavour, check_version
 from pytest_walredo.pg.xlogrecord import (
@@ -54,7 +65,7 @@ def _join(*tables: dict[type[rmgr.RmgrRecord], Routine]) -> dict[type[rmgr.RmgrR
 ROUTINES: dict[type[rmgr.RmgrRecord], Routine] = _join(
     xlog.ROUTINES, heap.ROUTINES, heap2.ROUTINES, btree.ROUTINES, btree_delete.ROUTINES,
     sequence.ROUTINES, generic.ROUTINES, brin.ROUTINES,
-    gist.ROUTINES,
+    gist.ROUTINES, spgist.ROUTINES,
 )
 """The redo routine of every typed record class the model can apply."""
 
