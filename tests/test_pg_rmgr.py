@@ -60,6 +60,14 @@ from pytest_walredo.pg.rmgr import (
     RmgrDecodeError,
     RmgrRecord,
     SeqLog,
+    SpgAddLeaf,
+    SpgAddNode,
+    SpgMoveLeafs,
+    SpgPickSplit,
+    SpgSplitTuple,
+    SpgVacuumLeaf,
+    SpgVacuumRedirect,
+    SpgVacuumRoot,
     UnsupportedRecord,
     XlogFpi,
     XlogNoPage,
@@ -358,6 +366,63 @@ def _gist_case(draw: st.DrawFn, kind: str, v: int) -> tuple[RmgrRecord, list[Blo
     return GistAssignLsn(), []
 
 
+@st.composite
+def _spg_leaf(draw: st.DrawFn) -> bytes:
+    """An SP-GiST leaf tuple as its records log it: the state and size word, t_info, a TID, data."""
+    size = draw(st.sampled_from([16, 24, 32, 40]))
+    return struct.pack("<IHHHH", draw(st.integers(0, 3)) | (size << 2), draw(_u16), draw(_u16), draw(_u16),
+                       draw(_u16)) + draw(st.binary(min_size=size - 12, max_size=size - 12))
+
+
+@st.composite
+def _spg_inner(draw: st.DrawFn) -> bytes:
+    """An SP-GiST inner tuple: the state/allTheSame/nNodes/prefixSize word, its u16 size, data."""
+    size = draw(st.sampled_from([8, 16, 32, 48]))
+    return struct.pack("<IH", draw(_u32), size) + draw(st.binary(min_size=size - 6, max_size=size - 6))
+
+
+def _spgist_case(draw: st.DrawFn, kind: str, v: int) -> tuple[RmgrRecord, list[BlockRef]]:
+    """Every SP-GiST record; every field drawn, whatever redo would make of it."""
+    offs = st.lists(_off, max_size=4).map(tuple)
+    flag, xid = st.booleans(), _u32
+    blocks = [draw(_block(i, v)) for i in range(draw(st.integers(1, 4)))]
+    if kind == "spg_add_leaf":
+        return SpgAddLeaf(draw(flag), draw(flag), draw(_off), draw(_off), draw(_off), draw(_u16), draw(_spg_leaf())), blocks
+    if kind == "spg_move_leafs":
+        dead = draw(flag)
+        todelete = draw(offs)
+        n = 1 if dead else len(todelete) + 1
+        toinsert = tuple(draw(st.lists(_off, min_size=n, max_size=n)))
+        tuples = tuple(draw(st.lists(_spg_leaf(), min_size=n, max_size=n)))
+        return SpgMoveLeafs(len(todelete), draw(flag), dead, draw(flag), draw(_off), draw(_u16), draw(xid), draw(flag),
+                            todelete, toinsert, tuples), blocks
+    if kind == "spg_add_node":
+        return SpgAddNode(draw(_off), draw(_off), draw(flag), draw(st.integers(-1, 2)), draw(_off), draw(_u16),
+                          draw(xid), draw(flag), draw(_spg_inner())), blocks
+    if kind == "spg_split_tuple":
+        return SpgSplitTuple(draw(_off), draw(_off), draw(flag), draw(flag), draw(_spg_inner()),
+                             draw(_spg_inner())), blocks
+    if kind == "spg_picksplit":
+        todelete = draw(offs)
+        n = draw(st.integers(0, 4))
+        toinsert = tuple(draw(st.lists(_off, min_size=n, max_size=n)))
+        select = bytes(draw(st.lists(st.integers(0, 1), min_size=n, max_size=n)))
+        tuples = tuple(draw(st.lists(_spg_leaf(), min_size=n, max_size=n)))
+        return SpgPickSplit(draw(flag), len(todelete), n, draw(flag), draw(flag), draw(_off), draw(flag), draw(flag),
+                            draw(flag), draw(_off), draw(_u16), draw(xid), draw(flag), todelete, toinsert, select,
+                            draw(_spg_inner()), tuples), blocks
+    if kind == "spg_vacuum_leaf":
+        nmove, nchain = draw(st.integers(0, 3)), draw(st.integers(0, 3))
+        pairs = [tuple(draw(st.lists(_off, min_size=k, max_size=k))) for k in (nmove, nmove, nchain, nchain)]
+        return SpgVacuumLeaf(draw(xid), draw(flag), draw(offs), draw(offs), *pairs), blocks[:1]
+    if kind == "spg_vacuum_root":
+        return SpgVacuumRoot(draw(xid), draw(flag), draw(offs)), blocks[:1]
+    assert kind == "spg_vacuum_redirect"
+    return SpgVacuumRedirect(draw(_off), draw(xid), draw(offs), v >= 16 and draw(flag)), blocks[:1]
+
+
+_SPGIST_KINDS = ("spg_add_leaf", "spg_move_leafs", "spg_add_node", "spg_split_tuple", "spg_picksplit",
+                 "spg_vacuum_leaf", "spg_vacuum_root", "spg_vacuum_redirect")
 _GIST_KINDS = ("gist_update", "gist_delete", "gist_reuse", "gist_split", "gist_page_delete", "gist_assign_lsn")
 _BTREE_KINDS = ("btree_post", "split", "dedup", "bt_vacuum", "bt_delete", "halfdead", "unlink", "reuse",
                 "meta_cleanup")
@@ -385,9 +450,12 @@ def _record_case(draw: st.DrawFn, pg_version: int, flavour: Flavour) -> tuple[Rm
     kinds += [*_BTREE_KINDS, *_LOGICAL_KINDS]
     kinds += _AM_SEQ_KINDS
     kinds += _GIST_KINDS
+    kinds += _SPGIST_KINDS
     kind = draw(st.sampled_from(kinds))
     if kind in _AM_SEQ_KINDS:
         return _am_seq_case(draw, kind, v)
+    if kind in _SPGIST_KINDS:
+        return _spgist_case(draw, kind, v)
     if kind in _GIST_KINDS:
         return _gist_case(draw, kind, v)
     if kind in _BTREE_KINDS:
