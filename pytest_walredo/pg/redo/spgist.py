@@ -43,10 +43,8 @@ from pytest_walredo.pg.rmgr.spgist import (
     SpgMoveLeafs,
     SpgPickSplit,
     SpgSplitTuple,
-    SpgVacuumLeaf,
-    SpgVacuumRedirect,
-    SpgVacuumRoot,
 )
+from pytest_walredo.pg.rmgr.spgist_vacuum import SpgVacuumLeaf, SpgVacuumRedirect, SpgVacuumRoot
 from pytest_walredo.pg.spgist_page import (
     SPGIST_DEAD,
     SPGIST_LEAF,

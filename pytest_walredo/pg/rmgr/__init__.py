@@ -118,11 +118,9 @@ from pytest_walredo.pg.rmgr.spgist import (
     SpgMoveLeafs,
     SpgPickSplit,
     SpgSplitTuple,
-    SpgVacuumLeaf,
-    SpgVacuumRedirect,
-    SpgVacuumRoot,
     decode_spgist,
 )
+from pytest_walredo.pg.rmgr.spgist_vacuum import SpgVacuumLeaf, SpgVacuumRedirect, SpgVacuumRoot
 from pytest_walredo.pg.rmgr.xlog import XlogFpi, XlogNoPage, decode_xlog
 from pytest_walredo.pg.version import Flavour, check_version
 from pytest_walredo.pg.xlogrecord import DecodedRecord

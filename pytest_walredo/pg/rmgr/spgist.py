@@ -44,79 +44,45 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from pytest_walredo.pg.rmgr._base import RmgrDecodeError, RmgrRecord, UnsupportedRecord, offsets
-from pytest_walredo.pg.rmgr.ids import RM_SPGIST_ID
-from pytest_walredo.pg.spgist_page import inner_tuple_size, leaf_tuple_size
+from pytest_walredo.pg.rmgr._base import RmgrDecodeError, RmgrRecord, UnsupportedRecord
+from pytest_walredo.pg.rmgr.spgist_vacuum import (
+    VACUUM_DECODERS,
+    SpgVacuumLeaf,
+    SpgVacuumRedirect,
+    SpgVacuumRoot,
+)
+from pytest_walredo.pg.rmgr.spgxlog import (
+    SPGIST_NAMES,
+    XLOG_SPGIST_ADD_LEAF,
+    XLOG_SPGIST_ADD_NODE,
+    XLOG_SPGIST_MOVE_LEAFS,
+    XLOG_SPGIST_PICKSPLIT,
+    XLOG_SPGIST_SPLIT_TUPLE,
+    MainReader,
+    SpgRecord,
+    flag_text,
+    pack_offsets,
+)
 from pytest_walredo.pg.version import Flavour
 
 __all__ = [
     "RECORDS",
-    "SPGIST_NAMES",
     "SpgAddLeaf",
     "SpgAddNode",
     "SpgMoveLeafs",
     "SpgPickSplit",
     "SpgSplitTuple",
-    "SpgVacuumLeaf",
-    "SpgVacuumRedirect",
-    "SpgVacuumRoot",
     "decode_spgist",
 ]
-
-XLOG_SPGIST_ADD_LEAF = 0x10
-XLOG_SPGIST_MOVE_LEAFS = 0x20
-XLOG_SPGIST_ADD_NODE = 0x30
-XLOG_SPGIST_SPLIT_TUPLE = 0x40
-XLOG_SPGIST_PICKSPLIT = 0x50
-XLOG_SPGIST_VACUUM_LEAF = 0x60
-XLOG_SPGIST_VACUUM_ROOT = 0x70
-XLOG_SPGIST_VACUUM_REDIRECT = 0x80
-
-SPGIST_NAMES = {
-    XLOG_SPGIST_ADD_LEAF: "ADD_LEAF",
-    XLOG_SPGIST_MOVE_LEAFS: "MOVE_LEAFS",
-    XLOG_SPGIST_ADD_NODE: "ADD_NODE",
-    XLOG_SPGIST_SPLIT_TUPLE: "SPLIT_TUPLE",
-    XLOG_SPGIST_PICKSPLIT: "PICKSPLIT",
-    XLOG_SPGIST_VACUUM_LEAF: "VACUUM_LEAF",
-    XLOG_SPGIST_VACUUM_ROOT: "VACUUM_ROOT",
-    XLOG_SPGIST_VACUUM_REDIRECT: "VACUUM_REDIRECT",
-}
-"""pg_waldump's name of every SP-GiST opcode (0x00, CREATE_INDEX, is no longer written)."""
 
 _ADD_LEAF = struct.Struct("<??HHHH")
 _MOVE_LEAFS = struct.Struct("<H???sHH2sI?3s")
 _ADD_NODE = struct.Struct("<HH?bHH2sI?3s")
 _SPLIT_TUPLE = struct.Struct("<HH??")
 _PICKSPLIT = struct.Struct("<?sHH??H???sHH2sI?3s")
-_VACUUM_LEAF = struct.Struct("<HHHHI?3s")
-_VACUUM_ROOT = struct.Struct("<H2sI?3s")
-assert (_ADD_LEAF.size, _MOVE_LEAFS.size, _ADD_NODE.size, _SPLIT_TUPLE.size, _PICKSPLIT.size,
-        _VACUUM_LEAF.size, _VACUUM_ROOT.size) == (10, 20, 20, 6, 28, 16, 12)
 
 
-def _offs(items: tuple[int, ...]) -> bytes:
-    return struct.pack(f"<{len(items)}H", *items)
-
-
-def _flag(on: bool, text: str) -> str:
-    return text if on else ""
-
-
-class SpgRecord(RmgrRecord):
-    """Base of the SP-GiST typed records: rmgr 15 in every version and flavour."""
-
-    RMGR: ClassVar[str] = "SPGist"
-    OP: ClassVar[int] = -1
-
-    def rmid(self, pg_version: int, flavour: Flavour) -> int:
-        return RM_SPGIST_ID
-
-    def info(self, pg_version: int, flavour: Flavour) -> int:
-        return self.OP
-
-    def identify(self, pg_version: int, flavour: Flavour) -> str:
-        return SPGIST_NAMES[self.OP]
+assert (_ADD_LEAF.size, _MOVE_LEAFS.size, _ADD_NODE.size, _SPLIT_TUPLE.size, _PICKSPLIT.size) == (10, 20, 20, 6, 28)
 
 
 @dataclass(frozen=True)
@@ -140,7 +106,7 @@ class SpgAddLeaf(SpgRecord):
                               self.node_i) + self.tuple
 
     def describe(self, pg_version: int, flavour: Flavour) -> str:
-        flags = _flag(self.new_page, " (newpage)") + _flag(self.stores_nulls, " (nulls)")
+        flags = flag_text(self.new_page, " (newpage)") + flag_text(self.stores_nulls, " (nulls)")
         return (f"off: {self.off_leaf}, headoff: {self.off_head}, parentoff: {self.off_parent}, "
                 f"nodeI: {self.node_i}{flags}")
 
@@ -170,12 +136,12 @@ class SpgMoveLeafs(SpgRecord):
         head = _MOVE_LEAFS.pack(self.nmoves, self.new_page, self.replace_dead, self.stores_nulls, self.pad[:1],
                                 self.off_parent, self.node_i, self.pad[1:3], self.redirect_xid, self.is_build,
                                 self.pad[3:6])
-        return head + _offs(self.todelete) + _offs(self.toinsert) + b"".join(self.tuples)
+        return head + pack_offsets(self.todelete) + pack_offsets(self.toinsert) + b"".join(self.tuples)
 
     def describe(self, pg_version: int, flavour: Flavour) -> str:
         return (f"nmoves: {self.nmoves}, parentoff: {self.off_parent}, nodeI: {self.node_i}"
-                + _flag(self.new_page, " (newpage)") + _flag(self.replace_dead, " (replacedead)")
-                + _flag(self.stores_nulls, " (nulls)"))
+                + flag_text(self.new_page, " (newpage)") + flag_text(self.replace_dead, " (replacedead)")
+                + flag_text(self.stores_nulls, " (nulls)"))
 
 
 @dataclass(frozen=True)
@@ -203,7 +169,7 @@ class SpgAddNode(SpgRecord):
 
     def describe(self, pg_version: int, flavour: Flavour) -> str:
         return (f"off: {self.offnum}, newoff: {self.off_new}, parentBlk: {self.parent_blk}, "
-                f"parentoff: {self.off_parent}, nodeI: {self.node_i}" + _flag(self.new_page, " (newpage)"))
+                f"parentoff: {self.off_parent}, nodeI: {self.node_i}" + flag_text(self.new_page, " (newpage)"))
 
 
 @dataclass(frozen=True)
@@ -226,7 +192,7 @@ class SpgSplitTuple(SpgRecord):
 
     def describe(self, pg_version: int, flavour: Flavour) -> str:
         return (f"prefixoff: {self.off_prefix}, postfixoff: {self.off_postfix}"
-                + _flag(self.new_page, " (newpage)") + _flag(self.postfix_same, " (same)"))
+                + flag_text(self.new_page, " (newpage)") + flag_text(self.postfix_same, " (same)"))
 
 
 @dataclass(frozen=True)
@@ -263,136 +229,20 @@ class SpgPickSplit(SpgRecord):
         head = _PICKSPLIT.pack(self.is_root_split, p[:1], self.ndelete, self.ninsert, self.init_src, self.init_dest,
                                self.off_inner, self.init_inner, self.stores_nulls, self.inner_is_parent, p[1:2],
                                self.off_parent, self.node_i, p[2:4], self.redirect_xid, self.is_build, p[4:7])
-        return head + _offs(self.todelete) + _offs(self.toinsert) + self.select + self.inner + b"".join(self.tuples)
+        return head + pack_offsets(self.todelete) + pack_offsets(self.toinsert) + self.select + self.inner + b"".join(self.tuples)
 
     def describe(self, pg_version: int, flavour: Flavour) -> str:
         return (f"ndelete: {self.ndelete}, ninsert: {self.ninsert}, inneroff: {self.off_inner}, "
                 f"parentoff: {self.off_parent}, nodeI: {self.node_i}"
-                + _flag(self.inner_is_parent, " (innerIsParent)") + _flag(self.stores_nulls, " (nulls)")
-                + _flag(self.is_root_split, " (isRootSplit)"))
-
-
-@dataclass(frozen=True)
-class SpgVacuumLeaf(SpgRecord):
-    """VACUUM_LEAF: items become DEAD or PLACEHOLDER, live ones move (line pointers swapped,
-    the source then a PLACEHOLDER), chains are relinked."""
-
-    OP: ClassVar[int] = XLOG_SPGIST_VACUUM_LEAF
-
-    redirect_xid: int
-    is_build: bool
-    dead: tuple[int, ...]
-    placeholder: tuple[int, ...]
-    move_src: tuple[int, ...]
-    move_dest: tuple[int, ...]
-    chain_src: tuple[int, ...]
-    chain_dest: tuple[int, ...]
-    pad: bytes = field(default=bytes(3), compare=False, repr=False)
-
-    def main_data(self, pg_version: int, flavour: Flavour) -> bytes:
-        head = _VACUUM_LEAF.pack(len(self.dead), len(self.placeholder), len(self.move_src), len(self.chain_src),
-                                 self.redirect_xid, self.is_build, self.pad)
-        return head + b"".join(_offs(x) for x in (self.dead, self.placeholder, self.move_src, self.move_dest,
-                                                   self.chain_src, self.chain_dest))
-
-    def describe(self, pg_version: int, flavour: Flavour) -> str:
-        return (f"ndead: {len(self.dead)}, nplaceholder: {len(self.placeholder)}, nmove: {len(self.move_src)}, "
-                f"nchain: {len(self.chain_src)}")
-
-
-@dataclass(frozen=True)
-class SpgVacuumRoot(SpgRecord):
-    """VACUUM_ROOT: the items go from a root page that is a leaf (``PageIndexMultiDelete``)."""
-
-    OP: ClassVar[int] = XLOG_SPGIST_VACUUM_ROOT
-
-    redirect_xid: int
-    is_build: bool
-    todelete: tuple[int, ...]
-    pad: bytes = field(default=bytes(5), compare=False, repr=False)
-
-    def main_data(self, pg_version: int, flavour: Flavour) -> bytes:
-        return _VACUUM_ROOT.pack(len(self.todelete), self.pad[:2], self.redirect_xid, self.is_build,
-                                 self.pad[2:5]) + _offs(self.todelete)
-
-    def describe(self, pg_version: int, flavour: Flavour) -> str:
-        return f"ndelete: {len(self.todelete)}"
-
-
-@dataclass(frozen=True)
-class SpgVacuumRedirect(SpgRecord):
-    """VACUUM_REDIRECT: the REDIRECTs at ``offsets`` become PLACEHOLDERs, and from
-    ``first_placeholder`` (when not 0) every item to the end of the page goes."""
-
-    OP: ClassVar[int] = XLOG_SPGIST_VACUUM_REDIRECT
-
-    first_placeholder: int
-    conflict_xid: int
-    offsets: tuple[int, ...]
-    is_catalog_rel: bool = False
-    pad: bytes = field(default=b"\0", compare=False, repr=False)
-
-    def main_data(self, pg_version: int, flavour: Flavour) -> bytes:
-        head = struct.pack("<HHI", len(self.offsets), self.first_placeholder, self.conflict_xid)
-        if pg_version >= 16:
-            head += bytes([self.is_catalog_rel]) + self.pad
-        return head + _offs(self.offsets)
-
-    def describe(self, pg_version: int, flavour: Flavour) -> str:
-        n, first = len(self.offsets), self.first_placeholder
-        if pg_version <= 15:
-            return f"ntoplaceholder: {n}, firstplaceholder: {first}, newestredirectxid: {self.conflict_xid}"
-        s = f"ntoplaceholder: {n}, firstplaceholder: {first}, snapshotConflictHorizon: {self.conflict_xid}"
-        return s + (f", isCatalogRel: {'T' if self.is_catalog_rel else 'F'}" if pg_version >= 17 else "")
+                + flag_text(self.inner_is_parent, " (innerIsParent)") + flag_text(self.stores_nulls, " (nulls)")
+                + flag_text(self.is_root_split, " (isRootSplit)"))
 
 
 # -- decoding ----------------------------------------------------------------------------------
 
 
-class _Reader:
-    """Reads a record's main data front to back; every shortfall is an RmgrDecodeError."""
-
-    def __init__(self, what: str, data: bytes, head: struct.Struct) -> None:
-        self.what, self.data = what, data
-        if len(data) < head.size:
-            raise RmgrDecodeError(f"SPGist {what} main data is {len(data)} bytes, expected at least {head.size}")
-        self.fields = head.unpack_from(data)
-        self.pos = head.size
-
-    def offsets(self, n: int) -> tuple[int, ...]:
-        out = offsets(self.data, self.pos, n, f"SPGist {self.what} offsets")
-        self.pos += 2 * n
-        return out
-
-    def raw(self, n: int) -> bytes:
-        if self.pos + n > len(self.data):
-            raise RmgrDecodeError(f"SPGist {self.what} needs {n} bytes at offset {self.pos}, "
-                                  f"the data has {len(self.data)}")
-        out = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return out
-
-    def tuple(self, size_of: Callable[[bytes, int], int], header: int) -> bytes:
-        if self.pos + header > len(self.data):
-            raise RmgrDecodeError(f"SPGist {self.what}: no tuple header at offset {self.pos}")
-        size = size_of(self.data, self.pos)
-        if size < header:
-            raise RmgrDecodeError(f"SPGist {self.what}: tuple at offset {self.pos} has size {size}")
-        return self.raw(size)
-
-    def leaf(self) -> bytes:
-        return self.tuple(leaf_tuple_size, 12)
-
-    def inner(self) -> bytes:
-        return self.tuple(inner_tuple_size, 8)
-
-    def end(self) -> None:
-        if self.pos != len(self.data):
-            raise RmgrDecodeError(f"SPGist {self.what}: {len(self.data) - self.pos} byte(s) after the record's data")
-
-
 def _decode_add_leaf(main: bytes, v: int) -> RmgrRecord:
-    r = _Reader("ADD_LEAF", main, _ADD_LEAF)
+    r = MainReader("ADD_LEAF", main, _ADD_LEAF)
     new, nulls, leaf, head, parent, node = r.fields
     rec = SpgAddLeaf(new, nulls, leaf, head, parent, node, r.leaf())
     r.end()
@@ -400,7 +250,7 @@ def _decode_add_leaf(main: bytes, v: int) -> RmgrRecord:
 
 
 def _decode_move_leafs(main: bytes, v: int) -> RmgrRecord:
-    r = _Reader("MOVE_LEAFS", main, _MOVE_LEAFS)
+    r = MainReader("MOVE_LEAFS", main, _MOVE_LEAFS)
     nmoves, new, dead, nulls, p1, parent, node, p2, xid, build, p3 = r.fields
     ninsert = 1 if dead else nmoves + 1
     todelete, toinsert = r.offsets(nmoves), r.offsets(ninsert)
@@ -410,7 +260,7 @@ def _decode_move_leafs(main: bytes, v: int) -> RmgrRecord:
 
 
 def _decode_add_node(main: bytes, v: int) -> RmgrRecord:
-    r = _Reader("ADD_NODE", main, _ADD_NODE)
+    r = MainReader("ADD_NODE", main, _ADD_NODE)
     off, new_off, new, parent_blk, parent, node, p1, xid, build, p2 = r.fields
     rec = SpgAddNode(off, new_off, new, parent_blk, parent, node, xid, build, r.inner(), p1 + p2)
     r.end()
@@ -418,7 +268,7 @@ def _decode_add_node(main: bytes, v: int) -> RmgrRecord:
 
 
 def _decode_split_tuple(main: bytes, v: int) -> RmgrRecord:
-    r = _Reader("SPLIT_TUPLE", main, _SPLIT_TUPLE)
+    r = MainReader("SPLIT_TUPLE", main, _SPLIT_TUPLE)
     prefix_off, postfix_off, new, same = r.fields
     prefix = r.inner()
     rec = SpgSplitTuple(prefix_off, postfix_off, new, same, prefix, r.inner())
@@ -427,7 +277,7 @@ def _decode_split_tuple(main: bytes, v: int) -> RmgrRecord:
 
 
 def _decode_picksplit(main: bytes, v: int) -> RmgrRecord:
-    r = _Reader("PICKSPLIT", main, _PICKSPLIT)
+    r = MainReader("PICKSPLIT", main, _PICKSPLIT)
     (root, p1, ndel, nins, init_src, init_dest, off_inner, init_inner, nulls, inner_is_parent, p2, parent, node,
      p3, xid, build, p4) = r.fields
     todelete, toinsert, select = r.offsets(ndel), r.offsets(nins), r.raw(nins)
@@ -438,43 +288,13 @@ def _decode_picksplit(main: bytes, v: int) -> RmgrRecord:
                         node, xid, build, todelete, toinsert, select, inner, tuples, p1 + p2 + p3 + p4)
 
 
-def _decode_vacuum_leaf(main: bytes, v: int) -> RmgrRecord:
-    r = _Reader("VACUUM_LEAF", main, _VACUUM_LEAF)
-    ndead, nplace, nmove, nchain, xid, build, pad = r.fields
-    dead, place, msrc, mdest, csrc, cdest = (r.offsets(n) for n in (ndead, nplace, nmove, nmove, nchain, nchain))
-    r.end()
-    return SpgVacuumLeaf(xid, build, dead, place, msrc, mdest, csrc, cdest, pad)
-
-
-def _decode_vacuum_root(main: bytes, v: int) -> RmgrRecord:
-    r = _Reader("VACUUM_ROOT", main, _VACUUM_ROOT)
-    n, p1, xid, build, p2 = r.fields
-    offs = r.offsets(n)
-    r.end()
-    return SpgVacuumRoot(xid, build, offs, p1 + p2)
-
-
-def _decode_vacuum_redirect(main: bytes, v: int) -> RmgrRecord:
-    head = struct.Struct("<HHI?s" if v >= 16 else "<HHI")
-    r = _Reader("VACUUM_REDIRECT", main, head)
-    n, first, xid = r.fields[:3]
-    catalog, pad = (r.fields[3], r.fields[4]) if v >= 16 else (False, b"\0")
-    if v >= 16 and main[8] > 1:
-        raise RmgrDecodeError(f"SPGist VACUUM_REDIRECT isCatalogRel is {main[8]}, expected 0 or 1")
-    offs = r.offsets(n)
-    r.end()
-    return SpgVacuumRedirect(first, xid, offs, catalog, pad)
-
-
 _DECODERS: dict[int, Callable[[bytes, int], RmgrRecord]] = {
     XLOG_SPGIST_ADD_LEAF: _decode_add_leaf,
     XLOG_SPGIST_MOVE_LEAFS: _decode_move_leafs,
     XLOG_SPGIST_ADD_NODE: _decode_add_node,
     XLOG_SPGIST_SPLIT_TUPLE: _decode_split_tuple,
     XLOG_SPGIST_PICKSPLIT: _decode_picksplit,
-    XLOG_SPGIST_VACUUM_LEAF: _decode_vacuum_leaf,
-    XLOG_SPGIST_VACUUM_ROOT: _decode_vacuum_root,
-    XLOG_SPGIST_VACUUM_REDIRECT: _decode_vacuum_redirect,
+    **VACUUM_DECODERS,
 }
 
 
