@@ -21,7 +21,7 @@ from ..protocol import BufferTag
 __all__ = ["Block", "PageKind", "other_block"]
 
 PageKind = str
-"""What the block holds: ``"none"`` (no page yet), ``"heap"``, ``"btree"`` or ``"gist"``."""
+"""What the block holds: ``"none"`` (no page yet), ``"heap"``, ``"btree"``, ``"gist"`` or ``"spgist"``."""
 
 
 class Block:

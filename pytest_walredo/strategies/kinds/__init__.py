@@ -1,7 +1,8 @@
 """Every record kind the strategies can draw, gathered from one module per resource manager
 (:mod:`.xlog`, :mod:`.heap`, :mod:`.heap2`, :mod:`.btree` with :mod:`.btree_split` and
-:mod:`.btree_delete`, :mod:`.gist` with :mod:`.gist_split`), each listing its ``KINDS``. Also
-:mod:`.sequence`, :mod:`.generic`, :mod:`.brin`.
+:mod:`.btree_delete`, :mod:`.gist` with :mod:`.gist_split`, :mod:`.spgist` with
+:mod:`.spgist_inner`), each listing its ``KINDS``. Also :mod:`.sequence`, :mod:`.generic`,
+:mod:`.brin`.
 
 A kind (:class:`~.spec.RecordKind`) has a version-neutral name, a drawer, and says when it
 applies to the block's current state; :data:`RECORD_KINDS` lists the names simplest first.
@@ -15,7 +16,21 @@ from collections.abc import Iterable, Sequence
 
 from hypothesis.errors import InvalidArgument
 
-from . import brin, btree, btree_delete, btree_split, generic, gist, gist_split, heap, heap2, sequence, xlog
+from . import (
+    brin,
+    btree,
+    btree_delete,
+    btree_split,
+    generic,
+    gist,
+    gist_split,
+    heap,
+    heap2,
+    sequence,
+    spgist,
+    spgist_inner,
+    xlog,
+)
 from .spec import Drawer, Drawn, RecordKind
 
 __all__ = ["INIT_KINDS", "KINDS", "RECORD_KINDS", "Drawer", "Drawn", "RecordKind", "check_kinds"]
@@ -36,7 +51,8 @@ def _registry(groups: Iterable[Sequence[RecordKind]]) -> dict[str, RecordKind]:
 
 KINDS: dict[str, RecordKind] = _registry((xlog.KINDS, heap.KINDS, heap2.KINDS, btree.KINDS, btree_split.KINDS,
                                              btree_delete.KINDS, sequence.KINDS, generic.KINDS,
-                                             brin.KINDS, gist.KINDS, gist_split.KINDS))
+                                             brin.KINDS, gist.KINDS, gist_split.KINDS, spgist.KINDS,
+                                             spgist_inner.KINDS))
 """Every record kind by name, simplest first."""
 
 RECORD_KINDS: tuple[str, ...] = tuple(KINDS)
