@@ -244,11 +244,11 @@ def _has_live(b: Block) -> bool:
 
 
 KINDS = (
-    RecordKind("spg_new_leaf", 1500, _new_leaf, on=None),
-    RecordKind("spg_add_leaf", 1510, _add_leaf, on="spgist", applies=_is_leaf),
-    RecordKind("spg_move_leafs", 1520, _move_leafs, on="spgist", applies=_is_leaf),
-    RecordKind("spg_picksplit_leaf", 1530, _picksplit, on="spgist", applies=_has_live),
-    RecordKind("spg_vacuum_leaf", 1560, _vacuum_leaf, on="spgist", applies=_has_live),
-    RecordKind("spg_vacuum_root", 1570, _vacuum_root, on="spgist", applies=_leaf_root),
+    RecordKind("spg_new_leaf", 1900, _new_leaf, on=None),
+    RecordKind("spg_add_leaf", 1910, _add_leaf, on="spgist", applies=_is_leaf),
+    RecordKind("spg_move_leafs", 1920, _move_leafs, on="spgist", applies=_is_leaf),
+    RecordKind("spg_picksplit_leaf", 1930, _picksplit, on="spgist", applies=_has_live),
+    RecordKind("spg_vacuum_leaf", 1960, _vacuum_leaf, on="spgist", applies=_has_live),
+    RecordKind("spg_vacuum_root", 1970, _vacuum_root, on="spgist", applies=_leaf_root),
 )
 """The SP-GiST record kinds seen from a leaf page (inner pages: :mod:`.spgist_inner`)."""

@@ -184,12 +184,12 @@ def _vacuum_redirect(draw: st.DrawFn, b: Block, max_tuple_size: int) -> Drawn | 
 
 
 KINDS = (
-    RecordKind("spg_new_inner", 1505, _new_inner, on=None),
-    RecordKind("spg_replace_inner", 1540, _replace, on="spgist", applies=lambda b: _is_inner(b) and bool(
+    RecordKind("spg_new_inner", 1905, _new_inner, on=None),
+    RecordKind("spg_replace_inner", 1940, _replace, on="spgist", applies=lambda b: _is_inner(b) and bool(
         _live_inner(b.view()))),
-    RecordKind("spg_move_node", 1545, _move_node, on="spgist", applies=_is_inner),
-    RecordKind("spg_downlink", 1550, _downlink, on="spgist", applies=_is_inner),
-    RecordKind("spg_vacuum_redirect", 1580, _vacuum_redirect, on="spgist",
+    RecordKind("spg_move_node", 1945, _move_node, on="spgist", applies=_is_inner),
+    RecordKind("spg_downlink", 1950, _downlink, on="spgist", applies=_is_inner),
+    RecordKind("spg_vacuum_redirect", 1980, _vacuum_redirect, on="spgist",
                applies=lambda b: bool(offsets_in(b.view(), SPGIST_REDIRECT)) if spg_opaque(b) else False,
                favoured=lambda b: spg_opaque(b) is not None and bool(offsets_in(b.view(), SPGIST_REDIRECT))),
 )
