@@ -20,6 +20,18 @@ Btree (Neon's fork, ``btree_xlog_split``, neondatabase/postgres#538-#541 for PG1
   (applied or not), the new right page's btpo_cycleid is taken from that image: from its last
   2 bytes as stored when it is not compressed, else from the decompressed page. (When the
   left page is the one requested, the right page is not, so this only shows on the right.)
+
+GIN (Neon's fork, ``ginxlog.c``: neondatabase/postgres#428, May 2024, "Do not produce error if
+gin page is not restored in redo", read in the REL_14_STABLE_neon sources; taken into Neon with
+neondatabase/neon#7876 for every version; ``shared/walredo-behaviour.md`` lists it for Neon's
+PG17):
+
+* SPLIT: upstream fails unless each split page is restored from its image; the fork also
+  accepts a page that reads as "already done" (BLK_DONE: in the walredo process every block
+  but the requested one, and the requested one when the record's LSN is not past its pd_lsn).
+  A requested page that needs redo and has no image is still an error.
+* VACUUM_PAGE: upstream fails unless the page is restored; the fork never fails (a page not
+  restored is left as it is).
 """
 
 from __future__ import annotations
@@ -30,7 +42,14 @@ from pytest_walredo.pg.rmgr.ids import RM_HEAP2_ID, RM_HEAP_ID, RM_NEON_ID
 from pytest_walredo.pg.version import Flavour
 from pytest_walredo.pg.xlogrecord import DecodedRecord
 
-__all__ = ["panic_message", "split_right_cycleid", "visible_sets_heap_lsn", "writes_logged_cid"]
+__all__ = [
+    "gin_accepts_unrestored",
+    "gin_vacuum_page_never_fails",
+    "panic_message",
+    "split_right_cycleid",
+    "visible_sets_heap_lsn",
+    "writes_logged_cid",
+]
 
 
 def writes_logged_cid(rec: DecodedRecord, pg_version: int, flavour: Flavour) -> bool:
@@ -49,6 +68,18 @@ def panic_message(rec: DecodedRecord, message: str) -> str:
 def visible_sets_heap_lsn(flavour: Flavour) -> bool:
     """Whether heap2 VISIBLE redo sets the heap page's pd_lsn (Neon: always; vanilla: never
     in a walredo process, which has neither data checksums nor wal_log_hints)."""
+    return flavour is Flavour.NEON
+
+
+def gin_accepts_unrestored(flavour: Flavour) -> bool:
+    """Whether GIN SPLIT redo accepts a split page that reads as already done (BLK_DONE)
+    instead of restored from its image (Neon: yes; upstream: an error)."""
+    return flavour is Flavour.NEON
+
+
+def gin_vacuum_page_never_fails(flavour: Flavour) -> bool:
+    """Whether GIN VACUUM_PAGE redo leaves a page that was not restored from its image alone
+    (Neon) rather than failing (upstream)."""
     return flavour is Flavour.NEON
 
 

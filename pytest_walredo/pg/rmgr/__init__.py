@@ -21,6 +21,7 @@ from pytest_walredo.pg.rmgr import (
     brin,
     btree,
     generic,
+    gin,
     gist,
     heap,
     heap2,
@@ -63,6 +64,8 @@ from pytest_walredo.pg.rmgr.btree_pagedel import (
 )
 from pytest_walredo.pg.rmgr.btree_vacuum import BtreeDelete, BtreeUpdate, BtreeVacuum
 from pytest_walredo.pg.rmgr.generic import GenericRecord, decode_generic
+from pytest_walredo.pg.rmgr.gin import decode_gin
+from pytest_walredo.pg.rmgr.ginxlog import note_block_images
 from pytest_walredo.pg.rmgr.gist import (
     GistAssignLsn,
     GistDelete,
@@ -100,6 +103,7 @@ from pytest_walredo.pg.rmgr.ids import (
     RM_BRIN_ID,
     RM_BTREE_ID,
     RM_GENERIC_ID,
+    RM_GIN_ID,
     RM_GIST_ID,
     RM_HEAP2_ID,
     RM_HEAP_ID,
@@ -210,6 +214,7 @@ _DECODERS: dict[int, Callable[[int, bytes, dict[int, bytes], int, Flavour], Rmgr
     RM_SEQ_ID: decode_sequence,
     RM_GENERIC_ID: decode_generic,
     RM_BRIN_ID: decode_brin,
+    RM_GIN_ID: decode_gin,
     RM_GIST_ID: decode_gist,
     RM_SPGIST_ID: decode_spgist,
 }
@@ -219,8 +224,15 @@ _RECORDS: tuple[type[RmgrRecord], ...] = (
     *xlog.RECORDS, *heap.RECORDS, *heap_inplace.RECORDS, *heap_logical.RECORDS, *heap2.RECORDS,
     *heap2_prune.RECORDS, *heap2_prune17.RECORDS, *btree.RECORDS,
     *sequence.RECORDS, *generic.RECORDS, *brin.RECORDS,
+    *gin.RECORDS,
     *gist.RECORDS, *spgist.RECORDS,
 )
+
+_IMAGE_NOTES: dict[int, Callable[[RmgrRecord, DecodedRecord], RmgrRecord]] = {
+    RM_GIN_ID: note_block_images,
+}
+"""Rmgrs whose descriptions depend on a block's image: the typed record learns it from the
+decoded record (pg_waldump's gin_desc prints "(full page image)" instead of block 0's data)."""
 
 
 def modelled_rmgrs() -> frozenset[int]:
@@ -251,7 +263,9 @@ def parse(decoded: DecodedRecord, pg_version: int, flavour: Flavour | str = Flav
             f"rmgr {rmgr_name(decoded.rmid)} (id {decoded.rmid}) info 0x{decoded.info & 0xF0:02X} "
             f"is not supported by the model"
         )
-    return decoder(decoded.info & 0xF0, decoded.main_data, dict(block_data_of(decoded)), pg_version, fl)
+    body = decoder(decoded.info & 0xF0, decoded.main_data, dict(block_data_of(decoded)), pg_version, fl)
+    note = _IMAGE_NOTES.get(decoded.rmid)
+    return body if note is None else note(body, decoded)
 
 
 @dataclass(frozen=True)
