@@ -13,3 +13,19 @@ DELETE FROM gin_s WHERE id % 2 = 0;
 VACUUM gin_s;
 DELETE FROM gin_t WHERE id % 3 = 0;
 VACUUM gin_t;
+-- Wide keys (1280 characters) leave room for five tuples a page: the entry tree grows two
+-- levels, and the split of its internal root logs the child it completes (SPLIT with a
+-- checked block).
+CREATE TABLE gin_w (id int, a text[]);
+CREATE INDEX gin_w_idx ON gin_w USING gin (a) WITH (fastupdate = off);
+INSERT INTO gin_w SELECT g, ARRAY[(SELECT string_agg(md5((g * 100 + i)::text), '') FROM generate_series(1, 40) i)]
+  FROM generate_series(1, 40) g;
+-- One key in 27500 rows: CREATE INDEX builds a posting tree of four leaves (COPY's
+-- multi-inserts and fillfactor 10 keep the WAL small); VACUUM after the rows of its middle
+-- leaves are deleted removes those leaves (DELETE_PAGE).
+CREATE TABLE gin_p (id int, a int[] DEFAULT '{1}') WITH (fillfactor = 10);
+COPY gin_p (id) FROM PROGRAM 'seq 1 27500';
+CREATE INDEX gin_p_idx ON gin_p USING gin (a) WITH (fastupdate = off);
+COPY gin_p (id) FROM PROGRAM 'seq 27501 28500';
+DELETE FROM gin_p WHERE id BETWEEN 6001 AND 22000;
+VACUUM gin_p;
