@@ -21,7 +21,8 @@ from ..protocol import BufferTag
 __all__ = ["Block", "PageKind", "other_block"]
 
 PageKind = str
-"""What the block holds: ``"none"`` (no page yet), ``"heap"``, ``"btree"``, ``"gist"`` or ``"spgist"``."""
+"""What the block holds: ``"none"`` (no page yet), ``"heap"``, ``"btree"``, ``"gin"``, ``"gist"`` or
+``"spgist"``."""
 
 
 class Block:
