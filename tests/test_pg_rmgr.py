@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from gin_record_cases import GIN_KINDS, gin_case
 from hypothesis import strategies as st
 
 from pytest_walredo.pg.rmgr import (
@@ -451,6 +452,7 @@ def _record_case(draw: st.DrawFn, pg_version: int, flavour: Flavour) -> tuple[Rm
     kinds += _AM_SEQ_KINDS
     kinds += _GIST_KINDS
     kinds += _SPGIST_KINDS
+    kinds += GIN_KINDS
     kind = draw(st.sampled_from(kinds))
     if kind in _AM_SEQ_KINDS:
         return _am_seq_case(draw, kind, v)
@@ -458,6 +460,8 @@ def _record_case(draw: st.DrawFn, pg_version: int, flavour: Flavour) -> tuple[Rm
         return _spgist_case(draw, kind, v)
     if kind in _GIST_KINDS:
         return _gist_case(draw, kind, v)
+    if kind in GIN_KINDS:
+        return gin_case(draw, kind, v)
     if kind in _BTREE_KINDS:
         return _btree_case(draw, kind, v)
     if kind in _LOGICAL_KINDS:
