@@ -10,8 +10,8 @@ import struct
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
 from gin_record_cases import GIN_KINDS, gin_case
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pytest_walredo.pg.rmgr import (
