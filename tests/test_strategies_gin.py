@@ -92,7 +92,7 @@ SETUP: dict[str, tuple[str, ...]] = {
     "gin_insert_data_leaf": (*TREE, "gin_insert_data_leaf"),
     "gin_vacuum_data_leaf": (*TREE, "gin_insert_data_leaf", "gin_vacuum_data_leaf"),
     "gin_insert_data_internal": ("gin_split", "gin_insert_data_internal"),
-    "gin_delete_page": (*TREE, "gin_delete_page"),
+    "gin_delete_page": ("gin_split", "gin_delete_page"),
     "gin_finish_split": ("gin_split", "gin_finish_split"),
     "gin_insert_listpage": ("gin_insert_listpage",),
     "gin_update_meta": ("gin_update_meta",),
@@ -260,6 +260,20 @@ def test_gin_kinds_do_what_their_records_say(version: int, flavour: Flavour) -> 
             _replay_and_check(trace, version, flavour)
 
         check()
+
+
+@pytest.mark.parametrize("kind", ["gin_insert_data_leaf", "gin_vacuum_data_leaf", "gin_insert_data_internal",
+                                  "gin_delete_page", "gin_insert_entry"])
+def test_properties_hold_on_many_sequences(kind: str) -> None:
+    """The per-kind properties on more examples (PG17, Neon), shrinking on failure."""
+
+    @settings(max_examples=40, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(_sequences(kind, 17, Flavour.NEON))
+    def check(trace: ws.BlockTrace) -> None:
+        _replay_and_check(trace, 17, Flavour.NEON)
+
+    check()
 
 
 @pytest.mark.parametrize(("version", "flavour"), [(15, Flavour.VANILLA), (17, Flavour.NEON)])

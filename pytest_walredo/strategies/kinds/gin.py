@@ -207,7 +207,8 @@ def _delete_page(draw: st.DrawFn, b: Block, max_tuple_size: int) -> Drawn | None
     parent (block 1, an internal data page losing the downlink at the offset) or its left
     sibling (block 2, whose right link changes)."""
     tag = b.tag
-    roles = [0, 2] + ([1] if is_data_internal(b) and b.page and posting_items(b.view()) else [])
+    parent = is_data_internal(b) and b.page is not None and len(posting_items(b.view())) >= 1
+    roles = [1, 0, 2] if parent else [0, 2]  # a parent page is drawn as the parent first
     role = draw(st.sampled_from(roles))
     avoid = [tag.blknum]
     blocks = []
