@@ -454,6 +454,13 @@ def test_stopped_cleanly_at() -> None:
     )
     assert _result(magic).stopped_cleanly_at(0x101BFFE)
     assert not _result(magic).stopped_cleanly_at(0x101BF00)
+    magic17 = (  # PostgreSQL 16+ also name the page's LSN
+        "error in WAL record at 0/1009FA0: invalid magic number 0000 in WAL segment "
+        "000000010000000000000001, LSN 0/100A000, offset 40960"
+    )
+    assert _result(magic17).stopped_cleanly_at(0x1009FF9)
+    assert not _result(magic17).stopped_cleanly_at(0x1009F00)
+    assert not _result(magic17.replace("LSN 0/100A000", "LSN 0/100C000")).stopped_cleanly_at(0x1009FF9)
     crc = "error in WAL record at 0/1000028: incorrect resource manager data checksum in record at 0/1000060"
     assert not _result(crc).stopped_cleanly_at(0x1000060)
 

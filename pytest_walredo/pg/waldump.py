@@ -58,7 +58,11 @@ _BLKREF_RE = re.compile(
 _STOP_RE = re.compile(
     r"invalid record length at (?P<lsn>[0-9A-F]+/[0-9A-F]+): (?:wanted|expected at least) 24, got 0"
 )
-_MAGIC_STOP_RE = re.compile(r"invalid magic number 0000 in (?:log|WAL) segment \S+, offset (?P<offset>\d+)")
+# PostgreSQL 16+ name the page's LSN too: "... in WAL segment S, LSN 0/100A000, offset 40960"
+_MAGIC_STOP_RE = re.compile(
+    r"invalid magic number 0000 in (?:log|WAL) segment \S+, (?:LSN (?P<lsn>[0-9A-F]+/[0-9A-F]+), )?"
+    r"offset (?P<offset>\d+)"
+)
 
 
 class WaldumpError(RuntimeError):
@@ -129,6 +133,8 @@ class WaldumpResult:
             return parse_lsn(m.group("lsn")) == aligned
         magic = _MAGIC_STOP_RE.search(err)
         if magic is None:
+            return False
+        if magic.group("lsn") is not None and parse_lsn(magic.group("lsn")) != aligned:
             return False
         return aligned % 8192 == 0 and int(magic.group("offset")) == aligned % seg_size
 
