@@ -132,14 +132,15 @@ def test_unmodelled_rmgr_without_our_block_leaves_the_page() -> None:
 
 def test_unmodelled_rmgr_image_for_our_block_is_restored() -> None:
     # any redo routine reads its blocks through XLogReadBufferForRedo, which restores an
-    # applicable image whatever the rmgr (here Gin, rmid 13, which the model does not parse)
+    # applicable image whatever the rmgr (here Storage, rmid 2, which the model does not parse
+    # and no access-method work will: a made-up record naming a block)
     image = heap_page(tuple_bytes(data=b"gin?"))
     ref = block(0, image=xr.ImageRef.from_page(image.to_bytes(), 17))
-    raw = xr.make_record(rmid=13, info=0x10, blocks=[ref], main_data=b"\x00" * 4).encode()
+    raw = xr.make_record(rmid=2, info=0x10, blocks=[ref], main_data=b"\x00" * 4).encode()
     out = redo(None, raw)
     assert out is not None and Page(out).lsn == LSN and out[8:] == image.to_bytes()[8:]
-    no_image = xr.make_record(rmid=13, info=0x10, blocks=[block(0)]).encode()
-    with pytest.raises(RedoError, match="Gin record info 0x10 is not supported"):
+    no_image = xr.make_record(rmid=2, info=0x10, blocks=[block(0)]).encode()
+    with pytest.raises(RedoError, match="Storage record info 0x10 is not supported"):
         redo(image.to_bytes(), no_image)
 
 
