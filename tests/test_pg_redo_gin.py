@@ -323,3 +323,16 @@ def test_delete_listpage_empties_the_deleted_pages() -> None:
     assert GinOpaque.unpack(out.data) == GinOpaque(INVALID_BLOCK, 0, GIN_DELETED) and out.max_offset() == 0
     meta = redo(None, body, blocks, blkno=0)
     assert GinMeta.unpack(meta.data, 24) == META
+
+
+@pytest.mark.parametrize("info", [0x00, 0xB0])
+def test_an_unknown_op_code_is_an_error_even_with_an_image(info: int) -> None:
+    # gin_redo fails on an op code it does not know (0x00 was CREATE_INDEX before PostgreSQL 10)
+    # before reading any block, so an image of the requested page is not restored either
+    image = leaf_page([compress_posting_list([(1, 1)])[0]])
+    ref = blk(0, image=xr.ImageRef.from_page(image.to_bytes(), 15))
+    raw = xr.make_record(rmid=13, info=info, blocks=[ref], main_data=b"\0" * 8).encode()
+    for flavour in (V, N):
+        with pytest.raises(RedoError, match=f"Gin record info 0x{info:02X} is not supported"):
+            redo_record(None, spcnode=REL[0], dbnode=REL[1], relnode=REL[2], forknum=0, blkno=7,
+                        end_lsn=LSN, record=raw, pg_version=15, flavour=flavour)
