@@ -28,13 +28,12 @@ Evidence, as for the btree kinds (test_strategies_btree.py):
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, Phase, find, given, settings
+from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
-from test_strategies_kinds import waldump_agrees
+from test_strategies_kinds import generate_until, waldump_agrees
 
 from pytest_walredo import strategies as ws
 from pytest_walredo.pg import rmgr
@@ -246,10 +245,6 @@ def _sequences(kind: str, v: int, fl: Flavour) -> st.SearchStrategy[ws.BlockTrac
     return ws.record_sequences(TAG, pg_version=v, flavour=fl, min_records=2, max_records=6, kinds=SETUP[kind])
 
 
-class _Covered(Exception):
-    pass
-
-
 @pytest.mark.parametrize(("version", "flavour"), COMBOS)
 def test_gin_kinds_do_what_their_records_say(version: int, flavour: Flavour) -> None:
     for kind in KINDS:
@@ -295,30 +290,21 @@ def test_every_gin_check_is_exercised(version: int, flavour: Flavour) -> None:
         mine = {w for w in want if w.partition(":")[0] == kind}
         if kind == "gin_vacuum_page":
             mine |= {"vacuum page without image (neon)"} & want
-        try:
-            _collector(kind, version, flavour, seen, mine, actions.get(kind, ""))()
-        except _Covered:
-            pass
+        mine |= {f"{kind} action {c}" for c in actions.get(kind, "")}
+
+        def step(trace: ws.BlockTrace, kind: str = kind) -> set[str]:
+            return _with_actions(kind, _replay_and_check(trace, version, flavour))
+
+        seen |= generate_until(_sequences(kind, version, flavour), step, mine, examples=1500)
     assert seen >= want, sorted(want - seen)
     for kind, acts in actions.items():
-        assert set(acts) <= set("".join(s.partition(":")[2] for s in seen if s.startswith(f"{kind}:"))), kind
+        assert {f"{kind} action {c}" for c in acts} <= seen, kind
 
 
-def _collector(kind: str, version: int, flavour: Flavour, seen: set[str], mine: set[str],
-               actions: str) -> Callable[[], None]:
-    """Generation only: check drawn sequences of ``kind``, gather their labels into ``seen``
-    and stop (raising _Covered) once ``mine`` and the segment ``actions`` were all seen."""
-
-    @settings(max_examples=1500, deadline=None, database=None, phases=[Phase.generate],
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-    @given(_sequences(kind, version, flavour).map(lambda t: _replay_and_check(t, version, flavour)))
-    def collect(labels: set[str]) -> None:
-        seen.update(labels)
-        got = "".join(lab.partition(":")[2] for lab in seen if lab.startswith(f"{kind}:"))
-        if seen >= mine and set(actions) <= set(got):
-            raise _Covered
-
-    return collect
+def _with_actions(kind: str, labels: set[str]) -> set[str]:
+    """The labels plus one per segment action a leaf label of ``kind`` names."""
+    return labels | {f"{kind} action {c}" for lab in labels if lab.startswith(f"{kind}:")
+                     for c in lab.partition(":")[2] if c.isdigit()}
 
 
 # --------------------------------------------------------------------------- pg_waldump
@@ -328,21 +314,9 @@ def _collector(kind: str, version: int, flavour: Flavour, seen: set[str], mine: 
 @pytest.mark.skipif(WALDUMP is None, reason="pg_waldump (PostgreSQL 15) is not installed")
 @pytest.mark.filterwarnings("ignore:Generating overly large repr")
 def test_pg_waldump_15_reads_drawn_gin_sequences() -> None:
-    seen: set[str] = set()
-
-    @settings(max_examples=300, deadline=None, database=None, phases=[Phase.generate],
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-    @given(st.lists(st.sampled_from(KINDS).flatmap(lambda k: _sequences(k, 15, Flavour.VANILLA)),
-                    min_size=1, max_size=4))
-    def check(traces: list[ws.BlockTrace]) -> None:
-        seen.update(waldump_agrees(traces))
-        if seen >= set(KINDS):
-            raise _Covered
-
-    try:
-        check()
-    except _Covered:
-        pass
+    batches = st.lists(st.sampled_from(KINDS).flatmap(lambda k: _sequences(k, 15, Flavour.VANILLA)),
+                       min_size=1, max_size=4)
+    seen = generate_until(batches, lambda traces: set(waldump_agrees(traces)), set(KINDS))
     assert seen >= set(KINDS), sorted(set(KINDS) - seen)
 
 
