@@ -26,14 +26,16 @@ ROOT = HERE.parent
 PING = Ping().encode()
 
 
-def build(source: str, directory: Path) -> Path:
+def build(source: str, directory: Path, *, defines: tuple[str, ...] = (),
+          name: str | None = None) -> Path:
     """Compile ``benchmarks/<source>`` with the system C compiler; exit with one line if there
     is none."""
     cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
     if cc is None:
         sys.exit(f"no C compiler (cc/gcc/clang) on PATH to build benchmarks/{source}")
-    out = directory / Path(source).stem
-    subprocess.run([cc, "-O2", "-o", str(out), str(HERE / source)], check=True)
+    out = directory / (name or Path(source).stem)
+    subprocess.run([cc, "-O2", *(f"-D{d}" for d in defines), "-o", str(out), str(HERE / source)],
+                   check=True)
     return out
 
 
