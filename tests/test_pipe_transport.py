@@ -1,0 +1,230 @@
+"""The pipe transport on bare pipes (no process): reads of any size in any pieces, coalesced
+writes in order with a bounded backlog, the death pipe ending blocked reads and writes, abort,
+moving between event loops, and the stdin lock's hand-over when a caller is cancelled."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import sys
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from pytest_walredo.process import MemoryTransport, WalredoClient
+from pytest_walredo.process.client import (
+    READ_AHEAD,
+    READ_CHUNK,
+    WRITE_BACKLOG,
+    PipeTransport,
+    TransportClosed,
+)
+from pytest_walredo.protocol import BLCKSZ, RedoRequest, RelTag
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pipes")
+
+
+class Pipes:
+    """Our ends (``transport``) and the far ends: ``feed`` writes what we read, ``drain`` reads
+    what we wrote, ``die()`` makes the death pipe readable."""
+
+    def __init__(self, death: bool = True) -> None:
+        self.to_us_r, self.to_us_w = os.pipe()
+        self.from_us_r, self.from_us_w = os.pipe()
+        self.death_r, self.death_w = os.pipe() if death else (None, None)
+        self.transport = PipeTransport(self.from_us_w, self.to_us_r, self.death_r)
+
+    def feed(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.to_us_w, view):]
+
+    def die(self) -> None:
+        if self.death_w is not None:
+            os.close(self.death_w)
+            self.death_w = None
+
+    def close(self) -> None:
+        for fd in (self.to_us_r, self.to_us_w, self.from_us_r, self.from_us_w, self.death_r,
+                   self.death_w):
+            if fd is not None:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+
+
+@pytest.fixture
+def pipes() -> Iterator[Pipes]:
+    p = Pipes()
+    yield p
+    p.transport.abort()
+    p.close()
+
+
+def _feeder(p: Pipes, data: bytes, seed: int) -> threading.Thread:
+    rng = random.Random(seed)
+
+    def run() -> None:
+        pos = 0
+        while pos < len(data):
+            n = rng.choice((1, 100, BLCKSZ, 70_000, 300_000))
+            p.feed(data[pos:pos + n])
+            pos += n
+            if rng.random() < 0.2:
+                time.sleep(0.001)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_reads_of_any_size_return_the_stream_in_order(pipes: Pipes) -> None:
+    data = random.Random(1).randbytes(3 * READ_AHEAD)
+    sizes = [BLCKSZ, 1, 2 * READ_CHUNK + 5, 7, READ_CHUNK, BLCKSZ * 3]
+
+    async def main() -> bytes:
+        out = bytearray()
+        i = 0
+        while len(out) < len(data):
+            n = min(sizes[i % len(sizes)], len(data) - len(out))
+            out += await pipes.transport.read_exactly(n)
+            assert pipes.transport.buffered() <= READ_AHEAD + 2 * READ_CHUNK + 5
+            i += 1
+        return bytes(out)
+
+    feeder = _feeder(pipes, data, 2)
+    assert asyncio.run(main()) == data
+    feeder.join()
+    assert pipes.transport.buffered() == 0
+
+
+def test_take_returns_buffered_bytes_only(pipes: Pipes) -> None:
+    pipes.feed(b"abcdef")
+
+    async def main() -> None:
+        assert await pipes.transport.read_exactly(2) == b"ab"
+        assert pipes.transport.buffered() == 4
+        assert pipes.transport.take(3) == b"cde"
+        with pytest.raises(ValueError, match="only 1 bytes buffered, 2 asked for"):
+            pipes.transport.take(2)
+        assert pipes.transport.take(1) == b"f"
+
+    asyncio.run(main())
+
+
+def test_coalesced_writes_go_out_in_order_and_a_backlog_waits(pipes: Pipes) -> None:
+    chunks = [bytes([i % 251]) * (WRITE_BACKLOG // 3) for i in range(8)]
+    got = bytearray()
+
+    want = b"".join(chunks) + b"!"
+
+    def drain() -> None:
+        while len(got) < len(want):
+            got.extend(os.read(pipes.from_us_r, 1 << 16))
+            time.sleep(0.0005)  # a slow reader: the queue must wait, not grow without end
+
+    async def main() -> list[bool]:
+        t = pipes.transport
+        waited: list[bool] = []
+        for chunk in chunks:
+            waited.append(not t.queue(chunk))
+            if waited[-1]:
+                await t.wait_written()
+            assert t.unflushed() <= WRITE_BACKLOG + len(chunk)
+        await t.write_all(b"!")  # a direct write goes behind everything queued
+        assert t.unflushed() == 0
+        return waited
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    waited = asyncio.run(main())
+    reader.join(30)
+    assert bytes(got) == want
+    assert any(waited) and not all(waited)
+
+
+def test_a_death_ends_a_write_waiting_for_room(pipes: Pipes) -> None:
+    # Nobody reads what we write: the pipe fills, the coalesced write waits for room; the death
+    # pipe then ends it like a broken pipe (a descendant may hold the real pipe open forever).
+    async def main() -> None:
+        t = pipes.transport
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.05, pipes.die)
+        assert not t.queue(bytes(WRITE_BACKLOG + 1))
+        with pytest.raises(BrokenPipeError, match="nobody reads its stdin"):
+            await t.wait_written()
+        with pytest.raises(BrokenPipeError):
+            await t.write_all(b"more")
+
+    asyncio.run(main())
+
+
+def test_after_a_death_an_empty_pipe_is_the_end_of_the_stream(pipes: Pipes) -> None:
+    pipes.feed(b"x" * 100)  # what the process wrote before it died; the write end stays open
+
+    async def main() -> None:
+        asyncio.get_running_loop().call_later(0.05, pipes.die)
+        with pytest.raises(asyncio.IncompleteReadError) as info:
+            await pipes.transport.read_exactly(BLCKSZ)
+        assert info.value.partial == b"x" * 100
+
+    asyncio.run(main())
+
+
+def test_abort_wakes_a_waiting_reader_and_later_calls_fail(pipes: Pipes) -> None:
+    async def main() -> None:
+        t = pipes.transport
+        asyncio.get_running_loop().call_later(0.02, t.abort)
+        with pytest.raises(TransportClosed):
+            await t.read_exactly(1)
+        with pytest.raises(TransportClosed):
+            await t.write_all(b"x")
+        with pytest.raises(TransportClosed):
+            t.queue(b"x")
+
+    asyncio.run(main())
+
+
+def test_the_transport_moves_between_event_loops(pipes: Pipes) -> None:
+    async def read_one() -> bytes:
+        return await pipes.transport.read_exactly(4)
+
+    for n in range(3):
+        threading.Timer(0.02, pipes.feed, (bytes([n]) * 4,)).start()
+        assert asyncio.run(read_one()) == bytes([n]) * 4  # each run: a new loop
+        pipes.transport.park()
+    # A loop that stays open and is not told: the next loop's wait still works.
+    loop = asyncio.new_event_loop()
+    try:
+        pipes.feed(b"abcd")
+        assert loop.run_until_complete(read_one()) == b"abcd"
+        threading.Timer(0.02, pipes.feed, (b"efgh",)).start()
+        assert asyncio.run(read_one()) == b"efgh"
+    finally:
+        loop.close()
+
+
+@pytest.mark.asyncio
+async def test_a_caller_cancelled_after_being_handed_the_stdin_lock_passes_it_on() -> None:
+    """Three callers queue for stdin; the first releases it to the second, which is cancelled
+    before it runs: the third must still get the lock (nothing was written for the second,
+    so nobody is poisoned)."""
+    transport = MemoryTransport()
+    client = WalredoClient(transport, timeout=10)
+    await client.ping()  # binds the client to this loop
+    lock = client._stdin_lock
+    assert lock is not None
+    await lock.acquire()
+    reqs = [RedoRequest(RelTag(1663, 5, 16384), i, bytes([i]) * BLCKSZ) for i in range(2)]
+    second = asyncio.ensure_future(client.apply(reqs[0]))
+    third = asyncio.ensure_future(client.apply(reqs[1]))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    lock.release()  # handed to the second caller, which has not run yet
+    second.cancel()
+    assert await asyncio.wait_for(third, 5) == reqs[1].base_image
+    assert second.cancelled() and not client.poisoned
