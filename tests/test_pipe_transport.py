@@ -197,15 +197,38 @@ def test_the_transport_moves_between_event_loops(pipes: Pipes) -> None:
         threading.Timer(0.02, pipes.feed, (bytes([n]) * 4,)).start()
         assert asyncio.run(read_one()) == bytes([n]) * 4  # each run: a new loop
         pipes.transport.park()
-    # A loop that stays open and is not told: the next loop's wait still works.
+    # A loop that stays open and is not told (its registration stays): the next loop's wait
+    # still works, and the first loop does not steal the bytes when it runs again.
     loop = asyncio.new_event_loop()
     try:
-        pipes.feed(b"abcd")
+        threading.Timer(0.02, pipes.feed, (b"abcd",)).start()
         assert loop.run_until_complete(read_one()) == b"abcd"
         threading.Timer(0.02, pipes.feed, (b"efgh",)).start()
         assert asyncio.run(read_one()) == b"efgh"
+        pipes.feed(b"ijkl")
+        loop.run_until_complete(asyncio.sleep(0.01))
+        assert asyncio.run(read_one()) == b"ijkl"
     finally:
         loop.close()
+
+
+def test_queued_bytes_survive_a_parked_transport(pipes: Pipes) -> None:
+    """Bytes queued on one loop and not yet written when the transport is parked (its loop
+    ended) are written by the next write on another loop, in order."""
+
+    async def queue_only() -> None:
+        assert pipes.transport.queue(b"first ")
+        pipes.transport.park()  # before the flush due at the end of this pass could run
+        await asyncio.sleep(0.01)
+        assert pipes.transport.unflushed() == len(b"first ")
+
+    asyncio.run(queue_only())
+
+    async def write() -> None:
+        await pipes.transport.write_all(b"second")
+
+    asyncio.run(write())
+    assert os.read(pipes.from_us_r, 100) == b"first second"
 
 
 @pytest.mark.asyncio

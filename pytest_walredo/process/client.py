@@ -169,6 +169,7 @@ class PipeTransport:
         self._writer_registered = False
         self._flush_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._write_error: BaseException | None = None
+        self._read_error: OSError | None = None
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -213,8 +214,8 @@ class PipeTransport:
             return
         try:
             got = self._fill()
-        except OSError as exc:  # EIO and friends: hand it to the reader
-            self._write_error = self._write_error or exc
+        except OSError as exc:  # EIO and friends: the reader raises it
+            self._read_error = exc
             got = 0
             self._eof = True
         if got == 0 or self._wpos - self._rpos >= READ_AHEAD:
@@ -263,6 +264,8 @@ class PipeTransport:
             if self._aborted:
                 raise TransportClosed("walredo pipe transport was aborted")
             if self._eof:
+                if self._read_error is not None:
+                    raise self._read_error
                 raise asyncio.IncompleteReadError(bytes(self._view[self._rpos:self._wpos]), n)
             if self._reading:
                 if self._dead:
@@ -281,10 +284,8 @@ class PipeTransport:
         return self.take(n)
 
     async def _wait_readable(self) -> None:
-        # The loop we are registered with is the running one: a client moving to another
-        # loop parks us first.
-        loop = self._loop or asyncio.get_running_loop()
-        self._register(loop)
+        loop = asyncio.get_running_loop()
+        self._register(loop)  # (moves the registration if we were on another loop)
         fut = loop.create_future()
         with self._lock:
             if self._aborted:
@@ -319,6 +320,10 @@ class PipeTransport:
         loop, self._loop = self._loop, None
         reading, self._reading = self._reading, False
         writer, self._writer_registered = self._writer_registered, False
+        if self._flush_handle is not None:
+            # Queued bytes stay queued; the next write or wait on any loop flushes them.
+            self._flush_handle.cancel()
+            self._flush_handle = None
         if loop is None or loop.is_closed():
             return
 
@@ -407,9 +412,15 @@ class PipeTransport:
         self._out.append(data)
         self._out_len += len(data)
         self._queued += len(data)
-        if self._flush_handle is None and not self._writer_registered:
-            loop = self._loop or asyncio.get_running_loop()
+        self._kick()
+
+    def _kick(self) -> None:
+        """Make sure the queue gets written: a flush at the end of this loop pass, unless one
+        is due already (scheduled, or waiting for room) on the running loop."""
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
             self._register(loop)
+        if self._flush_handle is None and not self._writer_registered and self._out:
             self._flush_handle = loop.call_soon(self._flush)
 
     def _flush(self) -> None:
@@ -463,6 +474,7 @@ class PipeTransport:
     async def _wait_flushed(self, end: int) -> None:
         if self._flushed >= end:
             return
+        self._kick()
         fut = asyncio.get_running_loop().create_future()
         self._flush_waiters.append((end, fut))
         self.write_blocked = True
