@@ -251,3 +251,64 @@ async def test_a_caller_cancelled_after_being_handed_the_stdin_lock_passes_it_on
     second.cancel()
     assert await asyncio.wait_for(third, 5) == reqs[1].base_image
     assert second.cancelled() and not client.poisoned
+
+
+def test_a_direct_write_larger_than_the_pipe_waits_for_room(pipes: Pipes) -> None:
+    data = random.Random(3).randbytes(4 * WRITE_BACKLOG)
+    got = bytearray()
+
+    def drain() -> None:
+        while len(got) < len(data):
+            got.extend(os.read(pipes.from_us_r, 1 << 16))
+
+    async def main() -> None:
+        blocked: list[bool] = []
+
+        async def watch() -> None:
+            while len(got) < len(data):
+                blocked.append(pipes.transport.write_blocked)
+                await asyncio.sleep(0.0005)
+
+        watcher = asyncio.ensure_future(watch())
+        await pipes.transport.write_all(data)
+        await watcher
+        assert True in blocked and not pipes.transport.write_blocked
+
+    reader = threading.Thread(target=drain, daemon=True)
+    threading.Timer(0.02, reader.start).start()  # the pipe is full before anyone reads
+    asyncio.run(main())
+    reader.join(30)
+    assert bytes(got) == data
+
+
+def test_end_input_gives_the_process_end_of_file(pipes: Pipes) -> None:
+    """After ``end_input`` the process reads what was written, then end of file (our fd
+    number now names /dev/null, so it stays ours and takes later writes harmlessly)."""
+
+    async def main() -> None:
+        await pipes.transport.write_all(b"last words")
+        pipes.transport.end_input()
+
+    asyncio.run(main())
+    assert os.read(pipes.from_us_r, 100) == b"last words"
+    assert os.read(pipes.from_us_r, 100) == b""
+    assert os.write(pipes.from_us_w, b"ignored") == len(b"ignored")
+
+
+@pytest.mark.asyncio
+async def test_the_locks_say_whether_a_caller_holds_them() -> None:
+    transport = MemoryTransport(auto=False)
+    client = WalredoClient(transport, timeout=10)
+    task = asyncio.ensure_future(client.ping())
+    while not transport.written:
+        await asyncio.sleep(0)
+    assert client._stdin_lock is not None and not client._stdin_lock.locked()
+    assert client._stdout_lock.locked()  # the caller reads, waiting for its answer
+    transport.release()
+    assert await task == bytes(BLCKSZ)
+    assert not client._stdout_lock.locked()
+    await client._stdin_lock.acquire()
+    assert client._stdin_lock.locked()
+    client._stdin_lock.release()
+    with pytest.raises(RuntimeError, match="not held"):
+        client._stdin_lock.release()
