@@ -52,7 +52,7 @@ import time
 TYPE_CHECKING = False  # typing costs start-up time; this script starts once per walredo
 if TYPE_CHECKING:
     import signal
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
     from typing import Any
 
     Prctl = Callable[..., int]
@@ -185,6 +185,18 @@ def _descendants_from_table(root: int) -> dict[int, str]:
     return found
 
 
+def _reap_children() -> Iterator[tuple[int, int]]:
+    """(pid, wait status) of every child that has exited, reaped now (never blocks)."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        yield pid, status
+
+
 class Shim:
     def __init__(self, spec: dict[str, Any]) -> None:
         self.spec = spec
@@ -199,13 +211,7 @@ class Shim:
 
     def reap(self) -> None:
         """Reap every child that has exited; report the binary's status (S1)."""
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
+        for pid, status in _reap_children():
             if pid == self.child and self.child_status is None:
                 self.child_status = os.waitstatus_to_exitcode(status)
                 _say(self.control, f"exit {self.child_status}")
@@ -401,7 +407,8 @@ def serve(lifeline: int, sock_fd: int) -> int:
                     os.read(wake_r, 512)
                 except BlockingIOError:
                     pass
-                _reap_all()
+                for _ in _reap_children():
+                    pass  # a shim ended: nothing to report, the runner has its pidfd
             elif fd == lifeline:
                 if not os.read(lifeline, 512):
                     return 0
@@ -425,14 +432,6 @@ def serve(lifeline: int, sock_fd: int) -> int:
     return 0
 
 
-def _reap_all() -> None:
-    while True:
-        try:
-            pid, _status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
 
 
 def _fork_shim(msg: bytes, fds: list[int], server_fds: tuple[int, ...]) -> int:
