@@ -129,14 +129,20 @@ def test_coalesced_writes_go_out_in_order_and_a_backlog_waits(pipes: Pipes) -> N
 
     async def main() -> list[bool]:
         t = pipes.transport
+        await t.wait_written()  # nothing queued yet: at once
         waited: list[bool] = []
+        blocked: list[bool] = []
         for chunk in chunks:
             waited.append(not t.queue(chunk))
             if waited[-1]:
-                await t.wait_written()
+                waiter = asyncio.ensure_future(t.wait_written())
+                await asyncio.sleep(0)
+                blocked.append(t.write_blocked)  # (the interleaving scheduler reads this)
+                await waiter
             assert t.unflushed() <= WRITE_BACKLOG + len(chunk)
         await t.write_all(b"!")  # a direct write goes behind everything queued
-        assert t.unflushed() == 0
+        assert t.unflushed() == 0 and not t.write_blocked
+        assert blocked and all(blocked)
         return waited
 
     reader = threading.Thread(target=drain, daemon=True)
@@ -157,8 +163,20 @@ def test_a_death_ends_a_write_waiting_for_room(pipes: Pipes) -> None:
         assert not t.queue(bytes(WRITE_BACKLOG + 1))
         with pytest.raises(BrokenPipeError, match="nobody reads its stdin"):
             await t.wait_written()
+        assert t.unflushed() == 0  # the queue was dropped: nobody will read it
         with pytest.raises(BrokenPipeError):
             await t.write_all(b"more")
+
+    asyncio.run(main())
+
+
+def test_abort_ends_a_write_waiting_for_its_bytes_to_go_out(pipes: Pipes) -> None:
+    async def main() -> None:
+        t = pipes.transport
+        asyncio.get_running_loop().call_later(0.02, t.abort)
+        assert not t.queue(bytes(WRITE_BACKLOG + 1))  # nobody reads: it cannot all go out
+        with pytest.raises(TransportClosed, match="walredo pipe transport was aborted"):
+            await t.wait_written()
 
     asyncio.run(main())
 

@@ -633,8 +633,7 @@ class _HangCheck:
     One timer per client ticks every ``interval`` seconds while some caller reads answers
     (holds the stdout lock); reading an answer costs the check nothing. A tick that finds the
     reader blocked in the transport (waiting for bytes the process has not written: answers
-    already taken in do not count), nothing read since the previous tick and no request bytes
-    still queued on our side, asks :func:`~.quiescence.wait_quiescent` whether the process
+    already taken in do not count) and nothing read since the previous tick asks :func:`~.quiescence.wait_quiescent` whether the process
     sits idle with every request consumed. If it does, and nothing changed meanwhile, the
     reading task is cancelled and the reader turns that cancellation into
     :class:`_HangDetected` (:meth:`WalredoClient._read_answer`). A hang is thus reported
@@ -672,10 +671,11 @@ class _HangCheck:
         return c._n_processed + len(c._pending), c.transport.buffered()
 
     def _blocked(self) -> bool:
-        t = self.client.transport
-        blocked = getattr(t, "blocked_reading", None)
-        unflushed = getattr(t, "unflushed", None)
-        return (blocked is None or blocked()) and not (unflushed is not None and unflushed())
+        # (Request bytes still queued on our side need no check here: the queue is written
+        # within the loop pass, long before a probe's verdict; one waiting for room means
+        # unread input, which quiescence itself rules out.)
+        blocked = getattr(self.client.transport, "blocked_reading", None)
+        return blocked is None or blocked()
 
     def _tick(self) -> None:
         self._handle = None

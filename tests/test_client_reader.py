@@ -1,0 +1,110 @@
+"""The client over real processes where its reader and hang check meet: the hang check only
+counts a reader that waits for bytes the process has not written (an answer already taken in
+is not awaited), keeps working when the client moves to another event loop, and says what it
+found; ``end_input`` ends the process's input after a message cut short."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pytest_walredo.process import (
+    WalredoClient,
+    WalredoHang,
+    WalredoPoisoned,
+    WalredoProcess,
+    WalredoProcessError,
+    refserver_config,
+)
+from pytest_walredo.process.quiescence import supported as quiescence_supported
+from pytest_walredo.protocol import BLCKSZ, RedoRequest, RelTag
+from pytest_walredo.testing.fake import fake_config
+
+pytestmark = [
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pipes and /proc"),
+    pytest.mark.skipif(not quiescence_supported(), reason="this system does not report where a "
+                       "process sleeps (/proc/<pid>/wchan): no hang check"),
+]
+
+ZERO = bytes(BLCKSZ)
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[list[WalredoProcess]]:
+    procs: list[WalredoProcess] = []
+    yield procs
+    for p in procs:
+        p.close()
+
+
+class _SlowReader(WalredoClient):
+    """Holds the stdout lock without reading for a while before each read, when ``slow``."""
+
+    slow = False
+
+    async def _read_response(self) -> bytes:
+        if self.slow:
+            await asyncio.sleep(0.3)
+        return await super()._read_response()
+
+
+@pytest.mark.asyncio
+async def test_an_answer_taken_in_but_not_yet_read_is_not_a_hang(tmp_path: Path,
+                                                                 processes: list[WalredoProcess]) -> None:
+    """While the reader dawdles, the answer is already in our buffer and the process sits idle
+    with every request consumed: quiescent, yet nothing is owed. No hang may be reported."""
+    processes.append(WalredoProcess.launch(fake_config(tmp_path)))
+    client = _SlowReader(processes[-1], timeout=30, hang_check=0.02)
+    assert await client.ping() == ZERO
+    client.slow = True
+    # Sent in the same step as the first answer came: the transport still takes in stdout.
+    assert await client.ping() == ZERO
+    assert not client.poisoned
+
+
+@pytest.mark.asyncio
+async def test_a_hang_says_what_was_found(tmp_path: Path, processes: list[WalredoProcess]) -> None:
+    processes.append(WalredoProcess.launch(
+        refserver_config(tmp_path, args=("--fault=drop-response:1",))))
+    client = WalredoClient(processes[-1], timeout=60, hang_check=0.02)
+    with pytest.raises(WalredoHang) as info:
+        await client.ping()
+    text = str(info.value)
+    assert "will never be answered: the process consumed every request and sits idle waiting " \
+           "for input" in text
+    assert "bytes of an answer" not in text  # nothing of an answer had arrived
+    assert client.poison_reason is not None and client.poison_reason.startswith("a request hung: ")
+    with pytest.raises(WalredoPoisoned, match="because a request hung"):
+        await client.ping()
+
+
+def test_the_hang_check_follows_the_client_to_another_event_loop(tmp_path: Path,
+                                                                 processes: list[WalredoProcess]) -> None:
+    """The first loop ends with the hang check's timer still set on it; a hang on the next
+    loop is still found (not left to the 60 s timeout)."""
+    processes.append(WalredoProcess.launch(
+        refserver_config(tmp_path, args=("--fault=drop-response:2",))))
+    client = WalredoClient(processes[-1], timeout=60, hang_check=0.05)
+    first, second = (RedoRequest(RelTag(1663, 5, 16384), i, bytes([i + 1]) * BLCKSZ)
+                     for i in range(2))
+    assert asyncio.run(client.apply(first)) == first.base_image
+    with pytest.raises(WalredoHang):
+        asyncio.run(asyncio.wait_for(client.apply(second), 20))
+
+
+@pytest.mark.asyncio
+async def test_end_input_after_a_message_cut_short(tmp_path: Path,
+                                                   processes: list[WalredoProcess]) -> None:
+    """``B`` announcing 32 payload bytes and sending 10: the reference walredo waits for the
+    rest until its input ends, then says ``unexpected EOF`` and exits."""
+    processes.append(WalredoProcess.launch(refserver_config(tmp_path)))
+    client = WalredoClient(processes[-1], timeout=60, hang_check=0.05)
+    assert await client.ping() == ZERO
+    cut = b"B" + (36).to_bytes(4, "big") + bytes(10)
+    with pytest.raises(WalredoProcessError, match="unexpected EOF") as info:
+        await client.apply_raw(cut, end_input=True)
+    assert info.value.returncode not in (None, 0)
