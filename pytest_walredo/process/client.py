@@ -7,6 +7,15 @@ until its own has arrived. Answers always come back in request order (the proces
 sequential), but callers do not necessarily reach the stdout lock in that order, so answers
 read on behalf of others are parked in ``_pending`` for their owners.
 
+Two departures from the seed, for speed (``benchmarks/bench_client.py``), neither touching
+the ordering: the caller holding the stdout lock hands each answer it reads straight to its
+waiting owner (who takes it without the lock: taking is one synchronous step) and reads on
+while whole answers are buffered, instead of owners taking turns at the lock; and while
+answers are owed, a caller's request bytes are queued in the transport rather than written
+at once, so the requests of all callers of one event-loop pass leave in one ``writev``. The
+queue is FIFO and filled under the stdin lock, so bytes still reach the pipe in request-number
+order (O1).
+
 The I/O goes through a small :class:`Transport` protocol so tests can swap the pipe for an
 in-memory stream, and every step a mutant might get wrong is its own small method
 (:meth:`WalredoClient._assign_request_number`, :meth:`~WalredoClient._take_response`,
@@ -857,7 +866,8 @@ class WalredoClient:
 
         # Ordering state. Invariants:
         #  (O1) request numbers are assigned under the stdin lock in the order the requests'
-        #       bytes enter the pipe, so request #k's answer is the k-th answer on stdout.
+        #       bytes enter the stream (the pipe, or the transport's FIFO write queue in
+        #       front of it), so request #k's answer is the k-th answer on stdout.
         #  (O2) answers are read only under the stdout lock; after reading, answer #k sits at
         #       _pending[k - _n_processed] until its owner takes it.
         #  (O3) _n_processed + len(_pending) == number of answers read so far; _pending[0] is
@@ -1148,6 +1158,8 @@ class WalredoClient:
         return no
 
     async def _write_request(self, call: Call) -> None:
+        # (O1) is enforced here and in _send: this runs under the stdin lock, right after the
+        # number was assigned, and hands the bytes to the stream before the lock is released.
         # While earlier answers are owed, more requests usually follow in this loop pass:
         # let the transport write them together (same order, one system call).
         if (self._coalesces and not call.end_input and call.no is not None
