@@ -6,6 +6,7 @@ found; ``end_input`` ends the process's input after a message cut short."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,17 +54,20 @@ class _SlowReader(WalredoClient):
 
 
 @pytest.mark.asyncio
-async def test_an_answer_taken_in_but_not_yet_read_is_not_a_hang(tmp_path: Path,
-                                                                 processes: list[WalredoProcess]) -> None:
+async def test_an_answer_taken_in_but_not_yet_read_is_not_a_hang(
+        tmp_path: Path, processes: list[WalredoProcess], caplog: pytest.LogCaptureFixture) -> None:
     """While the reader dawdles, the answer is already in our buffer and the process sits idle
-    with every request consumed: quiescent, yet nothing is owed. No hang may be reported."""
+    with every request consumed: quiescent, yet nothing is owed. No hang may be reported (and
+    the check's timer callbacks run cleanly meanwhile)."""
     processes.append(WalredoProcess.launch(fake_config(tmp_path)))
     client = _SlowReader(processes[-1], timeout=30, hang_check=0.02)
     assert await client.ping() == ZERO
     client.slow = True
-    # Sent in the same step as the first answer came: the transport still takes in stdout.
-    assert await client.ping() == ZERO
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        # Sent in the same step as the first answer came: the transport still takes in stdout.
+        assert await client.ping() == ZERO
     assert not client.poisoned
+    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
 
 
 @pytest.mark.asyncio

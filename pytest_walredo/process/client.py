@@ -230,16 +230,16 @@ class PipeTransport:
         if got == 0 or self._wpos - self._rpos >= READ_AHEAD:
             # End of stream stays readable forever, and past READ_AHEAD we stop taking in
             # bytes: stop watching either way (a read that needs more registers again).
-            self._stop_reading()
+            self._reading = False
+            loop.remove_reader(self._rfd)
         waiter = self._read_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def _on_death(self) -> None:
+    def _on_death(self, loop: asyncio.AbstractEventLoop) -> None:
         self._dead = True
-        loop = self._loop
-        if loop is not None and self._death_fd is not None and not loop.is_closed():
-            loop.remove_reader(self._death_fd)
+        assert self._death_fd is not None  # (only registered when there is one)
+        loop.remove_reader(self._death_fd)  # readable for good: one call is enough
         for waiter in (self._read_waiter, self._write_waiter):
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
@@ -312,16 +312,10 @@ class PipeTransport:
             self.park()
             self._loop = loop
             if self._death_fd is not None and not self._dead:
-                loop.add_reader(self._death_fd, self._on_death)
+                loop.add_reader(self._death_fd, self._on_death, loop)
         if not self._reading and not self._eof:
             loop.add_reader(self._rfd, self._on_readable, loop)
             self._reading = True
-
-    def _stop_reading(self) -> None:
-        if self._reading:
-            self._reading = False
-            if self._loop is not None and not self._loop.is_closed():
-                self._loop.remove_reader(self._rfd)
 
     def park(self) -> None:
         """Unregister the fds from the loop they are registered with (on that loop's thread,
