@@ -345,7 +345,7 @@ def test_timeout_and_hang_errors_carry_request_number_and_stderr(
         proc = launch("--hang-at", "1", "--ready")
         dumper = FailureDumper(tmp_path / "dumps", on_dump=lambda path, data, tail: seen.append(tail))
         client = WalredoClient(proc, timeout=0.3, dumper=dumper)
-        await client.ping()
+        await client.ping(timeout=60)  # the fake's start-up is no part of this test's 0.3 s
         with pytest.raises(WalredoTimeout) as info:
             await client.apply(_request(1))
         err = info.value
