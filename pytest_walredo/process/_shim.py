@@ -185,6 +185,14 @@ def _descendants_from_table(root: int) -> dict[int, str]:
     return found
 
 
+def _drain(wakeup_fd: int) -> None:
+    """Empty the signal wake-up pipe (its bytes only say that a signal came)."""
+    try:
+        os.read(wakeup_fd, 512)
+    except BlockingIOError:
+        pass
+
+
 def _reap_children() -> Iterator[tuple[int, int]]:
     """(pid, wait status) of every child that has exited, reaped now (never blocks)."""
     while True:
@@ -344,10 +352,7 @@ class Shim:
                 return
             for fd, _ in poller.poll():
                 if fd == wake_r:
-                    try:
-                        os.read(wake_r, 512)
-                    except BlockingIOError:
-                        pass
+                    _drain(wake_r)
                 elif fd == self.lifeline:
                     data = os.read(self.lifeline, 512)
                     if not data or b"K" in data:
@@ -403,10 +408,7 @@ def serve(lifeline: int, sock_fd: int) -> int:
     while not stop:
         for fd, _ in poller.poll():
             if fd == wake_r:
-                try:
-                    os.read(wake_r, 512)
-                except BlockingIOError:
-                    pass
+                _drain(wake_r)
                 for _ in _reap_children():
                     pass  # a shim ended: nothing to report, the runner has its pidfd
             elif fd == lifeline:
