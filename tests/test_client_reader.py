@@ -14,11 +14,13 @@ from pathlib import Path
 import pytest
 
 from pytest_walredo.process import (
+    MemoryTransport,
     WalredoClient,
     WalredoHang,
     WalredoPoisoned,
     WalredoProcess,
     WalredoProcessError,
+    WalredoTimeout,
     refserver_config,
 )
 from pytest_walredo.process.quiescence import supported as quiescence_supported
@@ -112,3 +114,55 @@ async def test_end_input_after_a_message_cut_short(tmp_path: Path,
     with pytest.raises(WalredoProcessError, match="unexpected EOF") as info:
         await client.apply_raw(cut, end_input=True)
     assert info.value.returncode not in (None, 0)
+
+
+@pytest.mark.asyncio
+async def test_a_call_started_after_others_finished_still_times_out(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """One timer serves every call with the client's timeout: after a call finished before its
+    deadline, a later call that never gets its answer still times out at its own deadline
+    (and the timer's callbacks log no error)."""
+    transport = MemoryTransport(auto=False)
+    client = WalredoClient(transport, timeout=0.2)
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        first = asyncio.ensure_future(client.ping())
+        while not transport.held:
+            await asyncio.sleep(0)
+        transport.release()
+        assert await first == ZERO
+        await asyncio.sleep(0.1)
+        second = asyncio.ensure_future(client.ping())  # armed while the first one's timer is set
+        await asyncio.sleep(0.15)  # the timer fires for the first call's deadline: nothing due
+        with pytest.raises(WalredoTimeout, match=r"waited more than 0\.2s"):
+            await asyncio.wait_for(second, 5)
+    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
+
+
+@pytest.mark.asyncio
+async def test_a_call_started_after_the_timer_found_nothing_due_still_times_out() -> None:
+    transport = MemoryTransport(auto=False)
+    client = WalredoClient(transport, timeout=0.2)
+    first = asyncio.ensure_future(client.ping())
+    while not transport.held:
+        await asyncio.sleep(0)
+    transport.release()
+    assert await first == ZERO
+    await asyncio.sleep(0.3)  # the timer fired with no call left: it is not set any more
+    with pytest.raises(WalredoTimeout):
+        await asyncio.wait_for(client.ping(), 5)
+
+
+@pytest.mark.asyncio
+async def test_a_timeout_fails_later_callers_as_poisoned_not_as_timed_out() -> None:
+    """Two calls, the second started later: the first one's timeout poisons the client, and
+    the second fails at once with WalredoPoisoned naming it, not with a timeout of its own
+    before its time."""
+    transport = MemoryTransport(auto=False)
+    client = WalredoClient(transport, timeout=0.3)
+    first = asyncio.ensure_future(client.ping())
+    await asyncio.sleep(0.15)
+    second = asyncio.ensure_future(client.ping())
+    with pytest.raises(WalredoTimeout):
+        await first
+    with pytest.raises(WalredoPoisoned, match="a request timed out: walredo request #0"):
+        await second

@@ -332,6 +332,7 @@ def test_end_input_gives_the_process_end_of_file(pipes: Pipes) -> None:
     assert os.read(pipes.from_us_r, 100) == b"last words"
     assert os.read(pipes.from_us_r, 100) == b""
     assert os.write(pipes.from_us_w, b"ignored") == len(b"ignored")
+    assert not os.get_inheritable(pipes.from_us_w)  # no child may inherit it
 
 
 @pytest.mark.asyncio
@@ -351,3 +352,32 @@ async def test_the_locks_say_whether_a_caller_holds_them() -> None:
     client._stdin_lock.release()
     with pytest.raises(RuntimeError, match="not held"):
         client._stdin_lock.release()
+
+
+@pytest.mark.parametrize("end", ["death", "abort"])
+def test_a_death_or_an_abort_ends_a_direct_write_waiting_for_room(pipes: Pipes, end: str) -> None:
+    async def main() -> None:
+        t = pipes.transport
+        asyncio.get_running_loop().call_later(0.05, pipes.die if end == "death" else t.abort)
+        if end == "death":
+            with pytest.raises(BrokenPipeError, match="nobody reads its stdin"):
+                await t.write_all(bytes(4 * WRITE_BACKLOG))
+        else:
+            with pytest.raises(TransportClosed) as info:
+                await t.write_all(bytes(4 * WRITE_BACKLOG))
+            assert str(info.value) == "walredo pipe transport was aborted"
+
+    asyncio.run(main())
+
+
+def test_a_failed_write_says_what_failed(pipes: Pipes) -> None:
+    async def main() -> None:
+        t = pipes.transport
+        assert t.queue(b"x")
+        os.close(pipes.from_us_w)  # the fd goes away under the queue: EBADF, not EPIPE
+        with pytest.raises(BrokenPipeError) as info:
+            await t.wait_written()
+        assert str(info.value).startswith("writing to the walredo process failed: [Errno 9]")
+
+    asyncio.run(main())
+    pipes.from_us_w = os.open(os.devnull, os.O_WRONLY)  # (for the fixture to close)

@@ -480,13 +480,9 @@ class PipeTransport:
         self._kick()
         fut = asyncio.get_running_loop().create_future()
         self._flush_waiters.append((end, fut))
-        self.write_blocked = True
-        try:
-            await fut
-        finally:
-            self.write_blocked = bool(self._writer_registered)
-        if self._aborted:
-            raise TransportClosed("walredo pipe transport was aborted")
+        # (abort() fails this future with TransportClosed; _flush sets write_blocked while
+        # the queue waits for room in the pipe)
+        await fut
         if self._flushed < end:
             err = self._write_error
             if isinstance(err, BrokenPipeError):
