@@ -166,3 +166,19 @@ async def test_a_timeout_fails_later_callers_as_poisoned_not_as_timed_out() -> N
         await first
     with pytest.raises(WalredoPoisoned, match="a request timed out: walredo request #0"):
         await second
+
+
+@pytest.mark.asyncio
+async def test_a_hang_is_found_after_many_quick_answers(
+        tmp_path: Path, processes: list[WalredoProcess]) -> None:
+    """With a check every millisecond over 200 answers (ticks that see progress, readers
+    that come and go), the dropped answer is still found as a hang, not left to the timeout."""
+    processes.append(WalredoProcess.launch(
+        refserver_config(tmp_path, args=("--fault=drop-response:200",))))
+    client = WalredoClient(processes[-1], timeout=10, hang_check=0.001)
+    answered = 0
+    with pytest.raises(WalredoHang):
+        for _ in range(250):
+            await client.ping()
+            answered += 1
+    assert answered == 199
