@@ -347,11 +347,19 @@ async def test_the_locks_say_whether_a_caller_holds_them() -> None:
     transport.release()
     assert await task == bytes(BLCKSZ)
     assert not client._stdout_lock.locked()
-    await client._stdin_lock.acquire()
-    assert client._stdin_lock.locked()
-    client._stdin_lock.release()
+    lock = client._stdin_lock
+    await lock.acquire()
+    assert lock.locked()
+    waiter = asyncio.ensure_future(lock.acquire())  # queues behind the holder
+    await asyncio.sleep(0)
+    lock.release()  # handed to the waiter: on its way, it counts as free (as in asyncio)
+    assert not lock.locked()
+    await waiter
+    assert lock.locked()  # the waiter holds it now
+    lock.release()
+    assert not lock.locked()
     with pytest.raises(RuntimeError, match="not held"):
-        client._stdin_lock.release()
+        lock.release()
 
 
 @pytest.mark.parametrize("end", ["death", "abort"])

@@ -768,9 +768,9 @@ class _FifoLock:
         self._locked = True
         return True
 
-    async def acquire(self) -> bool:
+    async def acquire(self) -> None:
         if self.try_acquire():
-            return True
+            return
         fut = self._loop.create_future()
         self._waiters.append(fut)
         try:
@@ -783,7 +783,6 @@ class _FifoLock:
             elif fut in self._waiters:  # (release drops cancelled waiters it meets)
                 self._waiters.remove(fut)
             raise
-        return True
 
     def release(self) -> None:
         if not self._locked:
