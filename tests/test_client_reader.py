@@ -24,6 +24,7 @@ from pytest_walredo.process import (
     refserver_config,
 )
 from pytest_walredo.process.quiescence import supported as quiescence_supported
+from pytest_walredo.process.quiescence import wait_quiescent
 from pytest_walredo.protocol import BLCKSZ, RedoRequest, RelTag
 from pytest_walredo.testing.fake import fake_config
 
@@ -182,3 +183,47 @@ async def test_a_hang_is_found_after_many_quick_answers(
             await client.ping()
             answered += 1
     assert answered == 199
+
+
+@pytest.mark.asyncio
+async def test_a_hang_is_found_after_the_client_sat_idle(
+        tmp_path: Path, processes: list[WalredoProcess]) -> None:
+    """The check's timer stops once a tick finds nobody reading, and starts again with the
+    next reader."""
+    processes.append(WalredoProcess.launch(
+        refserver_config(tmp_path, args=("--fault=drop-response:2",))))
+    client = WalredoClient(processes[-1], timeout=10, hang_check=0.02)
+    assert await client.ping() == ZERO
+    await asyncio.sleep(0.2)  # ten intervals with nobody reading
+    with pytest.raises(WalredoHang):
+        await client.ping()
+
+
+@pytest.mark.asyncio
+async def test_a_hang_is_found_on_a_transport_that_cannot_say_whether_it_waits(
+        tmp_path: Path, processes: list[WalredoProcess]) -> None:
+    """A transport without ``blocked_reading`` (any :class:`Transport`): the process alone
+    decides. Here the transport swallows the request and the process sits idle, never
+    having seen it."""
+    processes.append(WalredoProcess.launch(fake_config(tmp_path)))
+    client = WalredoClient(MemoryTransport(auto=False), process=processes[-1], timeout=10,
+                           hang_check=0.02)
+    with pytest.raises(WalredoHang):
+        await client.ping()
+
+
+@pytest.mark.asyncio
+async def test_an_idle_client_on_a_transport_of_its_own_is_left_alone(
+        tmp_path: Path, processes: list[WalredoProcess], caplog: pytest.LogCaptureFixture) -> None:
+    """Once nobody reads, the check stops: an idle process (which looks hung to a probe) and
+    a transport that cannot say whether it waits do not make it cancel anybody."""
+    proc = WalredoProcess.launch(fake_config(tmp_path))
+    processes.append(proc)
+    client = WalredoClient(MemoryTransport(), process=proc, timeout=10, hang_check=0.01)
+    assert await client.ping() == ZERO
+    while not await wait_quiescent(proc.pid, proc.stdin_fd, proc.stdout_fd):
+        await asyncio.sleep(0.01)  # started up, waiting for input
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        await asyncio.sleep(0.2)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert await client.ping() == ZERO

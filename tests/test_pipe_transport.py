@@ -389,3 +389,83 @@ def test_a_failed_write_says_what_failed(pipes: Pipes) -> None:
 
     asyncio.run(main())
     pipes.from_us_w = os.open(os.devnull, os.O_WRONLY)  # (for the fixture to close)
+
+
+@pytest.mark.asyncio
+async def test_a_lock_passed_on_by_a_cancelled_caller_is_free_then_held_by_the_next() -> None:
+    client = WalredoClient(MemoryTransport(), timeout=10)
+    await client.ping()  # binds the client to this loop
+    lock = client._stdin_lock
+    assert lock is not None
+    await lock.acquire()
+    waiter = asyncio.ensure_future(lock.acquire())
+    await asyncio.sleep(0)
+    lock.release()  # handed to the waiter, which is cancelled before it runs
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert not lock.locked()  # passed on to nobody: free
+    await lock.acquire()
+    assert lock.locked()
+    lock.release()
+
+
+@pytest.mark.asyncio
+async def test_a_waiter_cancelled_and_dropped_by_a_release_stays_cancelled() -> None:
+    client = WalredoClient(MemoryTransport(), timeout=10)
+    await client.ping()
+    lock = client._stdin_lock
+    assert lock is not None
+    await lock.acquire()
+    waiter = asyncio.ensure_future(lock.acquire())
+    await asyncio.sleep(0)
+    waiter.cancel()
+    lock.release()  # meets the cancelled waiter first and drops it
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert not lock.locked()
+
+
+def test_the_backlog_limit_is_inclusive(pipes: Pipes) -> None:
+    async def main() -> None:
+        t = pipes.transport
+        assert t.queue(bytes(WRITE_BACKLOG))  # exactly the limit: go on
+        assert not t.queue(b"x")  # one byte more: wait
+        t.abort()
+        with pytest.raises(TransportClosed) as info:
+            t.queue(b"x")
+        assert str(info.value) == "walredo pipe transport was aborted"
+
+    asyncio.run(main())
+
+
+def test_after_a_death_every_write_says_nobody_reads(pipes: Pipes) -> None:
+    async def main() -> None:
+        t = pipes.transport
+        asyncio.get_running_loop().call_later(0.05, pipes.die)
+        assert not t.queue(bytes(WRITE_BACKLOG + 1))  # nobody reads: it waits for room
+        for later in (t.wait_written, lambda: t.write_all(b"x", coalesce=True), lambda: t.write_all(b"x")):
+            with pytest.raises(BrokenPipeError) as info:
+                await later()
+            assert str(info.value) == "the walredo process exited; nobody reads its stdin"
+
+    asyncio.run(main())
+
+
+def test_a_direct_write_that_waited_for_room_leaves_no_writer_registered(pipes: Pipes) -> None:
+    data = bytes(4 * WRITE_BACKLOG)
+
+    def drain() -> None:
+        got = 0
+        while got < len(data):
+            got += len(os.read(pipes.from_us_r, 1 << 16))
+
+    async def main() -> None:
+        await pipes.transport.write_all(data)
+        # a writer callback left behind would run on every loop pass while the pipe has room
+        assert not asyncio.get_running_loop().remove_writer(pipes.from_us_w)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    threading.Timer(0.02, reader.start).start()
+    asyncio.run(main())
+    reader.join(30)
