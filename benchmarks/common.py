@@ -148,20 +148,21 @@ async def asyncio_floor(target: Target, seconds: float) -> tuple[int, float]:
 
     try:
         loop.add_reader(rfd, readable)
-        n = 0
-        start = time.perf_counter()
-        deadline = start + seconds
-        while n == 0 or time.perf_counter() < deadline:
-            if n == 1:
-                start = time.perf_counter()  # the first ping waited for start-up
-                deadline = start + seconds
+        n = -1  # the first ping waits for start-up: the clock starts after it
+        start = deadline = 0.0
+        while True:
             waiter = loop.create_future()
             os.write(wfd, PING)
             await waiter
             n += 1
+            if n == 0:
+                start = time.perf_counter()
+                deadline = start + seconds
+            elif time.perf_counter() >= deadline:
+                break
         elapsed = time.perf_counter() - start
         loop.remove_reader(rfd)
-        return n - 1, elapsed
+        return n, elapsed
     finally:
         proc.stdin.close()
         proc.kill()
