@@ -198,6 +198,7 @@ def test_abort_ends_a_write_waiting_for_its_bytes_to_go_out(pipes: Pipes) -> Non
         with pytest.raises(TransportClosed) as info:
             await t.wait_written()
         assert str(info.value) == "walredo pipe transport was aborted"
+        assert t.unflushed() == 0  # the queue was dropped
 
     asyncio.run(main())
 
@@ -469,3 +470,22 @@ def test_a_direct_write_that_waited_for_room_leaves_no_writer_registered(pipes: 
     threading.Timer(0.02, reader.start).start()
     asyncio.run(main())
     reader.join(30)
+
+
+
+def test_at_the_end_of_the_stream_the_transport_stops_watching_it(pipes: Pipes) -> None:
+    """End of stream stays readable for good: a reader left registered would run on every
+    loop pass."""
+    def end() -> None:
+        pipes.feed(b"x" * 100)
+        os.close(pipes.to_us_w)
+        pipes.to_us_w = os.open(os.devnull, os.O_WRONLY)  # (for the fixture to close)
+
+    async def main() -> None:
+        asyncio.get_running_loop().call_later(0.02, end)  # while the reader waits
+        with pytest.raises(asyncio.IncompleteReadError) as info:
+            await pipes.transport.read_exactly(BLCKSZ)
+        assert info.value.partial == b"x" * 100
+        assert not asyncio.get_running_loop().remove_reader(pipes.to_us_r)
+
+    asyncio.run(main())
