@@ -464,3 +464,22 @@ async def test_callers_arriving_while_a_failure_waits_for_the_exit_see_its_cause
                                          "stdout before answering request #0")
     finally:
         await client.aclose()
+
+
+@pytest.mark.asyncio
+async def test_surplus_bytes_from_a_process_name_the_request_and_carry_its_stderr(
+        launch: Callable[..., WalredoProcess]) -> None:
+    client = WalredoClient(launch("--extra-at", "0", "--ready"), timeout=60)
+    try:
+        with pytest.raises(WalredoProcessError) as info:
+            for _ in range(100):  # the 16 bytes may arrive after the first answer was read
+                await client.ping()
+        err = info.value
+        assert "more than the answers" in str(err)
+        assert err.request_no == client.requests_sent - 1
+        assert err.stderr_tail is not None and "fake walredo ready" in err.stderr_tail
+        with pytest.raises(WalredoPoisoned) as later:
+            await client.ping()
+        assert later.value.cause is err
+    finally:
+        await client.aclose()

@@ -489,3 +489,50 @@ def test_at_the_end_of_the_stream_the_transport_stops_watching_it(pipes: Pipes) 
         assert not asyncio.get_running_loop().remove_reader(pipes.to_us_r)
 
     asyncio.run(main())
+
+
+def test_writes_behind_a_queue_wait_for_their_bytes_and_past_the_backlog(pipes: Pipes) -> None:
+    """A direct write behind queued bytes returns once its own bytes are in the pipe; a
+    coalesced write returns at once below the backlog and waits past it. Nobody reads until
+    the checks are done, so a write that returned early is caught."""
+    got = bytearray()
+
+    def drain() -> None:
+        while True:
+            try:
+                chunk = os.read(pipes.from_us_r, 1 << 16)
+            except OSError:
+                return
+            if not chunk:
+                return
+            got.extend(chunk)
+
+    async def main() -> None:
+        t = pipes.transport
+        assert t.queue(bytes(200_000))  # more than the pipe holds: the rest stays queued
+        await asyncio.sleep(0.01)
+        direct = asyncio.ensure_future(t.write_all(b"!"))
+        await asyncio.sleep(0)  # queued behind the 200 000 bytes
+        await t.write_all(b"?", coalesce=True)  # below the backlog: at once
+        over = asyncio.ensure_future(t.write_all(bytes(WRITE_BACKLOG), coalesce=True))
+        await asyncio.sleep(0.05)
+        assert not direct.done() and not over.done()
+        reader = threading.Thread(target=drain, daemon=True)
+        reader.start()
+        await direct
+        await over
+        assert t.unflushed() == 0
+
+    asyncio.run(main())
+    assert got[200_000:200_002] == b"!?"
+
+
+def test_after_an_abort_a_direct_write_says_so(pipes: Pipes) -> None:
+    async def main() -> None:
+        pipes.transport.abort()
+        with pytest.raises(TransportClosed) as info:
+            await pipes.transport.write_all(b"x")
+        assert str(info.value) == "walredo pipe transport was aborted"
+
+    asyncio.run(main())
+
