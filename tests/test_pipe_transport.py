@@ -221,6 +221,9 @@ def test_abort_wakes_a_waiting_reader_and_later_calls_fail(pipes: Pipes) -> None
         asyncio.get_running_loop().call_later(0.02, t.abort)
         with pytest.raises(TransportClosed):
             await t.read_exactly(1)
+        with pytest.raises(TransportClosed) as info:
+            await t.read_exactly(1)
+        assert str(info.value) == "walredo pipe transport was aborted"
         with pytest.raises(TransportClosed):
             await t.write_all(b"x")
         with pytest.raises(TransportClosed):
@@ -369,8 +372,9 @@ def test_a_death_or_an_abort_ends_a_direct_write_waiting_for_room(pipes: Pipes, 
         t = pipes.transport
         asyncio.get_running_loop().call_later(0.05, pipes.die if end == "death" else t.abort)
         if end == "death":
-            with pytest.raises(BrokenPipeError, match="nobody reads its stdin"):
+            with pytest.raises(BrokenPipeError) as broken:
                 await t.write_all(bytes(4 * WRITE_BACKLOG))
+            assert str(broken.value) == "the walredo process exited; nobody reads its stdin"
         else:
             with pytest.raises(TransportClosed) as info:
                 await t.write_all(bytes(4 * WRITE_BACKLOG))
@@ -536,3 +540,15 @@ def test_after_an_abort_a_direct_write_says_so(pipes: Pipes) -> None:
 
     asyncio.run(main())
 
+
+
+def test_a_death_seen_before_reading_ends_the_stream_after_what_was_written(pipes: Pipes) -> None:
+    pipes.feed(b"x" * 100)  # written before the death; a descendant keeps the write end open
+    pipes.die()
+
+    async def main() -> None:
+        with pytest.raises(asyncio.IncompleteReadError) as info:
+            await pipes.transport.read_exactly(BLCKSZ)
+        assert info.value.partial == b"x" * 100
+
+    asyncio.run(main())
