@@ -150,6 +150,7 @@ def test_coalesced_writes_go_out_in_order_and_a_backlog_waits(pipes: Pipes) -> N
     async def main() -> list[bool]:
         t = pipes.transport
         await t.wait_written()  # nothing queued yet: at once
+        assert not t.write_blocked
         waited: list[bool] = []
         blocked: list[bool] = []
         for chunk in chunks:
@@ -552,3 +553,29 @@ def test_a_death_seen_before_reading_ends_the_stream_after_what_was_written(pipe
         assert info.value.partial == b"x" * 100
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize("death", [True, False], ids=["death-pipe", "no-death-pipe"])
+def test_an_abort_on_the_loop_unregisters_every_fd(death: bool) -> None:
+    p = Pipes(death=death)
+
+    async def main() -> None:
+        t = p.transport
+        reader = asyncio.ensure_future(t.read_exactly(1))
+        assert not t.queue(bytes(WRITE_BACKLOG + 1))  # nobody reads: the flush waits for room
+        writer = asyncio.ensure_future(t.wait_written())
+        while not t.write_blocked:
+            await asyncio.sleep(0.001)
+        t.abort()
+        for waiting in (reader, writer):
+            with pytest.raises(TransportClosed):
+                await waiting
+        loop = asyncio.get_running_loop()
+        assert not loop.remove_reader(p.to_us_r) and not loop.remove_writer(p.from_us_w)
+        if p.death_r is not None:
+            assert not loop.remove_reader(p.death_r)
+
+    try:
+        asyncio.run(main())
+    finally:
+        p.close()
