@@ -38,6 +38,8 @@ from common import (
     build,
     c_driver,
     client_run,
+    compile_stub,
+    drive,
     reference_target,
     run_loop,
     stub_target,
@@ -46,7 +48,9 @@ from common import (
 from pytest_walredo.protocol import BLCKSZ, RedoRequest, RelTag
 
 PAGE = bytes(range(256)) * (BLCKSZ // 256)
-OPS: dict[str, bytes] = {"ping": PING, "echo": RedoRequest(RelTag(1663, 5, 16384), 0, PAGE).encode()}
+ECHO = RedoRequest(RelTag(1663, 5, 16384), 0, PAGE)
+OPS: dict[str, bytes] = {"ping": PING, "echo": ECHO.encode()}
+__all__ = ["ECHO", "OPS", "compile_stub", "drive", "main"]  # bench_capture.py uses the first ones
 HC = 0.2
 
 

@@ -88,6 +88,31 @@ def run_loop(coro: Awaitable[tuple[int, float]], loop: str = "asyncio") -> tuple
     return asyncio.run(coro)  # type: ignore[arg-type]
 
 
+async def drive(call: Callable[[], Awaitable[object]], callers: int,
+                seconds: float) -> tuple[int, float]:
+    """``callers`` concurrent loops of ``call`` for ``seconds``: (calls made, seconds taken)."""
+    start = time.perf_counter()
+    deadline = start + seconds
+
+    async def worker() -> int:
+        # at least one call each: on a loaded machine a worker may first run after the
+        # deadline, and a run of no answers has no time per answer
+        n = 0
+        while True:
+            await call()
+            n += 1
+            if time.perf_counter() >= deadline:
+                return n
+
+    counts = await asyncio.gather(*(worker() for _ in range(callers)))
+    return sum(counts), time.perf_counter() - start
+
+
+def compile_stub(directory: Path) -> Path:
+    """``stub.c`` built in ``directory``."""
+    return build("stub.c", directory)
+
+
 async def client_run(target: Target, request: bytes, callers: int, seconds: float, *,
                      hang_check: float | None, timeout: float | None = 10.0,
                      expect: bytes | None = None) -> tuple[int, float]:
@@ -104,21 +129,7 @@ async def client_run(target: Target, request: bytes, callers: int, seconds: floa
             if expect is not None and first != expect:
                 raise RuntimeError(f"{target.name} did not answer the expected page")
             call = lambda: client.apply_raw(request)  # noqa: E731
-        start = time.perf_counter()
-        deadline = start + seconds
-
-        async def worker() -> int:
-            # at least one call each: on a loaded machine a worker may first run after the
-            # deadline, and a run of no answers has no time per answer
-            n = 0
-            while True:
-                await call()
-                n += 1
-                if time.perf_counter() >= deadline:
-                    return n
-
-        counts = await asyncio.gather(*(worker() for _ in range(callers)))
-        return sum(counts), time.perf_counter() - start
+        return await drive(call, callers, seconds)
     finally:
         await client.aclose()
 
