@@ -52,7 +52,7 @@ import time
 TYPE_CHECKING = False  # typing costs start-up time; this script starts once per walredo
 if TYPE_CHECKING:
     import signal
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
     from typing import Any
 
     Prctl = Callable[..., int]
@@ -120,8 +120,56 @@ def _process_table() -> dict[int, tuple[int, str]]:
     return table
 
 
+def _children(pid: int) -> list[int] | None:
+    """The children of ``pid`` from ``/proc/PID/task/*/children`` (None: the kernel does not
+    offer the file). Reads only this process's own entries, not the whole process table."""
+    out: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return []  # gone meanwhile
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
+                out += [int(w) for w in f.read().split()]
+        except FileNotFoundError:
+            if not os.path.exists(f"/proc/{pid}/task/{tid}"):
+                continue  # the thread ended
+            return None
+    return out
+
+
+def _state(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return stat[stat.rindex(b")") + 2:].split()[0].decode()
+
+
 def descendants(root: int) -> dict[int, str]:
-    """pid -> state of every process below ``root``."""
+    """pid -> state of every process below ``root``: walked down the children lists where the
+    kernel has them (cheap), else from the whole process table."""
+    found: dict[int, str] = {}
+    todo = _children(root)
+    while todo is not None and todo:
+        pid = todo.pop()
+        state = _state(pid)
+        if pid in found or state is None:
+            continue
+        found[pid] = state
+        below = _children(pid)
+        if below is None:
+            todo = None
+            break
+        todo += below
+    if todo is not None:
+        return found
+    return _descendants_from_table(root)
+
+
+def _descendants_from_table(root: int) -> dict[int, str]:
     children: dict[int, list[int]] = {}
     table = _process_table()
     for pid, (ppid, _) in table.items():
@@ -135,6 +183,26 @@ def descendants(root: int) -> dict[int, str]:
         found[pid] = table[pid][1]
         todo += children.get(pid, ())
     return found
+
+
+def _drain(wakeup_fd: int) -> None:
+    """Empty the signal wake-up pipe (its bytes only say that a signal came)."""
+    try:
+        os.read(wakeup_fd, 512)
+    except BlockingIOError:
+        pass
+
+
+def _reap_children() -> Iterator[tuple[int, int]]:
+    """(pid, wait status) of every child that has exited, reaped now (never blocks)."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        yield pid, status
 
 
 class Shim:
@@ -151,13 +219,7 @@ class Shim:
 
     def reap(self) -> None:
         """Reap every child that has exited; report the binary's status (S1)."""
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
+        for pid, status in _reap_children():
             if pid == self.child and self.child_status is None:
                 self.child_status = os.waitstatus_to_exitcode(status)
                 _say(self.control, f"exit {self.child_status}")
@@ -290,18 +352,14 @@ class Shim:
                 return
             for fd, _ in poller.poll():
                 if fd == wake_r:
-                    try:
-                        os.read(wake_r, 512)
-                    except BlockingIOError:
-                        pass
+                    _drain(wake_r)
                 elif fd == self.lifeline:
                     data = os.read(self.lifeline, 512)
                     if not data or b"K" in data:
                         self.stop = True
 
 
-def main() -> int:
-    spec = parse_spec(sys.argv[1:])
+def run(spec: dict[str, Any]) -> int:
     shim = Shim(spec)
     if not shim.start():
         return 1
@@ -309,6 +367,104 @@ def main() -> int:
     killed, left = shim.sweep(float(spec["sweep_seconds"]))
     _say(shim.control, f"swept {killed} {','.join(map(str, left)) or '-'}")
     return 0
+
+
+def main() -> int:
+    if sys.argv[1:2] == ["--server"]:
+        return serve(int(sys.argv[2]), int(sys.argv[3]))
+    return run(parse_spec(sys.argv[1:]))
+
+
+# ---------------------------------------------------------------------------------------------
+# The shim server: one per test runner, forking a shim per walredo
+# ---------------------------------------------------------------------------------------------
+#
+# Starting an interpreter per walredo costs tens of milliseconds (more than the walredo's own
+# start). ``_shim.py --server LIFELINE SOCKET`` is started once per runner; for each launch the
+# runner sends the spec words and the six fds (the walredo's stdin, stdout and stderr, then
+# the shim's lifeline, control and death pipes) over SOCKET (SCM_RIGHTS), and the server
+# forks a shim that runs exactly as ``_shim.py SPEC`` would (``run``), with those fds, and
+# answers with the shim's pid. The server is the shims' parent (their parent-death signal is
+# tied to it) and reaps them; it exits when its LIFELINE ends (the runner closed it or died)
+# or on SIGTERM (the runner's spawner thread ended). A shim whose server died still has its
+# own lifeline to the runner, so every guarantee above holds either way.
+
+
+def serve(lifeline: int, sock_fd: int) -> int:
+    import socket
+
+    prctl = _prctl()
+    if prctl is not None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    sock = socket.socket(fileno=sock_fd)
+    wake_r, wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+    stop = []
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.append(1))
+    poller = select.poll()
+    for fd in (lifeline, sock_fd, wake_r):
+        poller.register(fd, select.POLLIN)
+    while not stop:
+        for fd, _ in poller.poll():
+            if fd == wake_r:
+                _drain(wake_r)
+                for _ in _reap_children():
+                    pass  # a shim ended: nothing to report, the runner has its pidfd
+            elif fd == lifeline:
+                if not os.read(lifeline, 512):
+                    return 0
+            elif fd == sock_fd:
+                try:
+                    msg, fds, _flags, _addr = socket.recv_fds(sock, 1 << 20, 6)
+                except OSError:
+                    return 0
+                if not msg:
+                    return 0
+                pid = _fork_shim(msg, fds, (lifeline, sock_fd, wake_r, wake_w))
+                for fd_ in fds:
+                    os.close(fd_)
+                # A pidfd opened before the shim can be reaped here: the runner waits for and
+                # signals this very process, whatever happens to the pid later.
+                pidfd = os.pidfd_open(pid)
+                try:
+                    socket.send_fds(sock, [f"{pid}\n".encode()], [pidfd])
+                finally:
+                    os.close(pidfd)
+    return 0
+
+
+
+
+def _fork_shim(msg: bytes, fds: list[int], server_fds: tuple[int, ...]) -> int:
+    """Fork a shim for one launch request (``WORKDIR\0SPEC WORDS...``, six fds)."""
+    words = msg.decode("utf-8", "surrogateescape").split("\0")
+    workdir, spec_words = words[0], words[1:]
+    parent = os.getpid()
+    pid = os.fork()
+    if pid:
+        return pid
+    try:
+        for fd in server_fds:
+            os.close(fd)
+        for sig in (signal.SIGCHLD, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.set_wakeup_fd(-1)
+        os.setsid()
+        if workdir:
+            os.chdir(workdir)
+        # The walredo's pipes become fds 0-2, the shim's own pipes 3-5, and nothing else stays.
+        import fcntl
+
+        high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 64) for fd in fds]
+        for target, fd in enumerate(high):
+            os.dup2(fd, target, inheritable=target < 3)
+        os.closerange(6, os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 1024)
+        spec = parse_spec(spec_words)
+        spec.update(parent=parent, lifeline=3, control=4, death=5)
+        os._exit(run(spec))
+    except BaseException:
+        os._exit(1)
 
 
 if __name__ == "__main__":
