@@ -205,6 +205,44 @@ def _reap_children() -> Iterator[tuple[int, int]]:
         yield pid, status
 
 
+def _run_in_process(entry: Any, argv: list[str], env: dict[str, str]) -> None:
+    """What ``execve`` of a fork-server launcher (see :func:`fork_entry`) would do, without the
+    interpreter start: the state a fresh ``python -I`` gives its script, then ``entry.main``.
+
+    Called in the binary's process after every step of (S3) but the exec itself. Closing
+    every fd but 0-2 plays the part of close-on-exec: the error pipe's EOF tells the shim that
+    the "exec" succeeded, and the shim's own pipes leave this process as they would.
+    """
+    os.closerange(3, os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 1024)
+    # CPython's own start-up: SIGPIPE and SIGXFSZ ignored (a closed pipe is EPIPE, not death),
+    # SIGINT raises KeyboardInterrupt.
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    os.environ.clear()
+    os.environ.update(env)
+    sys.argv = list(argv)
+    code = 1
+    try:
+        code = entry.main(argv[1:])
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            code = exc.code or 0
+        else:
+            print(exc.code, file=sys.stderr)
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError, AttributeError):
+                pass
+    os._exit(code if isinstance(code, int) else 1)
+
+
 class Shim:
     def __init__(self, spec: dict[str, Any]) -> None:
         self.spec = spec
@@ -322,6 +360,9 @@ class Shim:
                     raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
             stage = "exec"
             argv = self.spec["argv"]
+            entry = self.spec.get("entry")
+            if entry is not None:
+                _run_in_process(entry, argv, self.spec["env"])  # never returns
             os.execve(argv[0], argv, self.spec["env"])
         except OSError as exc:
             os.write(err_w, f"{exc.errno or 0} {stage}".encode())
@@ -435,11 +476,12 @@ def serve(lifeline: int, sock_fd: int) -> int:
 
 
 
-
 def _fork_shim(msg: bytes, fds: list[int], server_fds: tuple[int, ...]) -> int:
     """Fork a shim for one launch request (``WORKDIR\0SPEC WORDS...``, six fds)."""
     words = msg.decode("utf-8", "surrogateescape").split("\0")
     workdir, spec_words = words[0], words[1:]
+    spec = parse_spec(spec_words)
+    spec["entry"] = fork_entry(spec["argv"][0]) if spec["argv"] else None
     parent = os.getpid()
     pid = os.fork()
     if pid:
@@ -460,11 +502,73 @@ def _fork_shim(msg: bytes, fds: list[int], server_fds: tuple[int, ...]) -> int:
         for target, fd in enumerate(high):
             os.dup2(fd, target, inheritable=target < 3)
         os.closerange(6, os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 1024)
-        spec = parse_spec(spec_words)
         spec.update(parent=parent, lifeline=3, control=4, death=5)
         os._exit(run(spec))
     except BaseException:
         os._exit(1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Launchers the server runs in-process
+# ---------------------------------------------------------------------------------------------
+#
+# A Python walredo (the embedded reference) spends most of its start-up starting CPython and
+# importing its modules. A launcher script may declare that the server can skip both: its
+# first line is ``#!<this interpreter> -I`` and one of its next lines is
+#
+#     # walredo-fork-server: MODULE PATH
+#
+# which promises that running the script is ``sys.exit(MODULE.main(sys.argv[1:]))`` with PATH
+# first on ``sys.path``, and that ``MODULE.prefork()`` imports what ``main`` needs. The server
+# then imports MODULE once (with ``site`` on, as ``-I`` has it), and the binary's process, forked
+# from its shim with every guarantee of (S3), calls ``main`` instead of exec'ing the script.
+# The script stays a complete program: without a server (``_shim.py SPEC``), or when the
+# import fails here, it is exec'd as any binary.
+
+FORK_MARK = "# walredo-fork-server: "
+_entries: dict[tuple[str, str], Any] = {}
+
+
+def fork_entry(path: str) -> Any:
+    """The imported MODULE of a fork-server launcher at ``path``, or None (exec it)."""
+    if not os.path.isabs(path):
+        return None
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1024).decode("utf-8", "surrogateescape")
+    except OSError:
+        return None
+    lines = head.split("\n")
+    if lines[0] != f"#!{sys.executable} -I":
+        return None
+    for line in lines[1:6]:
+        if line.startswith(FORK_MARK):
+            module, _, parent = line[len(FORK_MARK):].partition(" ")
+            return _load_entry(module, parent)
+    return None
+
+
+def _load_entry(module: str, parent: str) -> Any:
+    key = (module, parent)
+    if key in _entries:
+        return _entries[key]
+    _entries[key] = None
+    if any(k[0] == module for k in _entries if k != key):
+        return None  # another copy of MODULE is loaded here; two cannot share one interpreter
+    try:
+        import gc
+        import importlib
+        import site
+
+        site.main()
+        sys.path.insert(0, parent)
+        entry = importlib.import_module(module)
+        entry.prefork()
+        gc.freeze()  # what is loaded now stays shared with every forked child, untouched
+    except BaseException:
+        return None
+    _entries[key] = entry
+    return entry
 
 
 if __name__ == "__main__":
