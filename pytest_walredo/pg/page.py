@@ -183,7 +183,7 @@ class ItemId(_ItemIdFields):
 
     __slots__ = ()
 
-    def __new__(cls, off: int = 0, flags: int = LP_UNUSED, len: int = 0) -> ItemId:  # noqa: A002
+    def __new__(cls, off: int = 0, flags: int = LP_UNUSED, len: int = 0) -> ItemId:
         if not (0 <= off < 1 << 15 and 0 <= flags < 4 and 0 <= len < 1 << 15):
             # not {self}: __str__ looks lp_flags up by name, which fails for the bad flags
             raise ValueError(
