@@ -1,4 +1,5 @@
-"""The supervisor between the test runner and one walredo process (run as a script, stdlib only).
+"""The supervisor between the test runner and one walredo process (run as a script, stdlib only;
+the shim server may import a marked launcher's module, see "Launchers the server runs in-process").
 
 ``sandbox.WalredoProcess.launch`` starts ``python -I -S _shim.py SPEC...``; this script starts the
 walredo binary as its only direct child and watches over it and everything it forks. It never
