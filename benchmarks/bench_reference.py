@@ -26,6 +26,7 @@ Medians over ``--rounds``; the targets: start-up <= 10 ms, throughput >= 0.3x a 
 walredo's.
 
     python benchmarks/bench_reference.py [--rounds 15] [--repeat 20] [--walredo-bin PATH]
+    python benchmarks/bench_reference.py --profile   # cProfile of the in-process row only
 """
 
 from __future__ import annotations
@@ -158,7 +159,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pg-version", type=int, default=15)
     parser.add_argument("--walredo-bin", type=Path)
     parser.add_argument("--walredo-lib-dir", type=Path)
+    parser.add_argument("--profile", action="store_true",
+                        help="print where the in-process row's time goes (cProfile) and stop")
     args = parser.parse_args(argv)
+    if args.profile:
+        import cProfile
+        import pstats
+
+        entries = [e for e in load_shipped(args.pg_version) if model_unsupported(e) is None]
+        stream = b"".join(e.request for e in entries) * args.repeat
+        profiler = cProfile.Profile()
+        profiler.runcall(in_process, stream, len(entries) * args.repeat, args.pg_version,
+                         entries[0].meta.flavour)
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+        return 0
     with tempfile.TemporaryDirectory(prefix="walredo-bench-") as tmp:
         work = Path(tmp)
         entries = [e for e in load_shipped(args.pg_version) if model_unsupported(e) is None]
