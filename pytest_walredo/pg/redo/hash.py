@@ -44,7 +44,7 @@ from pytest_walredo.pg.rmgr.hash_xlog import (
     XLH_SPLIT_META_UPDATE_SPLITPOINT,
 )
 
-__all__ = ["ROUTINES", "add_ntuples", "logged", "set_flag", "set_prev", "update_meta"]
+__all__ = ["ROUTINES", "add_ntuples", "logged", "set_flag", "set_logged_bit", "set_prev", "update_meta"]
 
 
 _META_CHANGES = XLH_SPLIT_META_UPDATE_MASKS | XLH_SPLIT_META_UPDATE_SPLITPOINT
@@ -121,12 +121,7 @@ def _add_ovfl_page(a: Apply, body: HashAddOvflPage) -> None:
         HashOpaque.unpack(left.data).with_(nextblkno=right_blk).write(left)
         a.done(left)
     if a.has_block(2):
-        mappage = a.page_for_redo(2)
-        if mappage is not None:
-            logged(a, body.bitmap_bit, "bitmap bit")
-            assert body.bitmap_bit is not None
-            set_bitmap_bit(mappage, body.bitmap_bit, True)
-            a.done(mappage)
+        set_logged_bit(a, 2, body.bitmap_bit, True)
     new_bitmap_blk = None
     if a.has_block(3):
         new_bitmap_blk = a.block(3).blkno
@@ -149,6 +144,17 @@ def _add_ovfl_page(a: Apply, body: HashAddOvflPage) -> None:
                 HashMeta.set(meta, "nmaps", nmaps + 1)
                 _bump_spare(meta, ovflpoint)
         a.done(meta)
+
+
+def set_logged_bit(a: Apply, block_id: int, bit: int | None, value: bool) -> None:
+    """The bitmap page at ``block_id`` with the logged ``bit`` set or cleared (ADD_OVFL_PAGE
+    recycling an overflow page, SQUEEZE_PAGE freeing one)."""
+    mappage = a.page_for_redo(block_id)
+    if mappage is not None:
+        logged(a, bit, "bitmap bit")
+        assert bit is not None
+        set_bitmap_bit(mappage, bit, value)
+        a.done(mappage)
 
 
 def set_prev(page: Page, blkno: int) -> None:

@@ -22,11 +22,10 @@ from pytest_walredo.pg.hash_page import (
     HashMeta,
     HashOpaque,
     hash_page_init,
-    set_bitmap_bit,
 )
 from pytest_walredo.pg.page import Page
 from pytest_walredo.pg.redo.buffer import BLK_NEEDS_REDO, BLK_NOTFOUND, Apply, Routine
-from pytest_walredo.pg.redo.hash import add_ntuples, logged, set_prev, update_meta
+from pytest_walredo.pg.redo.hash import add_ntuples, logged, set_logged_bit, set_prev, update_meta
 from pytest_walredo.pg.rmgr import RmgrRecord
 from pytest_walredo.pg.rmgr.hash_vacuum import (
     HashDelete,
@@ -106,12 +105,7 @@ def _squeeze_page(a: Apply, body: HashSqueezePage) -> None:
         if nxt is not None:
             set_prev(nxt, body.prevblkno)
             a.done(nxt)
-    mappage = a.page_for_redo(5)
-    if mappage is not None:
-        logged(a, body.bitmap_bit, "bitmap bit")
-        assert body.bitmap_bit is not None
-        set_bitmap_bit(mappage, body.bitmap_bit, False)
-        a.done(mappage)
+    set_logged_bit(a, 5, body.bitmap_bit, False)
     if a.has_block(6):
         firstfree = body.firstfree
 
