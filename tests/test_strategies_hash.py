@@ -27,9 +27,9 @@ import struct
 from collections.abc import Callable
 
 import pytest
-from hypothesis import HealthCheck, Phase, find, given, settings
+from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
-from test_strategies_kinds import waldump_agrees
+from test_strategies_kinds import generate_until, waldump_agrees
 
 from pytest_walredo import strategies as ws
 from pytest_walredo.pg import rmgr
@@ -353,10 +353,6 @@ def test_hash_kinds_do_what_their_records_say(version: int, flavour: Flavour) ->
         _checker(kind, version, flavour, 8)()
 
 
-class _Covered(Exception):
-    """Raised from inside a property to stop generating once everything wanted was seen."""
-
-
 @pytest.mark.parametrize("version", [15, 17])
 def test_every_block_of_every_hash_record_is_drawn_and_checked(version: int) -> None:
     """Each block of each record (and the write page nothing is written to, which PostgreSQL
@@ -367,29 +363,14 @@ def test_every_block_of_every_hash_record_is_drawn_and_checked(version: int) -> 
     seen: set[str] = set()
     for _round in range(20):  # every kind in turn, 30 sequences a time, 600 at most
         for kind in KINDS:
-            _collect_labels(kind, version, want, seen)
+            tag = _tag(kind)
+            seen |= generate_until(
+                ws.record_sequences(tag, pg_version=version, flavour=Flavour.NEON, min_records=2, max_records=5,
+                                    kinds=SETUP[kind]),
+                lambda t, tag=tag: _replay_and_check(t, tag, version, Flavour.NEON), want - seen, examples=30)
         if seen >= want:
             break
     assert seen >= want, sorted(want - seen)
-
-
-def _collect_labels(kind: str, version: int, want: set[str], seen: set[str]) -> None:
-    """30 checked sequences of ``kind``, fewer once everything wanted was seen."""
-    tag = _tag(kind)
-
-    @settings(max_examples=30, deadline=None, database=None, phases=[Phase.generate],
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-    @given(ws.record_sequences(tag, pg_version=version, flavour=Flavour.NEON, min_records=2, max_records=5,
-                               kinds=SETUP[kind]).map(lambda t: _replay_and_check(t, tag, version, Flavour.NEON)))
-    def collect(labels: set[str]) -> None:
-        seen.update(labels)
-        if seen >= want:
-            raise _Covered
-
-    try:
-        collect()
-    except _Covered:
-        pass
 
 
 @pytest.mark.parametrize("kind", ["hash_insert", "hash_move_in", "hash_remove", "hash_meta_layout"])
@@ -404,29 +385,15 @@ def test_pg_waldump_15_reads_drawn_hash_sequences() -> None:
     we decode and describe them; generation for a kind stops once it was read."""
     seen: set[str] = set()
     for kind in KINDS:
-        _waldump_reads(kind, seen)
+        traces = st.lists(ws.record_sequences(_tag(kind), pg_version=15, flavour=Flavour.VANILLA, min_records=2,
+                                              max_records=4, kinds=SETUP[kind]), min_size=1, max_size=4)
+        seen |= generate_until(traces, lambda ts: set(waldump_agrees(ts)), {kind}, examples=25)
     assert seen >= set(KINDS), sorted(set(KINDS) - seen)
-
-
-def _waldump_reads(kind: str, seen: set[str]) -> None:
-    @settings(max_examples=25, deadline=None, database=None, phases=[Phase.generate],
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-    @given(st.lists(ws.record_sequences(_tag(kind), pg_version=15, flavour=Flavour.VANILLA, min_records=2,
-                                        max_records=4, kinds=SETUP[kind]), min_size=1, max_size=4))
-    def check(traces: list[ws.BlockTrace]) -> None:
-        seen.update(waldump_agrees(traces))
-        if kind in seen:
-            raise _Covered
-
-    try:
-        check()
-    except _Covered:
-        pass
 
 
 @pytest.mark.parametrize(("kind", "at_most"), [
     ("hash_insert", 2),  # a new page (or a pushed one), then the insert
-    ("hash_remove", 2),
+    ("hash_remove", 3),  # a new page, an insert, the removal (or a filled SPLIT_PAGE image, the removal)
     ("hash_meta_layout", 2),  # the metapage, then its change
     ("hash_free_overflow", 2),
 ])

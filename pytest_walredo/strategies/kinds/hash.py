@@ -296,7 +296,7 @@ def _insert(draw: st.DrawFn, b: Block, max_tuple_size: int) -> Drawn | None:
 KINDS = (
     RecordKind("hash_init_meta", 1301, _init_meta, on=None),
     RecordKind("hash_new_page", 1304, _new_page, on=None),
-    RecordKind("hash_insert", 1316, _insert, on="hash", applies=holds_tuples),
+    RecordKind("hash_insert", 1316, _insert, on="hash", applies=holds_tuples, favoured=holds_tuples),
 )
 """The hash kinds that create pages or insert (the metapage's and bitmap's side and the
 bucket flags: :mod:`.hash_meta`; moving and removing tuples: :mod:`.hash_vacuum`)."""

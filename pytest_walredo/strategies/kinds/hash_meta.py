@@ -164,10 +164,10 @@ def _split_flags(draw: st.DrawFn, b: Block, max_tuple_size: int) -> Drawn | None
 
 
 KINDS = (
-    RecordKind("hash_meta_count", 1319, _meta_count, on="hash", applies=is_meta),
-    RecordKind("hash_meta_layout", 1322, _meta_layout, on="hash", applies=is_meta),
+    RecordKind("hash_meta_count", 1319, _meta_count, on="hash", applies=is_meta, favoured=is_meta),
+    RecordKind("hash_meta_layout", 1322, _meta_layout, on="hash", applies=is_meta, favoured=is_meta),
     RecordKind("hash_bitmap", 1325, _bitmap, on="hash", applies=is_bitmap, favoured=is_bitmap),
-    RecordKind("hash_chain_link", 1328, _chain_link, on="hash", applies=holds_tuples),
+    RecordKind("hash_chain_link", 1328, _chain_link, on="hash", applies=holds_tuples, favoured=holds_tuples),
     RecordKind("hash_split_flags", 1331, _split_flags, on="hash", applies=is_bucket, favoured=_mid_split),
 )
 """The hash kinds seen from the metapage, bitmap pages, chain links and bucket flags. A

@@ -138,10 +138,10 @@ def _bucket_locked(draw: st.DrawFn, b: Block, max_tuple_size: int) -> Drawn | No
 
 
 KINDS = (
-    RecordKind("hash_move_in", 1334, _move_in, on="hash", applies=holds_tuples),
+    RecordKind("hash_move_in", 1334, _move_in, on="hash", applies=holds_tuples, favoured=holds_tuples),
     RecordKind("hash_remove", 1337, _remove, on="hash", applies=_has_items, favoured=_has_dead),
     RecordKind("hash_free_overflow", 1340, _free_overflow, on="hash", applies=is_overflow, favoured=_empty_overflow),
-    RecordKind("hash_bucket_locked", 1349, _bucket_locked, on="hash", applies=is_bucket),
+    RecordKind("hash_bucket_locked", 1349, _bucket_locked, on="hash", applies=is_bucket, favoured=is_bucket),
 )
 """The hash kinds that move and remove tuples and free overflow pages; LP_DEAD tuples are
 favoured for removal and an empty overflow page for freeing, the order of real vacuums."""
