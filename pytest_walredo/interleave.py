@@ -51,7 +51,7 @@ import contextvars
 import enum
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from .process.client import Call, WalredoClient
 from .process.errors import WalredoError, WalredoHang, WalredoPoisoned, WalredoTimeout
@@ -211,12 +211,11 @@ class ScheduledClient(WalredoClient):
         await self._checkpoint("stdout")
         await super()._between_send_and_receive(call)
 
-    async def _acquire_stdout(self) -> None:
+    async def _acquire_stdout(self, call: Call) -> bool:
         if self.scheduler is None:
-            return await super()._acquire_stdout()
-        assert self._stdout_lock is not None
+            return await super()._acquire_stdout(call)
         with self.scheduler.state(_State.LOCK, self._stdout_lock):
-            await super()._acquire_stdout()
+            return await super()._acquire_stdout(call)
 
     async def _read_response(self) -> bytes:
         await self._checkpoint("read")
@@ -232,8 +231,12 @@ class ScheduledClient(WalredoClient):
         return page
 
 
+class _Lockish(Protocol):
+    def locked(self) -> bool: ...
+
+
 class _StateScope:
-    def __init__(self, sched: Scheduler, state: _State, lock: asyncio.Lock | None) -> None:
+    def __init__(self, sched: Scheduler, state: _State, lock: _Lockish | None) -> None:
         self.sched, self.st, self.lock = sched, state, lock
 
     def __enter__(self) -> None:
@@ -261,12 +264,12 @@ class Scheduler:
         self.transport = transport
         self.timeline = Timeline()
         self._parked: dict[int, tuple[asyncio.Future[None], str, Call | None]] = {}
-        self._states: dict[int, tuple[_State, asyncio.Lock | None]] = {}
+        self._states: dict[int, tuple[_State, _Lockish | None]] = {}
         self._cancelled: dict[int, tuple[str, int | None]] = {}
 
     # -- caller side ----------------------------------------------------------------------------
 
-    def state(self, state: _State, lock: asyncio.Lock | None) -> _StateScope:
+    def state(self, state: _State, lock: _Lockish | None) -> _StateScope:
         return _StateScope(self, state, lock)
 
     def note(self, step: str, no: int | None) -> None:

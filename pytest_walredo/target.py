@@ -72,6 +72,7 @@ def user_binary(
 _LAUNCHER = """#!{python} -I
 # Launcher for pytest-walredo's embedded reference walredo (generated; safe to delete).
 # -I: the sandbox clears the environment, so nothing may depend on PYTHONPATH or the cwd.
+# walredo-fork-server: pytest_walredo.refserver.__main__ {parent}
 import sys
 sys.path.insert(0, {parent!r})
 from pytest_walredo.refserver.__main__ import main
@@ -87,7 +88,9 @@ def reference_binary(
     """Write an executable launcher for the reference walredo into ``directory`` and describe it.
 
     A generated launcher (rather than the ``walredo-ref`` console script) works the same whether
-    the package is installed or imported from a source tree, and pins this interpreter.
+    the package is installed or imported from a source tree, and pins this interpreter. Its
+    ``walredo-fork-server`` line lets the process layer's shim server run it without starting
+    an interpreter (``process/_shim.py``: the server imports the reference once and forks).
     """
     directory = Path(tempfile.mkdtemp(prefix="walredo-ref-")) if directory is None else directory
     directory.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ import pytest
 
 from pytest_walredo.process import (
     Call,
+    LaunchConfig,
     MemoryTransport,
     WalredoClient,
     WalredoPoisoned,
@@ -345,7 +346,7 @@ def test_timeout_and_hang_errors_carry_request_number_and_stderr(
         proc = launch("--hang-at", "1", "--ready")
         dumper = FailureDumper(tmp_path / "dumps", on_dump=lambda path, data, tail: seen.append(tail))
         client = WalredoClient(proc, timeout=0.3, dumper=dumper)
-        await client.ping()
+        await client.ping(timeout=60)  # the fake's start-up is no part of this test's 0.3 s
         with pytest.raises(WalredoTimeout) as info:
             await client.apply(_request(1))
         err = info.value
@@ -374,3 +375,111 @@ async def test_dumps_of_a_client_without_a_process_get_an_empty_stderr(tmp_path:
     with pytest.raises(WalredoTimeout):
         await client.apply(_request(0))
     assert seen == [""]
+
+
+class _ExitedProcess:
+    """Stands in for a walredo process that has exited (at the ``exits_at``-th look) while its
+    stderr reader has not yet taken in the last line: the line arrives at the reader's third
+    look; stderr then reaches EOF (``eof``) or, held open by a descendant, is found drained.
+    Waiting for EOF without a bound would then wait forever, which this stand-in reports
+    instead of hanging."""
+
+    pid = 4242
+
+    def __init__(self, *, eof: bool, exits_at: int = 0) -> None:
+        self.eof = eof
+        self.exits_at = exits_at
+        self.polls = 0
+        self.looks = 0
+        self.returncode: int | None = None
+        self.tail = "LOG: redo starts\n"
+
+    def poll(self) -> int | None:
+        self.polls += 1
+        if self.polls > self.exits_at:
+            self.returncode = 1
+        return self.returncode
+
+    def wait_stderr(self, timeout: float | None) -> bool:
+        if timeout is None and not self.eof:
+            raise AssertionError("waits forever: a descendant holds stderr open")
+        self.looks += 1
+        if self.looks == 3:
+            self.tail += "FATAL: invalid record length\n"
+        return self.eof and self.looks >= 3
+
+    def stderr_settled(self) -> bool:
+        return not self.eof and self.looks >= 3
+
+    def stderr_tail(self) -> str:
+        return self.tail
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("eof", [True, False], ids=["stderr-eof", "stderr-held-open"])
+@pytest.mark.parametrize("exits_at", [0, 2], ids=["exited", "exiting"])
+async def test_the_last_stderr_line_taken_in_after_the_exit_is_in_the_error(eof: bool, exits_at: int) -> None:
+    proc = _ExitedProcess(eof=eof, exits_at=exits_at)
+    transport = MemoryTransport(auto=False)
+    client = WalredoClient(transport, process=proc, timeout=60)  # type: ignore[arg-type]
+    call = asyncio.ensure_future(client.ping())
+    while not transport.written:
+        await asyncio.sleep(0)
+    transport.feed_eof()
+    with pytest.raises(WalredoProcessError) as info:
+        await call
+    assert str(info.value) == ("walredo process 4242 exited with status 1 and closed its stdout "
+                               "before answering request #0 (stderr: 'FATAL: invalid record length')")
+    assert info.value.returncode == 1
+    assert info.value.stderr_tail == "LOG: redo starts\nFATAL: invalid record length\n"
+
+
+# Closes its stdout, then lives on (until killed) without answering.
+_LINGER = "import os, time\nos.close(1)\ntime.sleep(600)\n"
+
+
+@pytest.mark.asyncio
+async def test_callers_arriving_while_a_failure_waits_for_the_exit_see_its_cause(tmp_path: Path) -> None:
+    proc = WalredoProcess.launch(LaunchConfig(binary=Path(sys.executable), prefix_args=("-c", _LINGER),
+                                              workdir=tmp_path))
+    client = WalredoClient(proc, timeout=60)
+    try:
+        first = asyncio.ensure_future(client.ping())
+        # The first caller poisons the client, then gives the process up to 1 s to exit:
+        # a caller arriving meanwhile learns what the first one hit.
+        while not client.poisoned:
+            await asyncio.sleep(0)
+        with pytest.raises(WalredoPoisoned) as info:
+            await client.ping()
+        assert str(info.value) == (f"walredo client {proc.pid} is unusable because request #0 (ping) "
+                                   "hit IncompleteReadError('0 bytes read on a total of 8192 "
+                                   "expected bytes')")
+        assert isinstance(info.value.cause, asyncio.IncompleteReadError)
+        with pytest.raises(WalredoProcessError) as first_info:
+            await first
+        assert str(first_info.value) == (f"walredo process {proc.pid} is still running and closed its "
+                                         "stdout before answering request #0")
+    finally:
+        await client.aclose()
+
+
+@pytest.mark.asyncio
+async def test_surplus_bytes_from_a_process_name_the_request_and_carry_its_stderr(
+        launch: Callable[..., WalredoProcess]) -> None:
+    client = WalredoClient(launch("--extra-at", "0", "--ready"), timeout=60)
+    try:
+        with pytest.raises(WalredoProcessError) as info:
+            for _ in range(100):  # the 16 bytes may arrive after the first answer was read
+                await client.ping()
+        err = info.value
+        assert "more than the answers" in str(err)
+        assert err.request_no == client.requests_sent - 1
+        assert err.stderr_tail is not None and "fake walredo ready" in err.stderr_tail
+        with pytest.raises(WalredoPoisoned) as later:
+            await client.ping()
+        assert later.value.cause is err
+    finally:
+        await client.aclose()

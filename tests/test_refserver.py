@@ -450,9 +450,12 @@ def test_model_gets_the_b_block_and_the_records_lsn() -> None:
 
 def test_a_model_that_cannot_load_is_a_fatal_at_the_first_record(
         monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_walredo.refserver import server as server_module
     from pytest_walredo.refserver.server import Options, RefServer
 
     monkeypatch.setitem(sys.modules, "pytest_walredo.pg.redo", None)  # import now fails
+    monkeypatch.setattr(server_module, "_loaded", None)  # as in a fresh process
+    monkeypatch.setattr(server_module, "_load_error", None)  # and forgotten after the test
     server = RefServer(Options(seccomp=False))
     server.preload()  # keeps the failure for later instead of dying at start-up
     fds = [os.pipe() for _ in range(3)]

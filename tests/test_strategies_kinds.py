@@ -40,6 +40,7 @@ from pytest_walredo.pg.walsegment import write_segment
 from pytest_walredo.pg.xlogrecord import DecodedRecord, decode_record
 from pytest_walredo.protocol import BufferTag, RedoRequest, RelTag
 from pytest_walredo.sim import model_page
+from pytest_walredo.strategies.kinds import INIT_KINDS, KINDS
 
 T = TypeVar("T")
 
@@ -74,12 +75,28 @@ def _body(raw: bytes, v: int, fl: Flavour) -> tuple[DecodedRecord, rmgr.RmgrReco
 # --------------------------------------------------------------------------- coverage
 
 
+def _rmgr_of(kind: str) -> str:
+    """The resource manager whose drawers draw ``kind`` (from its module under
+    ``strategies/kinds``: ``btree_split`` -> ``btree``)."""
+    return KINDS[kind].draw.__module__.rsplit(".", 1)[1].split("_")[0]
+
+
+RMGRS = sorted({_rmgr_of(k) for k in ws.RECORD_KINDS})
+
+
+@pytest.mark.parametrize("rmgr_name", RMGRS)
 @pytest.mark.parametrize(("version", "flavour"), COMBOS)
-def test_every_kind_is_drawn_for_every_version_and_flavour(version: int, flavour: Flavour) -> None:
+def test_every_kind_is_drawn_for_every_version_and_flavour(version: int, flavour: Flavour,
+                                                           rmgr_name: str) -> None:
+    """Each resource manager's kinds, drawn among themselves and the kinds that start a page,
+    are all drawn. (One draw over all the kinds needs thousands of examples to reach the
+    records that need a long history on an index page, and more with every kind added.)"""
+    own = {k for k in ws.RECORD_KINDS if _rmgr_of(k) == rmgr_name}
+    kinds = sorted(own | set(INIT_KINDS))
     seen = draw_until_every_kind(
-        any_block_sequences(pg_version=version, flavour=flavour, min_records=3, max_records=8),
-        ws.RECORD_KINDS)
-    assert seen == set(ws.RECORD_KINDS)
+        any_block_sequences(pg_version=version, flavour=flavour, min_records=3, max_records=8,
+                            kinds=kinds), own)
+    assert seen >= own, f"never drawn: {sorted(own - seen)}"
 
 
 @pytest.mark.parametrize(("version", "flavour"), COMBOS)

@@ -86,15 +86,23 @@ def tuple_size(tup: bytes | bytearray | memoryview) -> int:
     return _header(tup)[3] & INDEX_SIZE_MASK
 
 
+# The predicates below read the header themselves rather than through _header: deduplication
+# and VACUUM call them for every tuple of a page, and the call is a good part of their cost.
+
+
 def is_pivot(tup: bytes | bytearray | memoryview) -> bool:
     """``BTreeTupleIsPivot``."""
-    _, _, posid, info = _header(tup)
+    if len(tup) < _ITUP.size:
+        _header(tup)  # raises
+    _, _, posid, info = _ITUP.unpack_from(tup, 0)
     return bool(info & INDEX_ALT_TID_MASK) and not posid & BT_IS_POSTING
 
 
 def is_posting(tup: bytes | bytearray | memoryview) -> bool:
     """``BTreeTupleIsPosting``."""
-    _, _, posid, info = _header(tup)
+    if len(tup) < _ITUP.size:
+        _header(tup)  # raises
+    _, _, posid, info = _ITUP.unpack_from(tup, 0)
     return bool(info & INDEX_ALT_TID_MASK) and bool(posid & BT_IS_POSTING)
 
 
@@ -116,16 +124,16 @@ def _tid_at(tup: bytes | bytearray | memoryview, pos: int) -> Tid:
     return (hi << 16) | lo, off
 
 
-def _pack_tid(tid: Tid) -> bytes:
-    return _TID.pack(tid[0] >> 16, tid[0] & 0xFFFF, tid[1])
-
-
 def heap_tids(tup: bytes | bytearray | memoryview) -> list[Tid]:
     """The heap TIDs a leaf tuple points to: its posting list, or its own ``t_tid``."""
-    if is_posting(tup):
-        base = posting_offset(tup)
-        return [_tid_at(tup, base + TID_SIZE * i) for i in range(posting_count(tup))]
-    hi, lo, posid, _ = _header(tup)
+    hi, lo, posid, info = _header(tup)
+    if info & INDEX_ALT_TID_MASK and posid & BT_IS_POSTING:
+        base = (hi << 16) | lo
+        n = posid & BT_OFFSET_MASK
+        if base + TID_SIZE * n > len(tup):  # _tid_at names the first TID that runs past
+            return [_tid_at(tup, base + TID_SIZE * i) for i in range(n)]
+        words = struct.unpack_from(f"<{3 * n}H", tup, base)  # all TIDs at once
+        return [((words[i] << 16) | words[i + 1], words[i + 2]) for i in range(0, 3 * n, 3)]
     return [((hi << 16) | lo, posid)]
 
 
@@ -165,7 +173,8 @@ def _with_tids(key: bytes, tids: Sequence[Tid]) -> bytes:
     if len(tids) > 1:
         info |= INDEX_ALT_TID_MASK
         _ITUP.pack_into(out, 0, keysize >> 16, keysize & 0xFFFF, len(tids) | BT_IS_POSTING, info)
-        out[keysize : keysize + len(tids) * TID_SIZE] = b"".join(_pack_tid(t) for t in tids)
+        flat = [part for blk, off in tids for part in (blk >> 16, blk & 0xFFFF, off)]
+        out[keysize : keysize + len(tids) * TID_SIZE] = struct.pack(f"<{len(flat)}H", *flat)
     else:
         blk, off = tids[0]
         _ITUP.pack_into(out, 0, blk >> 16, blk & 0xFFFF, off, info & ~INDEX_ALT_TID_MASK)

@@ -35,6 +35,7 @@ Everything is little-endian, as on the x86-64/aarch64 machines PostgreSQL and Ne
 from __future__ import annotations
 
 import struct
+from collections import namedtuple
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -89,6 +90,8 @@ MAX_HEAP_TUPLES_PER_PAGE = (BLCKSZ - SIZE_OF_PAGE_HEADER) // (24 + ITEM_ID_SIZE)
 
 _HEADER = struct.Struct("<IIHHHHHHI")
 _U16 = struct.Struct("<H")
+_U16X2 = struct.Struct("<HH")
+_U16X3 = struct.Struct("<HHH")
 _U32 = struct.Struct("<I")
 
 # byte offsets of the header fields
@@ -162,34 +165,48 @@ class PageHeader:
         return cls((xlogid << 32) | xrecoff, checksum, flags, lower, upper, special, psv, prune)
 
 
-@dataclass(frozen=True)
-class ItemId:
+_ItemIdFields = namedtuple("_ItemIdFields", ("off", "flags", "len"))
+
+
+class ItemId(_ItemIdFields):
     """``ItemIdData``: one line pointer, a 32-bit word of three bitfields.
 
     With GCC on little-endian machines the first declared bitfield takes the lowest bits, so
     the word is ``lp_off | lp_flags << 15 | lp_len << 17`` (lp_off: 15 bits, lp_flags: 2 bits,
     lp_len: 15 bits). ``tests/test_pg_page.py`` checks this against a real page.
+
+    Immutable (a named tuple: the redo model reads line pointers by the thousand, and a tuple
+    is several times cheaper to build than a frozen dataclass). The constructor checks the
+    field ranges; :meth:`from_word` skips the check, since masking the word keeps every field
+    in range.
     """
 
-    off: int = 0
-    flags: int = LP_UNUSED
-    len: int = 0
+    __slots__ = ()
 
-    def __post_init__(self) -> None:
-        if not (0 <= self.off < 1 << 15 and 0 <= self.flags < 4 and 0 <= self.len < 1 << 15):
+    def __new__(cls, off: int = 0, flags: int = LP_UNUSED, len: int = 0) -> ItemId:
+        if not (0 <= off < 1 << 15 and 0 <= flags < 4 and 0 <= len < 1 << 15):
             # not {self}: __str__ looks lp_flags up by name, which fails for the bad flags
             raise ValueError(
-                f"line pointer fields out of range: off={self.off} (< 32768), "
-                f"flags={self.flags} (< 4), len={self.len} (< 32768)"
+                f"line pointer fields out of range: off={off} (< 32768), "
+                f"flags={flags} (< 4), len={len} (< 32768)"
             )
+        return tuple.__new__(cls, (off, flags, len))
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is ItemId and tuple.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = tuple.__hash__
 
     @property
     def word(self) -> int:
-        return self.off | (self.flags << 15) | (self.len << 17)
+        return self[0] | (self[1] << 15) | (self[2] << 17)
 
     @classmethod
     def from_word(cls, word: int) -> ItemId:
-        return cls(word & 0x7FFF, (word >> 15) & 0x3, (word >> 17) & 0x7FFF)
+        return _new_tuple(cls, (word & 0x7FFF, (word >> 15) & 0x3, (word >> 17) & 0x7FFF))
 
     def pack(self) -> bytes:
         return _U32.pack(self.word)
@@ -197,15 +214,27 @@ class ItemId:
     @property
     def is_used(self) -> bool:
         """``ItemIdIsUsed``: anything but LP_UNUSED."""
-        return self.flags != LP_UNUSED
+        return self[1] != LP_UNUSED
 
     @property
     def has_storage(self) -> bool:
         """``ItemIdHasStorage``: a non-zero length (NORMAL, or DEAD with storage)."""
-        return self.len != 0
+        return self[2] != 0
 
     def __str__(self) -> str:
         return f"({LP_FLAG_NAMES[self.flags]} off={self.off} len={self.len})"
+
+
+_new_tuple = tuple.__new__
+
+
+def _moved(word: int, delta: int) -> int:
+    """Line pointer ``word`` with ``lp_off`` moved by ``delta``; an offset out of range raises
+    what ``ItemId(off + delta, flags, len)`` raises."""
+    off = (word & 0x7FFF) + delta
+    if not 0 <= off < 1 << 15:
+        ItemId(off, (word >> 15) & 0x3, (word >> 17) & 0x7FFF)  # raises ValueError
+    return (word & ~0x7FFF) | off
 
 
 def page_header_problem(data: bytes | bytearray | memoryview) -> str | None:
@@ -250,10 +279,10 @@ class _HeaderU16:
         self.offset = offset
 
     def __get__(self, page: Page, owner: type | None = None) -> int:
-        return page._u16(self.offset)
+        return _U16.unpack_from(page.data, self.offset)[0]  # page._u16, one call less
 
     def __set__(self, page: Page, value: int) -> None:
-        page._set_u16(self.offset, value)
+        _U16.pack_into(page.data, self.offset, value)
 
 
 class Page:
@@ -346,7 +375,7 @@ class Page:
     def max_offset(self) -> int:
         """``PageGetMaxOffsetNumber``: the number of line pointers (0 if pd_lower is below the
         header)."""
-        lower = self.lower
+        lower = _U16.unpack_from(self.data, _OFF_LOWER)[0]
         return 0 if lower <= SIZE_OF_PAGE_HEADER else (lower - SIZE_OF_PAGE_HEADER) // ITEM_ID_SIZE
 
     def _lp_pos(self, offnum: int) -> int:
@@ -357,10 +386,26 @@ class Page:
 
     def item_id(self, offnum: int) -> ItemId:
         """``PageGetItemId`` (1-based). Does not check ``offnum`` against ``pd_lower``."""
-        return ItemId.from_word(_U32.unpack_from(self.data, self._lp_pos(offnum))[0])
+        pos = SIZE_OF_PAGE_HEADER + (offnum - 1) * ITEM_ID_SIZE
+        if offnum < 1 or pos + ITEM_ID_SIZE > BLCKSZ:
+            raise PageError(f"line pointer {offnum} is outside the page")
+        w = _U32.unpack_from(self.data, pos)[0]
+        return _new_tuple(ItemId, (w & 0x7FFF, (w >> 15) & 0x3, (w >> 17) & 0x7FFF))
 
     def set_item_id(self, offnum: int, lp: ItemId) -> None:
-        _U32.pack_into(self.data, self._lp_pos(offnum), lp.word)
+        _U32.pack_into(self.data, self._lp_pos(offnum), lp[0] | (lp[1] << 15) | (lp[2] << 17))
+
+    def _lp_words(self, nline: int) -> list[int]:
+        """The first ``nline`` line pointers as words (``nline`` <= :meth:`max_offset`), read at
+        once: the loops over every line pointer below work on these words, not on
+        :class:`ItemId` objects (the same fields, a fraction of the cost)."""
+        if SIZE_OF_PAGE_HEADER + nline * ITEM_ID_SIZE > BLCKSZ:  # what item_id() would say
+            first_out = (BLCKSZ - SIZE_OF_PAGE_HEADER) // ITEM_ID_SIZE + 1
+            raise PageError(f"line pointer {first_out} is outside the page")
+        return list(struct.unpack_from(f"<{nline}I", self.data, SIZE_OF_PAGE_HEADER))
+
+    def _set_lp_words(self, words: list[int]) -> None:
+        struct.pack_into(f"<{len(words)}I", self.data, SIZE_OF_PAGE_HEADER, *words)
 
     def item_ids(self) -> Iterator[tuple[int, ItemId]]:
         for offnum in range(1, self.max_offset() + 1):
@@ -368,10 +413,14 @@ class Page:
 
     def item(self, offnum: int) -> bytes:
         """``PageGetItem``: the ``lp_len`` bytes at ``lp_off`` of line pointer ``offnum``."""
-        lp = self.item_id(offnum)
-        if lp.off + lp.len > BLCKSZ:
-            raise PageError(f"line pointer {offnum} {lp} points beyond the page")
-        return bytes(self.data[lp.off : lp.off + lp.len])
+        pos = SIZE_OF_PAGE_HEADER + (offnum - 1) * ITEM_ID_SIZE
+        if offnum < 1 or pos + ITEM_ID_SIZE > BLCKSZ:
+            raise PageError(f"line pointer {offnum} is outside the page")
+        w = _U32.unpack_from(self.data, pos)[0]
+        off, length = w & 0x7FFF, (w >> 17) & 0x7FFF
+        if off + length > BLCKSZ:
+            raise PageError(f"line pointer {offnum} {ItemId.from_word(w)} points beyond the page")
+        return bytes(self.data[off : off + length])
 
     def item_view(self, offnum: int) -> memoryview:
         """Like :meth:`item` but a writable view into the page (for in-place header edits)."""
@@ -419,8 +468,13 @@ class Page:
         The tuple goes just below ``pd_upper`` at ``pd_upper - MAXALIGN(len(item))``; only
         ``len(item)`` bytes are written (the alignment padding keeps whatever was there).
         """
-        lower, upper, _special = self._check_pointers()
-        limit = self.max_offset() + 1
+        data = self.data
+        lower, upper, special = _U16X3.unpack_from(data, _OFF_LOWER)  # _check_pointers, inline
+        if lower < SIZE_OF_PAGE_HEADER or lower > upper or upper > special or special > BLCKSZ:
+            raise PageError(
+                f"corrupted page pointers: lower = {lower}, upper = {upper}, special = {special}"
+            )
+        limit = (lower - SIZE_OF_PAGE_HEADER) // ITEM_ID_SIZE + 1  # max_offset() + 1
         needshuffle = False
         if offnum:
             if overwrite:
@@ -447,18 +501,21 @@ class Page:
             return 0  # WARNING: specified item offset is too large
         if is_heap and offnum > MAX_HEAP_TUPLES_PER_PAGE:
             return 0  # WARNING: can't put more than MaxHeapTuplesPerPage items in a heap page
+        size = len(item)
         new_lower = lower + ITEM_ID_SIZE if (offnum == limit or needshuffle) else lower
-        new_upper = upper - maxalign(len(item))
+        new_upper = upper - ((size + MAXIMUM_ALIGNOF - 1) & ~(MAXIMUM_ALIGNOF - 1))
         if new_lower > new_upper:
             return 0
+        # From here 1 <= offnum <= limit and SIZE_OF_PAGE_HEADER <= new_lower <= new_upper, so
+        # the line pointer is on the page and its fields are in range (what set_item_id and
+        # ItemId would check).
+        start = SIZE_OF_PAGE_HEADER + (offnum - 1) * ITEM_ID_SIZE
         if needshuffle:
-            start = self._lp_pos(offnum)
             end = SIZE_OF_PAGE_HEADER + (limit - 1) * ITEM_ID_SIZE
-            self.data[start + ITEM_ID_SIZE : end + ITEM_ID_SIZE] = self.data[start:end]
-        self.set_item_id(offnum, ItemId(new_upper, LP_NORMAL, len(item)))
-        self.data[new_upper : new_upper + len(item)] = item
-        self.lower = new_lower
-        self.upper = new_upper
+            data[start + ITEM_ID_SIZE : end + ITEM_ID_SIZE] = data[start:end]
+        _U32.pack_into(data, start, new_upper | (LP_NORMAL << 15) | (size << 17))
+        data[new_upper : new_upper + size] = item
+        _U16X2.pack_into(data, _OFF_LOWER, new_lower, new_upper)
         return offnum
 
     def overwrite_item(self, offnum: int, item: bytes) -> None:
@@ -496,10 +553,10 @@ class Page:
         self.lower = lower - ITEM_ID_SIZE
         if not self.is_empty():
             # like PostgreSQL, every remaining item is assumed to have storage
-            for i in range(1, nline):
-                ii = self.item_id(i)
-                if ii.off <= offset:
-                    self.set_item_id(i, ItemId(ii.off + size, ii.flags, ii.len))
+            # offset + size <= special <= BLCKSZ (checked above): every moved lp_off stays
+            # in range, so adding to the word changes lp_off alone.
+            words = self._lp_words(nline - 1)
+            self._set_lp_words([w + size if w & 0x7FFF <= offset else w for w in words])
 
     def _check_index_pointers(self) -> tuple[int, int, int]:
         """The page pointer check of PageIndexTupleDelete, PageIndexMultiDelete,
@@ -523,13 +580,15 @@ class Page:
         length of bytes from its old place (read before anything moves, as PostgreSQL's
         scratch copy does), and set their ``lp_off`` and ``pd_upper``. Bytes below the new
         ``pd_upper`` keep their old contents."""
-        old = bytes(self.data)
+        data = self.data
+        old = bytes(data)
         top = special
+        words = self._lp_words(max(i for i, _, _ in moves))
         for i, off, alen in moves:
             top -= alen
-            self.data[top : top + alen] = old[off : off + alen]
-            lp = self.item_id(i)
-            self.set_item_id(i, ItemId(top, lp.flags, lp.len))
+            data[top : top + alen] = old[off : off + alen]
+            words[i - 1] = (words[i - 1] & ~0x7FFF) | top  # 0 <= top < special <= BLCKSZ
+        self._set_lp_words(words)
         self.upper = top
 
     def index_multi_delete(self, offnums: list[int] | tuple[int, ...]) -> None:
@@ -548,28 +607,31 @@ class Page:
             return
         lower, upper, special = self._check_index_pointers()
         nline = self.max_offset()
-        kept: list[ItemId] = []
         moves: list[tuple[int, int, int]] = []
         totallen = 0
         nextitm = 0
-        for offnum in range(1, nline + 1):
-            lp = self.item_id(offnum)
-            if lp.off < upper or lp.off + lp.len > special or lp.off != maxalign(lp.off):
-                raise PageError(f"corrupted line pointer: offset = {lp.off}, size = {lp.len}")
-            if nextitm < len(offnums) and offnum == offnums[nextitm]:
+        ndel = len(offnums)
+        kept_words: list[int] = []
+        for offnum, w in enumerate(self._lp_words(nline), start=1):
+            off, length = w & 0x7FFF, (w >> 17) & 0x7FFF
+            if off < upper or off + length > special or off & (MAXIMUM_ALIGNOF - 1):
+                raise PageError(f"corrupted line pointer: offset = {off}, size = {length}")
+            if nextitm < ndel and offnum == offnums[nextitm]:
                 nextitm += 1
                 continue
-            kept.append(lp)
-            moves.append((len(kept), lp.off, maxalign(lp.len)))
-            totallen += maxalign(lp.len)
-        if nextitm != len(offnums):
+            kept_words.append(w)
+            alen = (length + MAXIMUM_ALIGNOF - 1) & ~(MAXIMUM_ALIGNOF - 1)
+            moves.append((len(kept_words), off, alen))
+            totallen += alen
+        if nextitm != ndel:
             raise PageError("incorrect index offsets supplied")
         if totallen > special - lower:
             raise PageError(
                 f"corrupted item lengths: total {totallen}, available space {special - lower}"
             )
-        for i, lp in enumerate(kept, start=1):
-            self.set_item_id(i, lp)
+        kept = kept_words
+        if kept:
+            self._set_lp_words(kept)
         self.lower = SIZE_OF_PAGE_HEADER + len(kept) * ITEM_ID_SIZE
         if kept:
             self._compactify(moves, special)
@@ -596,10 +658,16 @@ class Page:
         if diff:
             self.data[upper + diff : offset + diff] = self.data[upper:offset]
             self.upper = upper + diff
-            for i in range(1, nline + 1):
-                ii = self.item_id(i)
-                if ii.has_storage and ii.off <= offset:
-                    self.set_item_id(i, ItemId(ii.off + diff, ii.flags, ii.len))
+            # Items with storage at or below the overwritten one move by diff. Growing
+            # (diff > 0) keeps lp_off <= offset + oldsize <= BLCKSZ; shrinking could take a
+            # corrupt lp_off below 0, which _moved refuses as ItemId does.
+            words = self._lp_words(nline)
+            if diff > 0:
+                words = [w + diff if w >> 17 and w & 0x7FFF <= offset else w for w in words]
+            else:
+                words = [_moved(w, diff) if w >> 17 and w & 0x7FFF <= offset else w
+                         for w in words]
+            self._set_lp_words(words)
         lp = self.item_id(offnum)
         self.set_item_id(offnum, ItemId(offset + diff, lp.flags, len(item)))
         self.data[offset + diff : offset + diff + len(item)] = item
@@ -632,19 +700,22 @@ class Page:
         totallen = 0
         nunused = 0
         finalused = 0
-        for i in range(1, nline + 1):
-            lp = self.item_id(i)
-            if lp.is_used:
-                if lp.has_storage:
-                    if lp.off < upper or lp.off >= special:
-                        raise PageError(f"corrupted line pointer: {lp.off}")
-                    alen = maxalign(lp.len)
-                    moves.append((i, lp.off, alen))
+        words = self._lp_words(nline)
+        for i, w in enumerate(words, start=1):
+            if w & (0x3 << 15):  # used
+                length = (w >> 17) & 0x7FFF
+                if length:  # has storage
+                    off = w & 0x7FFF
+                    if off < upper or off >= special:
+                        raise PageError(f"corrupted line pointer: {off}")
+                    alen = (length + MAXIMUM_ALIGNOF - 1) & ~(MAXIMUM_ALIGNOF - 1)
+                    moves.append((i, off, alen))
                     totallen += alen
                 finalused = i
             else:
-                self.set_item_id(i, ItemId())
+                words[i - 1] = 0
                 nunused += 1
+        self._set_lp_words(words)
         if not moves:
             self.upper = special
         else:
@@ -667,14 +738,9 @@ class Page:
         set/clear ``PD_HAS_FREE_LINES`` from the unused ones that remain. The dropped slots
         keep their bytes."""
         nline = self.max_offset()
-        nunused_before_end = 0
-        last_used = 0
-        for i in range(1, nline + 1):
-            if self.item_id(i).is_used:
-                last_used = i
-        for i in range(1, last_used + 1):
-            if not self.item_id(i).is_used:
-                nunused_before_end += 1
+        used = [bool(w & (0x3 << 15)) for w in self._lp_words(nline)]  # ItemId.is_used
+        last_used = nline - used[::-1].index(True) if True in used else 0
+        nunused_before_end = used[:last_used].count(False)
         keep = last_used
         if keep == 0 and nline > 0:
             keep = 1  # leave a single LP_UNUSED behind rather than an empty array

@@ -452,10 +452,12 @@ class _Reader:
     def __init__(self, raw: memoryview, pos: int, end: int):
         self.raw, self.pos, self.end = raw, pos, end
 
-    def take(self, fmt: str, size: int, what: str) -> tuple[int, ...]:
+    def take(self, fmt: str, size: int, what: str, block_id: int | None = None) -> tuple[int, ...]:
+        """The next ``size`` bytes unpacked; ``what`` names them in the error (``block N
+        what`` with ``block_id``: the name is only formatted when there is an error)."""
         if self.pos + size > self.end:
             raise RecordDecodeError(
-                what,
+                what if block_id is None else f"block {block_id} {what}",
                 self.pos,
                 f"needs {size} byte(s) but only {self.end - self.pos} remain before xl_tot_len",
             )
@@ -512,42 +514,43 @@ def decode_record(raw: bytes | bytearray | memoryview, pg_version: int) -> Decod
                 "block id", at, f"out-of-order block id {block_id} after block id {max_block_id}"
             )
         max_block_id = block_id
-        name = f"block {block_id}"
-        fork_flags, data_len = rd.take("<BH", 3, f"{name} header")
+        fork_flags, data_len = rd.take("<BH", 3, "header", block_id)
         has_data = bool(fork_flags & BKPBLOCK_HAS_DATA)
         if has_data and data_len == 0:
             raise RecordDecodeError(
-                f"{name} data_length", at + 2, "BKPBLOCK_HAS_DATA set, but no data included"
+                f"block {block_id} data_length", at + 2, "BKPBLOCK_HAS_DATA set, but no data included"
             )
         if not has_data and data_len != 0:
             raise RecordDecodeError(
-                f"{name} data_length", at + 2, f"BKPBLOCK_HAS_DATA not set, but data length is {data_len}"
+                f"block {block_id} data_length", at + 2,
+                f"BKPBLOCK_HAS_DATA not set, but data length is {data_len}"
             )
         datatotal += data_len
         img: tuple[int, int, int, int] | None = None
         if fork_flags & BKPBLOCK_HAS_IMAGE:
             img_at = rd.pos
-            bimg_len, hole_offset, bimg_info = rd.take("<HHB", 5, f"{name} image header")
+            bimg_len, hole_offset, bimg_info = rd.take("<HHB", 5, "image header", block_id)
             compressed = bool(bimg_info & flags.compressed_mask)
             has_hole = bool(bimg_info & flags.has_hole)
             if compressed:
                 if has_hole:
-                    (hole_length,) = rd.take("<H", 2, f"{name} image hole_length")
+                    (hole_length,) = rd.take("<H", 2, "image hole_length", block_id)
                 else:
                     hole_length = 0
             else:
                 hole_length = BLCKSZ - bimg_len
             datatotal += bimg_len
-            _check_image(name, img_at, bimg_len, hole_offset, hole_length, bimg_info, flags, pg_version)
+            _check_image(f"block {block_id}", img_at, bimg_len, hole_offset, hole_length, bimg_info, flags, pg_version)
             img = (bimg_len, hole_offset, hole_length, bimg_info)
         if not fork_flags & BKPBLOCK_SAME_REL:
-            rel = rd.take("<III", 12, f"{name} relfilelocator")
+            rel = rd.take("<III", 12, "relfilelocator", block_id)
             last_rel = (rel[0], rel[1], rel[2])
         elif last_rel is None:
             raise RecordDecodeError(
-                f"{name} fork_flags", at + 1, "BKPBLOCK_SAME_REL set but no previous relation"
+                f"block {block_id} fork_flags", at + 1,
+                "BKPBLOCK_SAME_REL set but no previous relation"
             )
-        (blkno,) = rd.take("<I", 4, f"{name} block number")
+        (blkno,) = rd.take("<I", 4, "block number", block_id)
         heads.append((block_id, fork_flags, data_len, img, last_rel, blkno))
     remaining = rd.end - rd.pos
     if remaining != datatotal:

@@ -1,4 +1,5 @@
-"""The supervisor between the test runner and one walredo process (run as a script, stdlib only).
+"""The supervisor between the test runner and one walredo process (run as a script, stdlib only;
+the shim server may import a marked launcher's module, see "Launchers the server runs in-process").
 
 ``sandbox.WalredoProcess.launch`` starts ``python -I -S _shim.py SPEC...``; this script starts the
 walredo binary as its only direct child and watches over it and everything it forks. It never
@@ -52,7 +53,7 @@ import time
 TYPE_CHECKING = False  # typing costs start-up time; this script starts once per walredo
 if TYPE_CHECKING:
     import signal
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
     from typing import Any
 
     Prctl = Callable[..., int]
@@ -120,8 +121,56 @@ def _process_table() -> dict[int, tuple[int, str]]:
     return table
 
 
+def _children(pid: int) -> list[int] | None:
+    """The children of ``pid`` from ``/proc/PID/task/*/children`` (None: the kernel does not
+    offer the file). Reads only this process's own entries, not the whole process table."""
+    out: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except FileNotFoundError:
+        return []  # gone meanwhile
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
+                out += [int(w) for w in f.read().split()]
+        except FileNotFoundError:
+            if not os.path.exists(f"/proc/{pid}/task/{tid}"):
+                continue  # the thread ended
+            return None
+    return out
+
+
+def _state(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return stat[stat.rindex(b")") + 2:].split()[0].decode()
+
+
 def descendants(root: int) -> dict[int, str]:
-    """pid -> state of every process below ``root``."""
+    """pid -> state of every process below ``root``: walked down the children lists where the
+    kernel has them (cheap), else from the whole process table."""
+    found: dict[int, str] = {}
+    todo = _children(root)
+    while todo is not None and todo:
+        pid = todo.pop()
+        state = _state(pid)
+        if pid in found or state is None:
+            continue
+        found[pid] = state
+        below = _children(pid)
+        if below is None:
+            todo = None
+            break
+        todo += below
+    if todo is not None:
+        return found
+    return _descendants_from_table(root)
+
+
+def _descendants_from_table(root: int) -> dict[int, str]:
     children: dict[int, list[int]] = {}
     table = _process_table()
     for pid, (ppid, _) in table.items():
@@ -135,6 +184,64 @@ def descendants(root: int) -> dict[int, str]:
         found[pid] = table[pid][1]
         todo += children.get(pid, ())
     return found
+
+
+def _drain(wakeup_fd: int) -> None:
+    """Empty the signal wake-up pipe (its bytes only say that a signal came)."""
+    try:
+        os.read(wakeup_fd, 512)
+    except BlockingIOError:
+        pass
+
+
+def _reap_children() -> Iterator[tuple[int, int]]:
+    """(pid, wait status) of every child that has exited, reaped now (never blocks)."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        yield pid, status
+
+
+def _run_in_process(entry: Any, argv: list[str], env: dict[str, str]) -> None:
+    """What ``execve`` of a fork-server launcher (see :func:`fork_entry`) would do, without the
+    interpreter start: the state a fresh ``python -I`` gives its script, then ``entry.main``.
+
+    Called in the binary's process after every step of (S3) but the exec itself. Closing
+    every fd but 0-2 plays the part of close-on-exec: the error pipe's EOF tells the shim that
+    the "exec" succeeded, and the shim's own pipes leave this process as they would.
+    """
+    os.closerange(3, os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 1024)
+    # CPython's own start-up: SIGPIPE and SIGXFSZ ignored (a closed pipe is EPIPE, not death),
+    # SIGINT raises KeyboardInterrupt.
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    os.environ.clear()
+    os.environ.update(env)
+    sys.argv = list(argv)
+    code = 1
+    try:
+        code = entry.main(argv[1:])
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            code = exc.code or 0
+        else:
+            print(exc.code, file=sys.stderr)
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError, AttributeError):
+                pass
+    os._exit(code if isinstance(code, int) else 1)
 
 
 class Shim:
@@ -151,13 +258,7 @@ class Shim:
 
     def reap(self) -> None:
         """Reap every child that has exited; report the binary's status (S1)."""
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
+        for pid, status in _reap_children():
             if pid == self.child and self.child_status is None:
                 self.child_status = os.waitstatus_to_exitcode(status)
                 _say(self.control, f"exit {self.child_status}")
@@ -260,6 +361,9 @@ class Shim:
                     raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS) failed")
             stage = "exec"
             argv = self.spec["argv"]
+            entry = self.spec.get("entry")
+            if entry is not None:
+                _run_in_process(entry, argv, self.spec["env"])  # never returns
             os.execve(argv[0], argv, self.spec["env"])
         except OSError as exc:
             os.write(err_w, f"{exc.errno or 0} {stage}".encode())
@@ -290,18 +394,14 @@ class Shim:
                 return
             for fd, _ in poller.poll():
                 if fd == wake_r:
-                    try:
-                        os.read(wake_r, 512)
-                    except BlockingIOError:
-                        pass
+                    _drain(wake_r)
                 elif fd == self.lifeline:
                     data = os.read(self.lifeline, 512)
                     if not data or b"K" in data:
                         self.stop = True
 
 
-def main() -> int:
-    spec = parse_spec(sys.argv[1:])
+def run(spec: dict[str, Any]) -> int:
     shim = Shim(spec)
     if not shim.start():
         return 1
@@ -309,6 +409,167 @@ def main() -> int:
     killed, left = shim.sweep(float(spec["sweep_seconds"]))
     _say(shim.control, f"swept {killed} {','.join(map(str, left)) or '-'}")
     return 0
+
+
+def main() -> int:
+    if sys.argv[1:2] == ["--server"]:
+        return serve(int(sys.argv[2]), int(sys.argv[3]))
+    return run(parse_spec(sys.argv[1:]))
+
+
+# ---------------------------------------------------------------------------------------------
+# The shim server: one per test runner, forking a shim per walredo
+# ---------------------------------------------------------------------------------------------
+#
+# Starting an interpreter per walredo costs tens of milliseconds (more than the walredo's own
+# start). ``_shim.py --server LIFELINE SOCKET`` is started once per runner; for each launch the
+# runner sends the spec words and the six fds (the walredo's stdin, stdout and stderr, then
+# the shim's lifeline, control and death pipes) over SOCKET (SCM_RIGHTS), and the server
+# forks a shim that runs exactly as ``_shim.py SPEC`` would (``run``), with those fds, and
+# answers with the shim's pid. The server is the shims' parent (their parent-death signal is
+# tied to it) and reaps them; it exits when its LIFELINE ends (the runner closed it or died)
+# or on SIGTERM (the runner's spawner thread ended). A shim whose server died still has its
+# own lifeline to the runner, so every guarantee above holds either way.
+
+
+def serve(lifeline: int, sock_fd: int) -> int:
+    import socket
+
+    prctl = _prctl()
+    if prctl is not None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    sock = socket.socket(fileno=sock_fd)
+    wake_r, wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda signum, frame: None)
+    stop = []
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.append(1))
+    poller = select.poll()
+    for fd in (lifeline, sock_fd, wake_r):
+        poller.register(fd, select.POLLIN)
+    while not stop:
+        for fd, _ in poller.poll():
+            if fd == wake_r:
+                _drain(wake_r)
+                for _ in _reap_children():
+                    pass  # a shim ended: nothing to report, the runner has its pidfd
+            elif fd == lifeline:
+                if not os.read(lifeline, 512):
+                    return 0
+            elif fd == sock_fd:
+                try:
+                    msg, fds, _flags, _addr = socket.recv_fds(sock, 1 << 20, 6)
+                except OSError:
+                    return 0
+                if not msg:
+                    return 0
+                pid = _fork_shim(msg, fds, (lifeline, sock_fd, wake_r, wake_w))
+                for fd_ in fds:
+                    os.close(fd_)
+                # A pidfd opened before the shim can be reaped here: the runner waits for and
+                # signals this very process, whatever happens to the pid later.
+                pidfd = os.pidfd_open(pid)
+                try:
+                    socket.send_fds(sock, [f"{pid}\n".encode()], [pidfd])
+                finally:
+                    os.close(pidfd)
+    return 0
+
+
+
+def _fork_shim(msg: bytes, fds: list[int], server_fds: tuple[int, ...]) -> int:
+    """Fork a shim for one launch request (``WORKDIR\0SPEC WORDS...``, six fds)."""
+    words = msg.decode("utf-8", "surrogateescape").split("\0")
+    workdir, spec_words = words[0], words[1:]
+    spec = parse_spec(spec_words)
+    spec["entry"] = fork_entry(spec["argv"][0]) if spec["argv"] else None
+    parent = os.getpid()
+    pid = os.fork()
+    if pid:
+        return pid
+    try:
+        for fd in server_fds:
+            os.close(fd)
+        for sig in (signal.SIGCHLD, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.set_wakeup_fd(-1)
+        os.setsid()
+        if workdir:
+            os.chdir(workdir)
+        # The walredo's pipes become fds 0-2, the shim's own pipes 3-5, and nothing else stays.
+        import fcntl
+
+        high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 64) for fd in fds]
+        for target, fd in enumerate(high):
+            os.dup2(fd, target, inheritable=target < 3)
+        os.closerange(6, os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 1024)
+        spec.update(parent=parent, lifeline=3, control=4, death=5)
+        os._exit(run(spec))
+    except BaseException:
+        os._exit(1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Launchers the server runs in-process
+# ---------------------------------------------------------------------------------------------
+#
+# A Python walredo (the embedded reference) spends most of its start-up starting CPython and
+# importing its modules. A launcher script may declare that the server can skip both: its
+# first line is ``#!<this interpreter> -I`` and one of its next lines is
+#
+#     # walredo-fork-server: MODULE PATH
+#
+# which promises that running the script is ``sys.exit(MODULE.main(sys.argv[1:]))`` with PATH
+# first on ``sys.path``, and that ``MODULE.prefork()`` imports what ``main`` needs. The server
+# then imports MODULE once (with ``site`` on, as ``-I`` has it), and the binary's process, forked
+# from its shim with every guarantee of (S3), calls ``main`` instead of exec'ing the script.
+# The script stays a complete program: without a server (``_shim.py SPEC``), or when the
+# import fails here, it is exec'd as any binary.
+
+FORK_MARK = "# walredo-fork-server: "
+_entries: dict[tuple[str, str], Any] = {}
+
+
+def fork_entry(path: str) -> Any:
+    """The imported MODULE of a fork-server launcher at ``path``, or None (exec it)."""
+    if not os.path.isabs(path):
+        return None
+    try:
+        with open(path, "rb") as f:
+            head = f.read(1024).decode("utf-8", "surrogateescape")
+    except OSError:
+        return None
+    lines = head.split("\n")
+    if lines[0] != f"#!{sys.executable} -I":
+        return None
+    for line in lines[1:6]:
+        if line.startswith(FORK_MARK):
+            module, _, parent = line[len(FORK_MARK):].partition(" ")
+            return _load_entry(module, parent)
+    return None
+
+
+def _load_entry(module: str, parent: str) -> Any:
+    key = (module, parent)
+    if key in _entries:
+        return _entries[key]
+    _entries[key] = None
+    if any(k[0] == module for k in _entries if k != key):
+        return None  # another copy of MODULE is loaded here; two cannot share one interpreter
+    try:
+        import gc
+        import importlib
+        import site
+
+        site.main()
+        sys.path.insert(0, parent)
+        entry = importlib.import_module(module)
+        entry.prefork()
+        gc.freeze()  # what is loaded now stays shared with every forked child, untouched
+    except BaseException:
+        return None
+    _entries[key] = entry
+    return entry
 
 
 if __name__ == "__main__":

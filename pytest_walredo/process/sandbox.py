@@ -542,7 +542,7 @@ class WalredoProcess:
     def __init__(
         self,
         config: LaunchConfig,
-        shim: subprocess.Popen[bytes],
+        shim: subprocess.Popen[bytes] | _ForkedShim,
         reports: _Reports,
         *,
         pid: int,
@@ -764,7 +764,15 @@ class WalredoProcess:
             if self._closed:
                 return self.returncode
             self._closed = True
-            _close_quietly(self._lifeline)  # EOF: the shim sweeps everything and exits
+            # Kill the binary ourselves first (the shim then finds it dead at once rather
+            # than killing it in its sweep), then EOF on the lifeline: the shim sweeps
+            # everything else and exits.
+            if self._pidfd is not None and self._reports.returncode is None:
+                try:
+                    signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+                except OSError:
+                    pass  # already exited
+            _close_quietly(self._lifeline)
             try:
                 self._shim.wait(SWEEP_SECONDS + 10)
             except subprocess.TimeoutExpired:
@@ -814,8 +822,130 @@ class WalredoProcess:
         return f"<WalredoProcess pid={self.pid} returncode={self.returncode}>"
 
 
+class _ForkedShim:
+    """A shim forked by the shim server (not our child): the part of ``subprocess.Popen``
+    that :class:`WalredoProcess` uses, through a pidfd the server opened before the shim
+    could be reaped. The exit status is the server's to collect; ours reads 0."""
+
+    def __init__(self, pid: int, pidfd: int) -> None:
+        self.pid = pid
+        self._pidfd: int | None = pidfd
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None and self._pidfd is not None:
+            if select.select([self._pidfd], [], [], 0)[0]:
+                self._ended()
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None and self._pidfd is not None:
+            if not select.select([self._pidfd], [], [], timeout)[0]:
+                raise subprocess.TimeoutExpired(f"shim {self.pid}", timeout or 0.0)
+            self._ended()
+        return self.returncode or 0
+
+    def _ended(self) -> None:
+        self.returncode = 0
+        if self._pidfd is not None:
+            _close_quietly(self._pidfd)
+            self._pidfd = None
+
+    def kill(self) -> None:
+        if self._pidfd is not None:
+            try:
+                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+            except OSError:
+                pass
+
+    def __del__(self) -> None:
+        if getattr(self, "_pidfd", None) is not None:
+            _close_quietly(self._pidfd)  # type: ignore[arg-type]
+
+
+class _ShimServer:
+    """This runner's shim server (``_shim.py --server``, see :mod:`._shim`): one interpreter
+    started once, forking a shim per launch in about a millisecond, instead of an interpreter
+    started per launch. Used from the spawner thread only (its parent-death signal is tied
+    to that thread, like every shim's was)."""
+
+    def __init__(self) -> None:
+        import socket
+
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        life_r, life_w = os.pipe2(os.O_CLOEXEC)
+        env = {k: os.environ[k] for k in ("LD_LIBRARY_PATH",) if k in os.environ}
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", str(_SHIM), "--server", str(life_r),
+                 str(theirs.fileno())],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                pass_fds=(life_r, theirs.fileno()), env=env, close_fds=True,
+                start_new_session=True)
+        finally:
+            os.close(life_r)
+            theirs.close()
+        self.sock = ours
+        self.lifeline = life_w  # held only here: EOF when this runner is gone
+
+    def fork_shim(self, spec: list[str], workdir: Path | None, fds: Sequence[int]) -> _ForkedShim:
+        """Have the server fork a shim with ``spec`` and ``fds`` (OSError if it cannot)."""
+        import socket
+
+        msg = "\0".join([str(workdir) if workdir is not None else "", *spec])
+        socket.send_fds(self.sock, [msg.encode("utf-8", "surrogateescape")], list(fds))
+        reply, got, _flags, _addr = socket.recv_fds(self.sock, 64, 1)
+        if not reply or not got:
+            for fd in got:
+                _close_quietly(fd)
+            raise OSError(errno.EPIPE, "the walredo shim server ended")
+        return _ForkedShim(int(reply), got[0])
+
+    def close(self) -> None:
+        _close_quietly(self.lifeline)
+        self.sock.close()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+_shim_server: _ShimServer | None = None
+_shim_server_failed = False
+use_shim_server = True
+"""False: start one interpreter per shim (``benchmarks/bench_fixture.py`` compares both)."""
+
+
+def _server() -> _ShimServer | None:
+    """The shim server, started on first use (None: it cannot run here; shims are started
+    one interpreter each, as before). Spawner thread only."""
+    global _shim_server, _shim_server_failed
+    if not use_shim_server:
+        return None
+    if _shim_server is None and not _shim_server_failed:
+        if not hasattr(os, "pidfd_open") or not hasattr(__import__("socket"), "send_fds"):
+            _shim_server_failed = True
+            return None
+        try:
+            _shim_server = _ShimServer()
+        except OSError as exc:
+            log.warning("walredo shim server could not start (%s); one interpreter per shim", exc)
+            _shim_server_failed = True
+    return _shim_server
+
+
+def _forget_server_after_fork() -> None:
+    global _shim_server
+    _shim_server = None  # the server talks to our parent; a forked child starts its own
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_server_after_fork)
+
+
 def _start_shim(config: LaunchConfig, argv: list[str]) -> tuple[
-        subprocess.Popen[bytes], _Reports, tuple[int, int, int, int, int]]:
+        subprocess.Popen[bytes] | _ForkedShim, _Reports, tuple[int, int, int, int, int]]:
     """On the spawner thread: create the pipes and start the shim (see :mod:`._shim`)."""
     fds: list[int] = []
     try:
@@ -840,9 +970,20 @@ def _start_shim(config: LaunchConfig, argv: list[str]) -> tuple[
             "rlimits": config.rlimits(), "no_new_privs": config.no_new_privs,
             "sweep_seconds": SWEEP_SECONDS,
         })
+        global _shim_server
+        shim: subprocess.Popen[bytes] | _ForkedShim | None = None
+        server = _server()
+        if server is not None:
+            try:
+                shim = server.fork_shim(spec, config.workdir,
+                                        (in_r, out_w, err_w, life_r, ctl_w, death_w))
+            except OSError as exc:
+                log.warning("walredo shim server failed (%s); starting a new one", exc)
+                _shim_server = None
+                server.sock.close()
         env = {k: os.environ[k] for k in ("LD_LIBRARY_PATH",) if k in os.environ}
         try:
-            shim = subprocess.Popen(
+            shim = shim or subprocess.Popen(
                 [sys.executable, "-I", "-S", str(_SHIM), *spec],
                 stdin=in_r, stdout=out_w, stderr=err_w, pass_fds=(life_r, ctl_w, death_w),
                 env=env, cwd=str(config.workdir) if config.workdir is not None else None,

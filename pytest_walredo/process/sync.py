@@ -1,7 +1,7 @@
 """Blocking facade over :class:`~pytest_walredo.process.client.WalredoClient`.
 
-The async client runs on a private event loop in a dedicated daemon thread; every blocking call
-submits a coroutine there and waits for it. Several threads may call at once: their requests are
+The async client runs on an event loop in a daemon thread shared by every sync client
+(:func:`_shared_loop`); every blocking call submits a coroutine there and waits for it. Several threads may call at once: their requests are
 pipelined on the one loop exactly like concurrent tasks.
 
 Processes are never spawned from the loop thread (``WalredoProcess.launch`` always spawns from
@@ -12,6 +12,7 @@ parent-death signal.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Coroutine, Iterable
 from typing import Any, TypeVar
@@ -25,6 +26,37 @@ from .sandbox import LaunchConfig, WalredoProcess
 __all__ = ["SyncWalredoClient"]
 
 T = TypeVar("T")
+
+
+_loop_lock = threading.Lock()
+_loop_and_thread: tuple[asyncio.AbstractEventLoop, threading.Thread] | None = None
+
+
+def _shared_loop() -> tuple[asyncio.AbstractEventLoop, threading.Thread]:
+    """The event loop every sync client runs on, in one daemon thread started on first use.
+    One loop for all (rather than a loop and a thread per client) makes a client cheap to
+    create and close, which matters once per test; clients on one loop do not wait for each
+    other, and a client is bound to one loop anyway."""
+    global _loop_and_thread
+    with _loop_lock:
+        if _loop_and_thread is None or not _loop_and_thread[1].is_alive():
+            loop = asyncio.new_event_loop()
+            thread = threading.Thread(target=loop.run_forever, name="walredo-sync-client",
+                                      daemon=True)
+            thread.start()
+            _loop_and_thread = (loop, thread)
+        return _loop_and_thread
+
+
+def _forget_loop_after_fork() -> None:
+    # A forked child has the loop object but not its thread: start afresh when needed.
+    global _loop_and_thread, _loop_lock
+    _loop_and_thread = None
+    _loop_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_loop_after_fork)
 
 
 class SyncWalredoClient:
@@ -43,10 +75,7 @@ class SyncWalredoClient:
     ) -> None:
         self.client = WalredoClient(target, timeout=timeout, dumper=dumper, process=process,
                                     owns_process=owns_process, hang_check=hang_check)
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever,
-                                        name="walredo-sync-client", daemon=True)
-        self._thread.start()
+        self._loop, self._thread = _shared_loop()
         self._closed = False
         self._close_lock = threading.Lock()
 
@@ -104,12 +133,7 @@ class SyncWalredoClient:
             if self._closed:
                 return
             self._closed = True
-        try:
-            asyncio.run_coroutine_threadsafe(self.client.aclose(), self._loop).result()
-        finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join()
-            self._loop.close()
+        asyncio.run_coroutine_threadsafe(self.client.aclose(), self._loop).result()
 
     def __enter__(self) -> SyncWalredoClient:
         return self

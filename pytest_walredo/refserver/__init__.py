@@ -26,13 +26,15 @@ Behaviour that matches the real process (``shared/walredo-behaviour.md``):
 
 Where it differs from the real process (on purpose or by nature):
 
-- Start-up: launch to the first ping answer is bounded by CPython itself (a bare ``python -I -S``
-  takes ~90 ms on the 2-core VM this was measured on, a C program ~3 ms; the real walredo ~2 ms).
-  Measured there (median, machine shared and noisy): ~70-110 ms with ``--disable-seccomp``, where
-  the redo model is imported at the first ``A``; ~120-300 ms with seccomp on, where the model
-  must be imported before the filter goes on (the filter forbids opening module files). About
-  30 ms of that is ``crc32c``'s own import of ``importlib.metadata``.
-  ``benchmarks/bench_client.py`` prints the current numbers.
+- Start-up: through the process layer's shim server (the default), the launcher that
+  ``target.reference_binary`` writes is not exec'd: the server imported this package once
+  (:func:`.__main__.prefork`) and the walredo's process, forked from its shim, calls
+  :func:`.__main__.main`; launch to first ping then costs about what a C binary's does
+  (``benchmarks/bench_reference.py``). Its ``/proc/PID/cmdline`` is then the shim server's, not
+  ``walredo-ref --wal-redo ...``. Exec'd (no shim server, or ``python -m
+  pytest_walredo.refserver``), start-up is CPython's own plus the imports: tens of milliseconds
+  with ``--disable-seccomp`` (the model is imported at the first ``A``), more with seccomp on
+  (the model is imported before the filter, which forbids opening module files).
 - An unknown resource manager id: a clean ``FATAL`` naming the id (the real one segfaults).
 - An unexpected exception inside the model (a bug of ours): ``FATAL:  reference redo model
   failed: ...`` naming the source line, status 1.

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 USAGE = ("usage: walredo-ref --wal-redo [--tenant-shard-id ID] [--disable-seccomp] "
          "[--pg-version 14|15|16|17] [--flavour neon|vanilla] [--fault=SPEC ...]")
 
-__all__ = ["main"]
+__all__ = ["main", "prefork"]
 
 
 class _UsageError(Exception):
@@ -110,6 +110,19 @@ def help_text() -> str:
     lines += ["", "Called by name from a wrapper script, walredo-ref is not found: the sandbox clears PATH,",
               "so give its absolute path (see README, 'Trying the harness with seeded faults')."]
     return "\n".join(lines)
+
+
+def prefork() -> None:
+    """Import everything :func:`main` will need, for a fork server that forks a process per
+    launch and calls :func:`main` in it (``process/_shim.py``): each child then starts with the
+    redo model loaded instead of importing it. A model that cannot load is reported by each
+    child at its first ``A``, as without a fork server."""
+    from . import faults, seccomp, server  # noqa: F401
+
+    try:
+        server.load_model()
+    except server.Fatal:
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -49,6 +49,49 @@ def _model_bug(exc: BaseException) -> Fatal:
     return Fatal(f"reference redo model failed: {type(exc).__name__}: {exc}{where}")
 
 
+# What load_model() found, once per process (a process forked from one that loaded the model,
+# as the fork server's children are, inherits it and skips the walk).
+_loaded: tuple[Callable[..., bytes | None], type[Exception]] | None = None
+_load_error: Fatal | None = None
+
+
+def load_model() -> tuple[Callable[..., bytes | None], type[Exception]]:
+    """Import the redo model and every module it may import later; return ``(redo_record,
+    RedoError)``. Raises :class:`Fatal` (the same one again on every later call)."""
+    global _loaded, _load_error
+    if _loaded is not None:
+        return _loaded
+    if _load_error is not None:
+        raise _load_error
+    try:
+        import importlib
+        import pkgutil
+
+        from .. import pg
+        from ..pg import redo
+
+        # The model may import submodules or compression codecs lazily (a compressed image,
+        # a rarely used resource manager); with the sandbox on that would fail later, so
+        # import them all now -- except the WAL file readers, which redo never uses and
+        # which cost start-up time.
+        for info in pkgutil.walk_packages(pg.__path__, pg.__name__ + "."):
+            if info.name.rsplit(".", 1)[-1] not in _NOT_PRELOADED:
+                importlib.import_module(info.name)
+        for optional in ("lz4.block", "zstandard"):
+            try:
+                importlib.import_module(optional)
+            except ImportError:
+                pass
+    except Exception as exc:  # a missing or broken model must be one clear line
+        _load_error = Fatal(
+            "reference redo model (pytest_walredo.pg.redo) cannot be loaded: "
+            f"{type(exc).__name__}: {exc}"
+        )
+        raise _load_error from exc
+    _loaded = (redo.redo_record, redo.RedoError)
+    return _loaded
+
+
 class RefServer:
     """One server process: a :class:`~.machine.WalredoMachine` driven from fds; :meth:`serve`
     returns the exit status."""
@@ -59,7 +102,6 @@ class RefServer:
         # pytest_walredo.pg.redo.redo_record and RedoError, imported on first use
         self._redo: Callable[..., bytes | None] | None = None
         self._redo_error: type[Exception] = Exception
-        self._load_error: Fatal | None = None
         self.machine = WalredoMachine(
             pg_version=options.pg_version, flavour=options.flavour, faults=options.faults,
             model=self._model,
@@ -70,42 +112,13 @@ class RefServer:
     # ---------------------------------------------------------------- model
 
     def load_model(self) -> None:
-        """Import the redo model and everything it may import later.
+        """Import the redo model and everything it may import later (:func:`load_model`).
 
         Called on the first ``A`` without a sandbox; called before the seccomp filter goes on
         otherwise, since the filter forbids opening module files. Raises :class:`Fatal`.
         """
-        if self._redo is not None:
-            return
-        if self._load_error is not None:
-            raise self._load_error
-        try:
-            import importlib
-            import pkgutil
-
-            from .. import pg
-            from ..pg import redo
-
-            # The model may import submodules or compression codecs lazily (a compressed image,
-            # a rarely used resource manager); with the sandbox on that would fail later, so
-            # import them all now -- except the WAL file readers, which redo never uses and
-            # which cost start-up time.
-            for info in pkgutil.walk_packages(pg.__path__, pg.__name__ + "."):
-                if info.name.rsplit(".", 1)[-1] not in _NOT_PRELOADED:
-                    importlib.import_module(info.name)
-            for optional in ("lz4.block", "zstandard"):
-                try:
-                    importlib.import_module(optional)
-                except ImportError:
-                    pass
-        except Exception as exc:  # a missing or broken model must be one clear line
-            self._load_error = Fatal(
-                "reference redo model (pytest_walredo.pg.redo) cannot be loaded: "
-                f"{type(exc).__name__}: {exc}"
-            )
-            raise self._load_error from exc
-        self._redo = redo.redo_record
-        self._redo_error = redo.RedoError
+        if self._redo is None:
+            self._redo, self._redo_error = load_model()
 
     def preload(self) -> None:
         """Import the model now if possible; a failure is kept and reported at the first ``A``."""
