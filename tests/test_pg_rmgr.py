@@ -13,6 +13,7 @@ import pytest
 from gin_record_cases import GIN_KINDS, gin_case
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_pg_rmgr_hash import HASH_KINDS, hash_case
 
 from pytest_walredo.pg.rmgr import (
     BrinCreateIndex,
@@ -453,6 +454,7 @@ def _record_case(draw: st.DrawFn, pg_version: int, flavour: Flavour) -> tuple[Rm
     kinds += _GIST_KINDS
     kinds += _SPGIST_KINDS
     kinds += GIN_KINDS
+    kinds += HASH_KINDS
     kind = draw(st.sampled_from(kinds))
     if kind in _AM_SEQ_KINDS:
         return _am_seq_case(draw, kind, v)
@@ -460,6 +462,8 @@ def _record_case(draw: st.DrawFn, pg_version: int, flavour: Flavour) -> tuple[Rm
         return _spgist_case(draw, kind, v)
     if kind in _GIST_KINDS:
         return _gist_case(draw, kind, v)
+    if kind in HASH_KINDS:
+        return hash_case(draw, kind, v)
     if kind in GIN_KINDS:
         return gin_case(draw, kind, v)
     if kind in _BTREE_KINDS:

@@ -12,17 +12,28 @@ from collections.abc import Sequence
 
 from hypothesis import strategies as st
 
+from ..pg.constants import BLCKSZ
+from ..pg.hash_page import is_hash_page
 from ..pg.page import LP_DEAD, LP_NORMAL, LP_REDIRECT, PD_ALL_VISIBLE, PD_HAS_FREE_LINES, Page
 from ..pg.redo import RedoError, redo_record
 from ..pg.version import Flavour
 from ..pg.xlogrecord import BlockRef, make_block
 from ..protocol import BufferTag
 
-__all__ = ["Block", "PageKind", "other_block"]
+__all__ = ["Block", "PageKind", "other_block", "page_kind"]
 
 PageKind = str
-"""What the block holds: ``"none"`` (no page yet), ``"heap"``, ``"btree"``, ``"gin"``, ``"gist"`` or
-``"spgist"``."""
+"""What the block holds: ``"none"`` (no page yet), ``"heap"``, ``"btree"``, ``"gin"``, ``"gist"``,
+``"spgist"`` or ``"hash"``."""
+
+
+def page_kind(page: bytes) -> PageKind:
+    """The kind of a pushed page (:func:`.pages.pages` pushes heap, btree and hash pages): hash
+    (its special space ends in the hash page id), btree (other pages with special space) or
+    heap."""
+    if is_hash_page(page):
+        return "hash"
+    return "btree" if Page(page).special < BLCKSZ else "heap"
 
 
 class Block:

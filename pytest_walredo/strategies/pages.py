@@ -1,4 +1,4 @@
-"""Pages: empty, heap, btree leaf and internal, arbitrary bytes; and the tuple builders the
+"""Pages: empty, heap, btree leaf and internal, hash (:mod:`.hash_pages`), arbitrary bytes; and the tuple builders the
 record drawers share (:func:`heap_item`, :func:`index_tuple`, :func:`downlink`)."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from ..pg.btree_page import (
 from ..pg.constants import BLCKSZ, maxalign
 from ..pg.page import LP_DEAD, ItemId, Page
 from ..pg.tuple import HEAP_XMAX_INVALID, HeapTupleHeader
+from .hash_pages import hash_tuple_pages
 from .tags import DEFAULT_START_LSN, MAX_U32
 
 __all__ = [
@@ -226,12 +227,13 @@ def _btree_internal_pages(draw: st.DrawFn, max_tuples: int, max_key_size: int, m
 
 
 def pages(*, max_tuples: int = 8) -> st.SearchStrategy[bytes]:
-    """A valid page: empty, heap with tuples, btree leaf (small or filled up to capacity) or
-    btree internal page (shrinks toward empty)."""
+    """A valid page: empty, heap with tuples, btree leaf (small or filled up to capacity),
+    btree internal page or hash bucket or overflow page (shrinks toward empty)."""
     return st.one_of(empty_pages(), heap_pages(max_tuples=max_tuples),
                      btree_leaf_pages(max_tuples=max_tuples),
                      btree_internal_pages(max_tuples=max(1, max_tuples)),
-                     btree_full_leaf_pages())
+                     btree_full_leaf_pages(),
+                     hash_tuple_pages())
 
 
 def heap_tuple_count(page: bytes) -> int:

@@ -17,11 +17,10 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
 from ..pg import rmgr
-from ..pg.constants import BLCKSZ
 from ..pg.page import Page
 from ..pg.version import DEFAULT_VERSION, Flavour, check_version
 from ..protocol import BufferTag
-from .block import Block
+from .block import Block, page_kind
 from .kinds import INIT_KINDS, KINDS, RecordKind, check_kinds
 from .pages import pages
 from .tags import DEFAULT_START_LSN, MAX_U32
@@ -104,7 +103,7 @@ def _trace(draw: st.DrawFn, tag: BufferTag, pg_version: int, flavour: Flavour,
     if start == "push":
         base = draw(pages())
         b.page = base
-        b.kind = "btree" if Page(base).special < BLCKSZ else "heap"  # btree pages have special space
+        b.kind = page_kind(base)
     lsn = max(start_lsn, Page(base).lsn if base is not None else 0)
     n = draw(st.integers(min_records, max_records))
     records: list[tuple[int, bytes]] = []

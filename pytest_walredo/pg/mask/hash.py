@@ -9,6 +9,13 @@ the LH_PAGE_HAS_DEAD_TUPLES hint.
 
 from __future__ import annotations
 
+from pytest_walredo.pg.hash_page import (
+    LH_BUCKET_PAGE,
+    LH_OVERFLOW_PAGE,
+    LH_PAGE_HAS_DEAD_TUPLES,
+    LH_PAGE_TYPE,
+    LH_UNUSED_PAGE,
+)
 from pytest_walredo.pg.mask._bufmask import (
     get_u16,
     mask_hint_bits,
@@ -22,15 +29,6 @@ from pytest_walredo.pg.mask._bufmask import (
 from pytest_walredo.pg.page import Page
 
 __all__ = ["hash_mask"]
-
-# hasho_flag bits (hash.h)
-LH_UNUSED_PAGE = 0
-LH_OVERFLOW_PAGE = 1 << 0
-LH_BUCKET_PAGE = 1 << 1
-LH_BITMAP_PAGE = 1 << 2
-LH_META_PAGE = 1 << 3
-LH_PAGE_HAS_DEAD_TUPLES = 1 << 7
-LH_PAGE_TYPE = LH_OVERFLOW_PAGE | LH_BUCKET_PAGE | LH_BITMAP_PAGE | LH_META_PAGE
 
 
 def hash_mask(data: bytes, blkno: int) -> bytes:

@@ -2,13 +2,13 @@
 
 This is the oracle of the test suite and what the reference walredo server runs. It follows
 PostgreSQL's redo routines (``xlog_redo``, every ``heap_xlog_*`` and heap2 routine, every
-``btree_xlog_*`` routine, every GIN routine) for PostgreSQL 14-17 in both the
+``btree_xlog_*`` routine, every GIN routine, every ``hash_xlog_*`` routine) for PostgreSQL 14-17 in both the
 vanilla and the Neon flavour, and the walredo process's rules (``shared/walredo-behaviour.md``):
 only the requested block is touched, through the read-buffer-for-redo prologue and epilogue of
 :mod:`.buffer`.
 
 One module per resource manager holds its routines (:mod:`.xlog`, :mod:`.heap`, :mod:`.heap2`,
-:mod:`.btree` with :mod:`.btree_delete`, :mod:`.gin`, :mod:`.gist`, :mod:`.spgist`; Neon's differences in :mod:`.neon`), each with a ``ROUTINES`` table from typed
+:mod:`.btree` with :mod:`.btree_delete`, :mod:`.gin`, :mod:`.gist`, :mod:`.spgist`; :mod:`.hash` with :mod:`.hash_vacuum`; Neon's differences in :mod:`.neon`), each with a ``ROUTINES`` table from typed
 record class to routine; :data:`ROUTINES` here joins them, and :func:`redo_record` decodes a
 record and runs its routine.
 
@@ -35,6 +35,8 @@ from pytest_walredo.pg.redo import (
     generic,
     gin,
     gist,
+    hash,
+    hash_vacuum,
     heap,
     heap2,
     sequence,
@@ -68,6 +70,7 @@ ROUTINES: dict[type[rmgr.RmgrRecord], Routine] = _join(
     sequence.ROUTINES, generic.ROUTINES, brin.ROUTINES,
     gist.ROUTINES, spgist.ROUTINES,
     gin.ROUTINES,
+    hash.ROUTINES, hash_vacuum.ROUTINES,
 )
 """The redo routine of every typed record class the model can apply."""
 

@@ -23,6 +23,7 @@ from pytest_walredo.pg.rmgr import (
     generic,
     gin,
     gist,
+    hash,
     heap,
     heap2,
     heap2_prune,
@@ -75,6 +76,24 @@ from pytest_walredo.pg.rmgr.gist import (
     GistPageUpdate,
     decode_gist,
 )
+from pytest_walredo.pg.rmgr.hash import (
+    HashAddOvflPage,
+    HashInitBitmapPage,
+    HashInitMetaPage,
+    HashInsert,
+    HashSplitAllocatePage,
+    HashSplitComplete,
+    HashSplitPage,
+    decode_hash,
+)
+from pytest_walredo.pg.rmgr.hash_vacuum import (
+    HashDelete,
+    HashMovePageContents,
+    HashSplitCleanup,
+    HashSqueezePage,
+    HashUpdateMetaPage,
+    HashVacuumOnePage,
+)
 from pytest_walredo.pg.rmgr.heap import (
     HeapConfirm,
     HeapDelete,
@@ -105,6 +124,7 @@ from pytest_walredo.pg.rmgr.ids import (
     RM_GENERIC_ID,
     RM_GIN_ID,
     RM_GIST_ID,
+    RM_HASH_ID,
     RM_HEAP2_ID,
     RM_HEAP_ID,
     RM_NEON_ID,
@@ -163,6 +183,19 @@ __all__ = [
     "GistPageReuse",
     "GistPageSplit",
     "GistPageUpdate",
+    "HashAddOvflPage",
+    "HashDelete",
+    "HashInitBitmapPage",
+    "HashInitMetaPage",
+    "HashInsert",
+    "HashMovePageContents",
+    "HashSplitAllocatePage",
+    "HashSplitCleanup",
+    "HashSplitComplete",
+    "HashSplitPage",
+    "HashSqueezePage",
+    "HashUpdateMetaPage",
+    "HashVacuumOnePage",
     "Heap2FreezePage",
     "Heap2LockUpdated",
     "Heap2MultiInsert",
@@ -210,6 +243,7 @@ _DECODERS: dict[int, Callable[[int, bytes, dict[int, bytes], int, Flavour], Rmgr
     RM_HEAP2_ID: decode_heap2,
     RM_HEAP_ID: decode_heap,
     RM_BTREE_ID: decode_btree,
+    RM_HASH_ID: decode_hash,
     RM_NEON_ID: decode_neon,
     RM_SEQ_ID: decode_sequence,
     RM_GENERIC_ID: decode_generic,
@@ -226,6 +260,7 @@ _RECORDS: tuple[type[RmgrRecord], ...] = (
     *sequence.RECORDS, *generic.RECORDS, *brin.RECORDS,
     *gin.RECORDS,
     *gist.RECORDS, *spgist.RECORDS,
+    *hash.RECORDS,
 )
 
 _IMAGE_NOTES: dict[int, Callable[[RmgrRecord, DecodedRecord], RmgrRecord]] = {

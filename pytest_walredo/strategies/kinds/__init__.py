@@ -2,7 +2,8 @@
 (:mod:`.xlog`, :mod:`.heap`, :mod:`.heap2`, :mod:`.btree` with :mod:`.btree_split` and
 :mod:`.btree_delete`, :mod:`.gist` with :mod:`.gist_split`, :mod:`.spgist` with
 :mod:`.spgist_inner`), each listing its ``KINDS``. Also :mod:`.sequence`, :mod:`.generic`,
-:mod:`.brin`, :mod:`.gin` with :mod:`.gin_fast`.
+:mod:`.brin`, :mod:`.gin` with :mod:`.gin_fast`, :mod:`.hash` with :mod:`.hash_meta` and
+:mod:`.hash_vacuum`.
 
 A kind (:class:`~.spec.RecordKind`) has a version-neutral name, a drawer, and says when it
 applies to the block's current state; :data:`RECORD_KINDS` lists the names simplest first.
@@ -26,6 +27,9 @@ from . import (
     gin_fast,
     gist,
     gist_split,
+    hash,
+    hash_meta,
+    hash_vacuum,
     heap,
     heap2,
     sequence,
@@ -54,7 +58,8 @@ def _registry(groups: Iterable[Sequence[RecordKind]]) -> dict[str, RecordKind]:
 KINDS: dict[str, RecordKind] = _registry((xlog.KINDS, heap.KINDS, heap2.KINDS, btree.KINDS, btree_split.KINDS,
                                              btree_delete.KINDS, sequence.KINDS, generic.KINDS,
                                              brin.KINDS, gist.KINDS, gist_split.KINDS, spgist.KINDS,
-                                             spgist_inner.KINDS, gin.KINDS, gin_fast.KINDS))
+                                             spgist_inner.KINDS, gin.KINDS, gin_fast.KINDS,
+                                             hash.KINDS, hash_meta.KINDS, hash_vacuum.KINDS))
 """Every record kind by name, simplest first."""
 
 RECORD_KINDS: tuple[str, ...] = tuple(KINDS)
