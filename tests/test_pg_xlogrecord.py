@@ -28,6 +28,7 @@ from pytest_walredo.pg.xlogrecord import (
     ImageRef,
     RecordDecodeError,
     RecordLayout,
+    bimg_flags,
     compute_crc,
     decode_record,
     encode_record,
@@ -568,3 +569,53 @@ def test_image_edges_hole_at_the_limits_and_errors() -> None:
 def test_verify_crc_of_a_record_shorter_than_its_header_is_a_decode_error() -> None:
     with pytest.raises(RecordDecodeError, match="shorter than the 24-byte header"):
         verify_crc(b"\0" * 23)
+
+
+def test_crc_of_a_short_record_names_the_header() -> None:
+    with pytest.raises(RecordDecodeError) as e:
+        compute_crc(b"\0" * 23)
+    assert (e.value.field, e.value.offset, e.value.detail) == (
+        "header", 0, "record is 23 bytes, shorter than the 24-byte header")
+
+
+def test_records_whose_headers_end_exactly_at_tot_len_decode() -> None:
+    rec = make_record(rmid=10, info=0, blocks=[make_block(0, _RELS[0], 7)])  # no data at all
+    assert decode_record(rec.encode(), 15) == rec
+    # a main-data header id as the very last byte: its length byte is missing
+    raw = _patch(_raw(main=b"")[:24] + bytes([XLR_BLOCK_ID_DATA_SHORT]), 0, "<I", 25)
+    _expect(raw, "main data length (short)", 25, r"needs 1 byte.s. but only 0 remain")
+
+
+def _image_raw(bimg_len: int, hole_offset: int, bimg_info: int, hole_length: int | None = None) -> bytes:
+    """A PG15 record with one block whose image header is as given (and as many image bytes as
+    it announces)."""
+    head = struct.pack("<BBHHHB", 0, 0x10, 0, bimg_len, hole_offset, bimg_info)
+    if hole_length is not None:
+        head += struct.pack("<H", hole_length)
+    head += struct.pack("<IIII", *_RELS[0], 7)
+    body = bytes(SIZE_OF_XLOG_RECORD) + head + bytes(bimg_len)
+    return _patch(body, 0, "<I", len(body))
+
+
+def test_each_inconsistent_image_header_is_named_with_its_offset() -> None:
+    f = bimg_flags(15)
+    at = SIZE_OF_XLOG_RECORD + 4  # the image header follows the 4-byte block header
+    _expect(_image_raw(100, 0, f.apply | f.pglz | f.lz4), "block 0 bimg_info", at + 4,
+            "^XLogRecord block 0 bimg_info at byte offset 32: more than one compression method in 0x0E$")
+    # compressed with a hole of length 0
+    _expect(_image_raw(100, 50, f.apply | f.pglz | f.has_hole, 0), "block 0 image hole_offset", at + 2,
+            "BKPIMAGE_HAS_HOLE set, but hole offset 50 length 0 block image length 100$")
+    # no hole flag but a hole offset
+    _expect(_image_raw(BLCKSZ, 5, f.apply), "block 0 image hole_offset", at + 2,
+            ": BKPIMAGE_HAS_HOLE not set, but hole offset 5 length 0$")
+    _expect(_image_raw(BLCKSZ, 0, f.apply | f.pglz), "block 0 image length", at,
+            ": image is compressed, but block image length is 8192$")
+    # uncompressed: the hole is BLCKSZ - length bytes long and must end inside the page
+    _expect(_image_raw(292, 293, f.apply | f.has_hole), "block 0 image hole_offset", at + 2,
+            ": hole offset 293 plus length 7900 exceeds BLCKSZ 8192$")
+    _expect(_image_raw(100, 8000, f.apply | f.pglz | f.has_hole, 300), "block 0 image hole_offset", at + 2,
+            ": hole offset 8000 plus length 300 exceeds BLCKSZ 8192$")
+    # a hole that ends exactly at the end of the page is fine
+    im = decode_record(_image_raw(292, 292, f.apply | f.has_hole), 15).blocks[0].image
+    assert im is not None and (im.hole_offset, im.hole_length) == (292, BLCKSZ - 292)
+    assert im.restore_page() == bytes(BLCKSZ)
