@@ -619,3 +619,61 @@ def test_each_inconsistent_image_header_is_named_with_its_offset() -> None:
     im = decode_record(_image_raw(292, 292, f.apply | f.has_hole), 15).blocks[0].image
     assert im is not None and (im.hole_offset, im.hole_length) == (292, BLCKSZ - 292)
     assert im.restore_page() == bytes(BLCKSZ)
+
+
+def test_explicit_holes_must_fit_and_be_zero() -> None:
+    page = bytearray(BLCKSZ)
+    page[200] = 7
+    for hole in ((0, 100), (8000, 300)):
+        with pytest.raises(ValueError) as e:
+            ImageRef.from_page(bytes(page), 15, hole=hole)
+        assert str(e.value) == f"hole {hole} does not fit in the page"
+    with pytest.raises(ValueError) as e:
+        ImageRef.from_page(bytes(page), 15, hole=(150, 100))
+    assert str(e.value) == "page bytes 150..250 are not zero, so they cannot be logged as a hole"
+    im = ImageRef.from_page(bytes(page), 15, hole=(1, 10))  # a hole may start at byte 1
+    assert (im.hole_offset, im.hole_length, im.restore_page()) == (1, 10, bytes(page))
+
+
+def test_truncated_or_inconsistent_headers_name_the_field_exactly() -> None:
+    def exact(raw: bytes, field: str, offset: int, detail: str) -> None:
+        with pytest.raises(RecordDecodeError) as e:
+            decode_record(raw, 15)
+        assert (e.value.field, e.value.offset, e.value.detail) == (field, offset, detail)
+
+    head = bytes(SIZE_OF_XLOG_RECORD)
+
+    def record(body: bytes) -> bytes:
+        return _patch(head + body, 0, "<I", SIZE_OF_XLOG_RECORD + len(body))
+
+    exact(record(bytes([XLR_BLOCK_ID_DATA_LONG, 1, 0])), "main data length (long)", 25,
+          "needs 4 byte(s) but only 2 remain before xl_tot_len")
+    exact(record(bytes([XLR_BLOCK_ID_ORIGIN, 1])), "origin", 25, "needs 2 byte(s) but only 1 remain before xl_tot_len")
+    exact(record(bytes([XLR_BLOCK_ID_TOPLEVEL_XID, 1, 2])), "toplevel xid", 25,
+          "needs 4 byte(s) but only 2 remain before xl_tot_len")
+    exact(record(bytes([0, 0])), "block 0 header", 25, "needs 3 byte(s) but only 1 remain before xl_tot_len")
+    exact(record(struct.pack("<BBH", 0, 0x10, 0) + b"\0\0"), "block 0 image header", 28,
+          "needs 5 byte(s) but only 2 remain before xl_tot_len")
+    exact(record(struct.pack("<BBHHHB", 0, 0x10, 0, 100, 50, 0x07) + b"\0"), "block 0 image hole_length", 33,
+          "needs 2 byte(s) but only 1 remain before xl_tot_len")
+    exact(record(struct.pack("<BBHIII", 0, 0, 0, *_RELS[0]) + b"\0\0"), "block 0 block number", 40,
+          "needs 4 byte(s) but only 2 remain before xl_tot_len")
+    exact(record(bytes([XLR_BLOCK_ID_DATA_LONG]) + struct.pack("<I", 2**32 - 1)), "xl_tot_len", 29,
+          "headers announce 4294967295 data byte(s) but 0 byte(s) follow them")
+    exact(record(struct.pack("<BBH", 0, 0, 5) + bytes(16)), "block 0 data_length", 26,
+          "BKPBLOCK_HAS_DATA not set, but data length is 5")
+    exact(record(struct.pack("<BBH", 0, 0x20, 0) + bytes(16)), "block 0 data_length", 26,
+          "BKPBLOCK_HAS_DATA set, but no data included")
+    exact(record(struct.pack("<BBH", 0, 0x80, 0) + bytes(4)), "block 0 fork_flags", 25,
+          "BKPBLOCK_SAME_REL set but no previous relation")
+    one = struct.pack("<BBHIIII", 3, 0, 0, *_RELS[0], 1)
+    exact(record(one + one), "block id", 44, "out-of-order block id 3 after block id 3")
+    f = bimg_flags(15)
+    exact(_image_raw(40000, 0, f.apply), "block 0 image length", 28, "block image length 40000 exceeds BLCKSZ 8192")
+    exact(_image_raw(100, 50, f.apply | f.pglz | f.has_hole, 40000), "block 0 image hole_offset", 30,
+          "hole offset 50 plus length 40000 exceeds BLCKSZ 8192")
+
+
+def test_top_level_xids_use_all_32_bits() -> None:
+    rec = make_record(rmid=1, info=0, toplevel_xid=2**32 - 1, origin=2**16 - 1, main_data=b"x" * 300)
+    assert decode_record(rec.encode(), 15) == rec
