@@ -739,3 +739,62 @@ def test_reports_wait_until_done_or_the_deadline() -> None:
     finally:
         os.close(w)
         os.close(r)
+
+
+def _capture_all(stream: bytes, line_limit: int, keep: int, log_bytes: int) -> _StderrCapture:
+    """Feed ``stream`` (at most a pipe's worth, so it arrives as one chunk) to a capture and read
+    it to EOF."""
+    r, w = os.pipe()
+    os.write(w, stream)
+    os.close(w)
+    capture = _StderrCapture(r, 4321, line_limit=line_limit, keep_bytes=keep, log_bytes=log_bytes)
+    assert capture.join(30)
+    capture.close_fds()
+    return capture
+
+
+_FLOOD = b"".join(b"line %d\n" % i for i in range(300))
+
+
+@pytest.mark.parametrize(("stream", "line_limit", "keep", "log_bytes"), [
+    (_FLOOD, 64, 50, 0),  # logging stops at once: the flood goes the bulk way
+    (_FLOOD, 64, 9, 0),  # a tail of about one line
+    (_FLOOD, 4, 20, 0),  # every line cut
+    (_FLOOD + b"end", 64, 50, 0),  # an unterminated last line
+    (b"partial" + _FLOOD, 64, 3000, 0),  # the whole flood fits the tail
+    ("é".encode() * 30 * 40 + b"\n" + "é\n".encode() * 400, 64, 100, 0),  # UTF-8: 4 bytes per char at most
+    (b"x" * 64 + b"\n" + b"y" * 65 + b"\n" + b"z" * 63 + b"\n", 64, 200, 1 << 20),  # at the line limit
+    (b"abc\n" * 3 + b"\n\n" + b"q" * 10, 8, 4, 1 << 20),  # empty lines; a tail shorter than a line
+    (b"0123456789\n" * 20, 64, 11, 0),  # one line fills the tail exactly
+    (b"0123456789\n" * 20, 64, 10, 0),  # one line is cut to the tail
+])
+def test_stderr_tail_of_a_stream_read_at_once(stream: bytes, line_limit: int, keep: int, log_bytes: int) -> None:
+    capture = _capture_all(stream, line_limit, keep, log_bytes)
+    tail, n_lines = _expected_tail(stream, line_limit, keep)
+    assert capture.tail() == tail
+    assert capture.total_lines == n_lines and capture.total_bytes == len(stream)
+
+
+def test_stderr_log_budget_boundary(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="pytest_walredo.walredo.stderr")
+    # each line costs its length plus one: 3 lines of "abcd" cost exactly 15
+    _capture_all(b"abcd\n" * 4, 64, 100, 15)
+    messages = [r.getMessage() for r in caplog.records if r.name == "pytest_walredo.walredo.stderr"]
+    assert messages == ["[walredo pid 4321] abcd"] * 3 + [
+        "[walredo pid 4321] stderr logging stopped: the log budget is spent (the tail is still kept)"]
+
+
+def test_stderr_tail_shows_the_line_being_written() -> None:
+    r, w = os.pipe()
+    capture = _StderrCapture(r, 1, line_limit=5, keep_bytes=100, log_bytes=0)
+    try:
+        os.write(w, b"done\n" + "é".encode() + b"0123456789")
+        end = time.monotonic() + 30
+        while not capture.settled() and time.monotonic() < end:
+            time.sleep(0.01)
+        assert capture.tail() == "done\né012 [... 7 more bytes so far]"
+    finally:
+        os.close(w)
+        capture.join(30)
+        capture.close_fds()
+    assert capture.tail() == "done\né012 [... 7 more bytes of this line dropped]"
