@@ -622,6 +622,10 @@ def test_kill_ends_the_binary_without_waiting_and_close_reaps_it(workdir: Path) 
         assert repr(proc) == f"<WalredoProcess pid={proc.pid} returncode=None>"
         proc.kill()
         assert proc.wait(30) == -signal.SIGKILL
+        # the shim reports the exit, then closes the death pipe: a moment may pass in between
+        end = time.monotonic() + 30
+        while not proc.dead() and time.monotonic() < end:
+            time.sleep(0.01)
         assert proc.dead() and proc.returncode == -signal.SIGKILL
         assert repr(proc) == f"<WalredoProcess pid={proc.pid} returncode={-signal.SIGKILL}>"
         assert proc.leftovers == [] and proc.subreaper
