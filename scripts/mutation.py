@@ -237,7 +237,8 @@ def mark_equivalents(result: Result, equivalents: list[dict[str, str]]) -> list[
     return complaints
 
 
-def run_module(module: Module, workdir: Path, children: int, log: Path, survivors: bool = False) -> Result:
+def run_module(module: Module, workdir: Path, children: int, log: Path, survivors: bool = False,
+               examples: int = 0) -> Result:
     files = source_files(module)
     result = Result(module, files)
     if not files:
@@ -266,6 +267,10 @@ def run_module(module: Module, workdir: Path, children: int, log: Path, survivor
     env["PYTHONPATH"] = str(scratch / "mutants")
     vectors = ROOT.parent / "shared" / "vectors"
     env.setdefault("WALREDO_VECTORS_DIR", str(vectors))
+    if examples > 0:  # read by tests/conftest.py: property tests run at most this many examples
+        env["WALREDO_MUTATION_EXAMPLES"] = str(examples)
+    else:
+        env.pop("WALREDO_MUTATION_EXAMPLES", None)
     start = time.monotonic()
     with log.open("w", encoding="utf-8") as out:
         # its own session, so that an interrupted run takes mutmut's workers down with it
@@ -324,6 +329,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="scratch folder (default: .mutation/ in the checkout)")
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 1,
                         help="mutants run at once (default: the number of cores)")
+    parser.add_argument("--examples", type=int, default=10,
+                        help="property tests run at most this many examples per mutant, derandomized "
+                             "and unshrunk (default 10; 0: the tests' own settings)")
     parser.add_argument("--nice", type=int, default=10, help="niceness increment (default 10)")
     parser.add_argument("--survivors", action="store_true",
                         help="reuse the last run's scratch copy and re-run only the mutants it did not "
@@ -354,7 +362,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mutating {module.name} ...", flush=True)
         log = args.workdir / f"{module.name.replace('/', '-')}.log"
         args.workdir.mkdir(parents=True, exist_ok=True)
-        result = run_module(module, args.workdir, args.max_children, log, args.survivors)
+        result = run_module(module, args.workdir, args.max_children, log, args.survivors,
+                            args.examples)
         complaints += mark_equivalents(result, equivalents)
         results.append(result)
         if result.error:

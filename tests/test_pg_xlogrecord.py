@@ -28,6 +28,7 @@ from pytest_walredo.pg.xlogrecord import (
     ImageRef,
     RecordDecodeError,
     RecordLayout,
+    bimg_flags,
     compute_crc,
     decode_record,
     encode_record,
@@ -416,3 +417,263 @@ def test_version_decides_bimg_meaning(vectors_dir: Path) -> None:
     assert decode_record(raw1, 14).blocks[0].image.bimg_info == 0x05  # type: ignore[union-attr]
     with pytest.raises(RecordDecodeError):
         decode_record(raw1, 15)
+
+
+# ---------------------------------------------------------------------------------------------
+# Edges of the builders, the layouts and the encoder
+# ---------------------------------------------------------------------------------------------
+
+
+def _pad(raw: bytes) -> int:
+    return struct.unpack_from("<H", raw, 18)[0]  # after tot_len, xid, prev, info, rmid
+
+
+def test_make_block_and_make_record_defaults_and_fields() -> None:
+    b = make_block(3, (1, 2, 3), 4)
+    assert (b.block_id, b.forknum, b.spcnode, b.dbnode, b.relnode, b.blkno) == (3, 0, 1, 2, 3, 4)
+    assert b.rel == (1, 2, 3) and not b.will_init and not b.has_data and not b.has_image
+    assert make_block(0, (1, 2, 3), 4, forknum=3, will_init=True).will_init
+    with pytest.raises(ValueError) as e:
+        make_block(33, (1, 2, 3), 4)
+    assert str(e.value) == "block id 33 is outside 0..32"
+    with pytest.raises(ValueError) as e:
+        make_block(0, (1, 2, 3), 4, forknum=4)
+    assert str(e.value) == "fork number 4 is outside 0..3"
+    rec = make_record(rmid=10, info=0x10, blocks=[b])
+    assert (rec.xid, rec.prev, rec.origin, rec.toplevel_xid) == (0, 0, None, None)
+    rec = make_record(rmid=10, info=0x10, origin=5, toplevel_xid=9, xid=7, prev=8)
+    assert (rec.xid, rec.prev, rec.origin, rec.toplevel_xid) == (7, 8, 5, 9)
+    assert rec.crc_ok() and rec.encode() == encode_record(rec)
+    assert decode_record(rec.encode(), 15) == rec
+
+
+def test_record_block_lookup_by_id() -> None:
+    rec = make_record(rmid=10, info=0, blocks=[make_block(2, _RELS[0], 1), make_block(5, _RELS[1], 2)])
+    assert rec.block(5) is rec.blocks[1] and rec.block(2) is rec.blocks[0]
+    assert rec.block(0) is None and rec.block(3) is None
+
+
+def test_canonical_records_have_zero_padding_and_the_right_main_data_header() -> None:
+    for n, header in ((1, XLR_BLOCK_ID_DATA_SHORT), (255, XLR_BLOCK_ID_DATA_SHORT), (256, XLR_BLOCK_ID_DATA_LONG)):
+        raw = make_record(rmid=10, info=0, main_data=b"m" * n).encode()
+        assert _pad(raw) == 0
+        assert raw[SIZE_OF_XLOG_RECORD] == header, n
+        length = raw[SIZE_OF_XLOG_RECORD + 1] if header == XLR_BLOCK_ID_DATA_SHORT else struct.unpack_from(
+            "<I", raw, SIZE_OF_XLOG_RECORD + 1)[0]
+        assert length == n and len(raw) == SIZE_OF_XLOG_RECORD + (2 if n < 256 else 5) + n
+
+
+def test_a_remembered_layout_is_used_only_while_it_still_describes_the_record() -> None:
+    base = make_record(rmid=10, info=0, blocks=[make_block(0, _RELS[0], 1), make_block(32, _RELS[1], 2)])
+
+    def encode(rec: DecodedRecord, order: tuple[int, ...]) -> bytes:
+        return encode_record(replace(rec, layout=RecordLayout(order, 0x1234)).with_crc())
+
+    def canonical(rec: DecodedRecord) -> bytes:
+        return encode_record(replace(rec, layout=None).with_crc())
+
+    # layouts that fit: kept, padding and all (block 32 is a block id too)
+    assert _pad(encode(base, (0, 32))) == 0x1234
+    with_main = replace(base, main_data=b"d" * 255)
+    assert _pad(encode(with_main, (0, 32, XLR_BLOCK_ID_DATA_SHORT))) == 0x1234
+    assert _pad(encode(base, (0, 32, XLR_BLOCK_ID_DATA_SHORT))) == 0x1234  # an empty main-data header
+    # stale layouts: the canonical bytes instead
+    extra = replace(base, origin=7, toplevel_xid=9)
+    long_main = replace(base, main_data=b"d" * 256)
+    for rec, order in [
+        (base, (0,)),  # a block more than the layout knows
+        (base, (0, 1)),  # another block
+        (extra, (0, 32, XLR_BLOCK_ID_TOPLEVEL_XID)),  # no origin in the layout
+        (extra, (0, 32, XLR_BLOCK_ID_ORIGIN)),  # no top-level xid in the layout
+        (base, (0, 32, XLR_BLOCK_ID_ORIGIN)),  # an origin the record lacks
+        (base, (0, 32, XLR_BLOCK_ID_TOPLEVEL_XID)),  # a top-level xid the record lacks
+        (with_main, (0, 32)),  # main data the layout has no header for
+        (with_main, (XLR_BLOCK_ID_DATA_SHORT, 0, 32)),  # the main-data header is not last
+        (with_main, (0, 32, XLR_BLOCK_ID_DATA_LONG, XLR_BLOCK_ID_DATA_SHORT)),  # two of them
+        (long_main, (0, 32, XLR_BLOCK_ID_DATA_SHORT)),  # 256 bytes do not fit a short header
+    ]:
+        raw = encode(rec, order)
+        assert raw == canonical(rec), order
+        assert decode_record(raw, 15) == rec.with_crc()
+    assert _pad(encode(long_main, (0, 32, XLR_BLOCK_ID_DATA_LONG))) == 0x1234
+
+
+def test_encoder_refuses_records_it_cannot_write_with_one_sentence_each() -> None:
+    rel = _RELS[0]
+
+    def fails(rec: DecodedRecord, message: str, **kw: bool) -> None:
+        with pytest.raises(ValueError) as e:
+            encode_record(rec, **kw)
+        assert str(e.value) == message
+
+    rec = make_record(rmid=10, info=0, blocks=[make_block(1, rel, 1)])
+    fails(replace(rec, blocks=rec.blocks * 2), "two block references share a block id")
+    fails(replace(rec, tot_len=rec.tot_len + 1), f"tot_len is {rec.tot_len + 1} but the record encodes to "
+                                                f"{rec.tot_len} bytes")
+    assert len(encode_record(replace(rec, tot_len=0), check_len=False)) == rec.tot_len
+    two = make_record(rmid=10, info=0, blocks=[make_block(1, rel, 1), make_block(2, rel, 2)])
+    fails(replace(two, layout=RecordLayout((1, 2, 100))), "invalid header id 100 in record layout")
+    apart = make_record(rmid=10, info=0, blocks=[make_block(1, rel, 1), make_block(2, _RELS[1], 2)])
+    swapped = replace(apart, blocks=(apart.blocks[1], apart.blocks[0]), layout=RecordLayout((2, 1)))
+    fails(swapped, "block ids must increase: 1 after 2")
+    # block 0 first is fine (ids start above -1)
+    assert decode_record(make_record(rmid=10, info=0, blocks=[make_block(0, rel, 1)]).encode(), 15).blocks[0].block_id == 0
+    b = make_block(0, rel, 1)
+    for bad, message in [
+        (replace(b, forknum=16), "block 0: fork number 16 does not fit in 4 bits"),
+        (replace(b, flags=0x01), "block 0: flags 0x01 must only use the high nibble"),
+        (replace(b, flags=0x10), "block 0: BKPBLOCK_HAS_IMAGE flag disagrees with the presence of an image"),
+        (replace(b, data=b"x"), "block 0: BKPBLOCK_HAS_DATA flag disagrees with 1 data byte(s)"),
+        (make_block(0, rel, 1, data=b"x" * 0x10000), "block 0: 65536 data bytes do not fit the u16 data_length"),
+        (replace(b, flags=0x80), "block 0: BKPBLOCK_SAME_REL set but the previous block names another relation"),
+    ]:
+        fails(replace(rec, blocks=(bad,)), message, check_len=False)
+    # the largest values that do fit: fork 15 of the header's nibble, 65535 data bytes
+    wide = replace(rec, blocks=(replace(make_block(0, rel, 1, data=b"x" * 0xFFFF), forknum=15),)).with_crc()
+    back = decode_record(wide.encode(), 15)
+    assert back.blocks[0].forknum == 15 and len(back.blocks[0].data) == 0xFFFF
+
+
+def test_oids_and_block_numbers_use_all_32_bits() -> None:
+    rel = (2**32 - 1, 2**31, 2**31 + 5)
+    rec = make_record(rmid=10, info=0, blocks=[make_block(0, rel, 2**32 - 2)], xid=2**32 - 1, prev=2**64 - 1)
+    back = decode_record(rec.encode(), 16)
+    assert back == rec and back.blocks[0].rel == rel and back.blocks[0].blkno == 2**32 - 2
+
+
+def test_image_edges_hole_at_the_limits_and_errors() -> None:
+    # a fresh page: pd_lower 24, pd_upper 8192, so the hole runs from the header to the end
+    page = bytearray(BLCKSZ)
+    struct.pack_into("<HH", page, 12, SIZE_OF_PAGE_HEADER, BLCKSZ)
+    im = ImageRef.from_page(bytes(page), 15)
+    assert (im.hole_offset, im.hole_length, im.length) == (SIZE_OF_PAGE_HEADER, BLCKSZ - SIZE_OF_PAGE_HEADER,
+                                                           SIZE_OF_PAGE_HEADER)
+    assert im.restore_page() == bytes(page)
+    # pd_lower == pd_upper: no hole
+    struct.pack_into("<HH", page, 12, 100, 100)
+    assert ImageRef.from_page(bytes(page), 15).hole_length == 0
+    # a one-byte hole is restored as one zero byte
+    page[:] = bytes(range(256)) * 32
+    page[100] = 0
+    one = ImageRef.from_page(bytes(page), 15, hole=(100, 1))
+    assert one.length == BLCKSZ - 1 and one.restore_page() == bytes(page)
+    with pytest.raises(ValueError) as e:
+        ImageRef.from_page(bytes(100), 15)
+    assert str(e.value) == "a full-page image needs a 8192-byte page, got 100 bytes"
+    short = ImageRef(b"x" * 10, 0, 0, im.flags.apply, 15)
+    with pytest.raises(ValueError) as e:
+        short.restore_page()
+    assert str(e.value) == "full-page image restores to 10 bytes, expected 8192 (BLCKSZ minus a hole of 0)"
+
+
+def test_verify_crc_of_a_record_shorter_than_its_header_is_a_decode_error() -> None:
+    with pytest.raises(RecordDecodeError, match="shorter than the 24-byte header"):
+        verify_crc(b"\0" * 23)
+
+
+def test_crc_of_a_short_record_names_the_header() -> None:
+    with pytest.raises(RecordDecodeError) as e:
+        compute_crc(b"\0" * 23)
+    assert (e.value.field, e.value.offset, e.value.detail) == (
+        "header", 0, "record is 23 bytes, shorter than the 24-byte header")
+
+
+def test_records_whose_headers_end_exactly_at_tot_len_decode() -> None:
+    rec = make_record(rmid=10, info=0, blocks=[make_block(0, _RELS[0], 7)])  # no data at all
+    assert decode_record(rec.encode(), 15) == rec
+    # a main-data header id as the very last byte: its length byte is missing
+    raw = _patch(_raw(main=b"")[:24] + bytes([XLR_BLOCK_ID_DATA_SHORT]), 0, "<I", 25)
+    _expect(raw, "main data length (short)", 25, r"needs 1 byte.s. but only 0 remain")
+
+
+def _image_raw(bimg_len: int, hole_offset: int, bimg_info: int, hole_length: int | None = None) -> bytes:
+    """A PG15 record with one block whose image header is as given (and as many image bytes as
+    it announces)."""
+    head = struct.pack("<BBHHHB", 0, 0x10, 0, bimg_len, hole_offset, bimg_info)
+    if hole_length is not None:
+        head += struct.pack("<H", hole_length)
+    head += struct.pack("<IIII", *_RELS[0], 7)
+    body = bytes(SIZE_OF_XLOG_RECORD) + head + bytes(bimg_len)
+    return _patch(body, 0, "<I", len(body))
+
+
+def test_each_inconsistent_image_header_is_named_with_its_offset() -> None:
+    f = bimg_flags(15)
+    at = SIZE_OF_XLOG_RECORD + 4  # the image header follows the 4-byte block header
+    _expect(_image_raw(100, 0, f.apply | f.pglz | f.lz4), "block 0 bimg_info", at + 4,
+            "^XLogRecord block 0 bimg_info at byte offset 32: more than one compression method in 0x0E$")
+    # compressed with a hole of length 0
+    _expect(_image_raw(100, 50, f.apply | f.pglz | f.has_hole, 0), "block 0 image hole_offset", at + 2,
+            "BKPIMAGE_HAS_HOLE set, but hole offset 50 length 0 block image length 100$")
+    # no hole flag but a hole offset
+    _expect(_image_raw(BLCKSZ, 5, f.apply), "block 0 image hole_offset", at + 2,
+            ": BKPIMAGE_HAS_HOLE not set, but hole offset 5 length 0$")
+    _expect(_image_raw(BLCKSZ, 0, f.apply | f.pglz), "block 0 image length", at,
+            ": image is compressed, but block image length is 8192$")
+    # uncompressed: the hole is BLCKSZ - length bytes long and must end inside the page
+    _expect(_image_raw(292, 293, f.apply | f.has_hole), "block 0 image hole_offset", at + 2,
+            ": hole offset 293 plus length 7900 exceeds BLCKSZ 8192$")
+    _expect(_image_raw(100, 8000, f.apply | f.pglz | f.has_hole, 300), "block 0 image hole_offset", at + 2,
+            ": hole offset 8000 plus length 300 exceeds BLCKSZ 8192$")
+    # a hole that ends exactly at the end of the page is fine
+    im = decode_record(_image_raw(292, 292, f.apply | f.has_hole), 15).blocks[0].image
+    assert im is not None and (im.hole_offset, im.hole_length) == (292, BLCKSZ - 292)
+    assert im.restore_page() == bytes(BLCKSZ)
+
+
+def test_explicit_holes_must_fit_and_be_zero() -> None:
+    page = bytearray(BLCKSZ)
+    page[200] = 7
+    for hole in ((0, 100), (8000, 300)):
+        with pytest.raises(ValueError) as e:
+            ImageRef.from_page(bytes(page), 15, hole=hole)
+        assert str(e.value) == f"hole {hole} does not fit in the page"
+    with pytest.raises(ValueError) as e:
+        ImageRef.from_page(bytes(page), 15, hole=(150, 100))
+    assert str(e.value) == "page bytes 150..250 are not zero, so they cannot be logged as a hole"
+    im = ImageRef.from_page(bytes(page), 15, hole=(1, 10))  # a hole may start at byte 1
+    assert (im.hole_offset, im.hole_length, im.restore_page()) == (1, 10, bytes(page))
+
+
+def test_truncated_or_inconsistent_headers_name_the_field_exactly() -> None:
+    def exact(raw: bytes, field: str, offset: int, detail: str) -> None:
+        with pytest.raises(RecordDecodeError) as e:
+            decode_record(raw, 15)
+        assert (e.value.field, e.value.offset, e.value.detail) == (field, offset, detail)
+
+    head = bytes(SIZE_OF_XLOG_RECORD)
+
+    def record(body: bytes) -> bytes:
+        return _patch(head + body, 0, "<I", SIZE_OF_XLOG_RECORD + len(body))
+
+    exact(record(bytes([XLR_BLOCK_ID_DATA_LONG, 1, 0])), "main data length (long)", 25,
+          "needs 4 byte(s) but only 2 remain before xl_tot_len")
+    exact(record(bytes([XLR_BLOCK_ID_ORIGIN, 1])), "origin", 25, "needs 2 byte(s) but only 1 remain before xl_tot_len")
+    exact(record(bytes([XLR_BLOCK_ID_TOPLEVEL_XID, 1, 2])), "toplevel xid", 25,
+          "needs 4 byte(s) but only 2 remain before xl_tot_len")
+    exact(record(bytes([0, 0])), "block 0 header", 25, "needs 3 byte(s) but only 1 remain before xl_tot_len")
+    exact(record(struct.pack("<BBH", 0, 0x10, 0) + b"\0\0"), "block 0 image header", 28,
+          "needs 5 byte(s) but only 2 remain before xl_tot_len")
+    exact(record(struct.pack("<BBHHHB", 0, 0x10, 0, 100, 50, 0x07) + b"\0"), "block 0 image hole_length", 33,
+          "needs 2 byte(s) but only 1 remain before xl_tot_len")
+    exact(record(struct.pack("<BBHIII", 0, 0, 0, *_RELS[0]) + b"\0\0"), "block 0 block number", 40,
+          "needs 4 byte(s) but only 2 remain before xl_tot_len")
+    exact(record(bytes([XLR_BLOCK_ID_DATA_LONG]) + struct.pack("<I", 2**32 - 1)), "xl_tot_len", 29,
+          "headers announce 4294967295 data byte(s) but 0 byte(s) follow them")
+    exact(record(struct.pack("<BBH", 0, 0, 5) + bytes(16)), "block 0 data_length", 26,
+          "BKPBLOCK_HAS_DATA not set, but data length is 5")
+    exact(record(struct.pack("<BBH", 0, 0x20, 0) + bytes(16)), "block 0 data_length", 26,
+          "BKPBLOCK_HAS_DATA set, but no data included")
+    exact(record(struct.pack("<BBH", 0, 0x80, 0) + bytes(4)), "block 0 fork_flags", 25,
+          "BKPBLOCK_SAME_REL set but no previous relation")
+    one = struct.pack("<BBHIIII", 3, 0, 0, *_RELS[0], 1)
+    exact(record(one + one), "block id", 44, "out-of-order block id 3 after block id 3")
+    f = bimg_flags(15)
+    exact(_image_raw(40000, 0, f.apply), "block 0 image length", 28, "block image length 40000 exceeds BLCKSZ 8192")
+    exact(_image_raw(100, 50, f.apply | f.pglz | f.has_hole, 40000), "block 0 image hole_offset", 30,
+          "hole offset 50 plus length 40000 exceeds BLCKSZ 8192")
+
+
+def test_top_level_xids_use_all_32_bits() -> None:
+    rec = make_record(rmid=1, info=0, toplevel_xid=2**32 - 1, origin=2**16 - 1, main_data=b"x" * 300)
+    assert decode_record(rec.encode(), 15) == rec

@@ -665,8 +665,14 @@ class WalredoProcess:
 
     def _shim_gone(self) -> None:
         """The control pipe ended without an exit report: the shim itself was killed, and the
-        binary with it (its parent-death signal is SIGKILL)."""
-        if self._shim.poll() is None:
+        binary with it (its parent-death signal is SIGKILL).
+
+        The shim closes the control pipe only when it exits, so at EOF it is exiting: wait for
+        it (briefly) rather than ``poll()``, which could still see it running for a moment and
+        leave the binary's status unknown although it is dead."""
+        try:
+            self._shim.wait(5)
+        except subprocess.TimeoutExpired:
             return
         self._reports.returncode = -signal.SIGKILL
         log.warning("the supervisor of walredo pid %d ended (%s) without reporting its exit",
