@@ -25,8 +25,6 @@ from pytest_walredo.corpus.format import Entry, EntryMeta, entry_name
 from pytest_walredo.corpus.judge import model_unsupported
 from pytest_walredo.pg import rmgr
 from pytest_walredo.pg.page import Page
-from pytest_walredo.pg.redo import RedoError
-from pytest_walredo.pg.rmgr import UnsupportedRecord
 from pytest_walredo.pg.version import Flavour
 from pytest_walredo.pg.xlogrecord import make_block
 from pytest_walredo.plugin.example import FailingExample
@@ -91,22 +89,43 @@ def test_a_disagreement_becomes_the_failing_example() -> None:
     assert ex.summary()["oracle"] == "baseline" and "expected pages from the baseline" in ex.render()
 
 
-def test_the_baseline_draws_corpus_requests_the_model_cannot_judge(tmp_path: Path) -> None:
+# The model implements every record kind of the shipped corpora, so the tests of what it cannot
+# judge pretend that it lacks one rmgr: the judge's tables (rmgr.supported_records) leave GIN out,
+# while the reference walredo, a separate process, still replays it. A plugin module does the
+# same in the pytest runs below (-p PRETEND_PLUGIN).
+PRETEND_PLUGIN = "pretend_no_gin"
+PRETEND_SOURCE = """
+from pytest_walredo.pg import rmgr
+
+_supported = rmgr.supported_records
+
+
+def _without_gin(*args, **kwargs):
+    return tuple(c for c in _supported(*args, **kwargs) if not c.__module__.startswith("pytest_walredo.pg.rmgr.gin"))
+
+
+rmgr.supported_records = _without_gin
+"""
+
+
+@pytest.fixture
+def no_gin_in_the_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    supported = rmgr.supported_records
+    monkeypatch.setattr(rmgr, "supported_records", lambda *a, **kw: tuple(
+        c for c in supported(*a, **kw) if not c.__module__.startswith("pytest_walredo.pg.rmgr.gin")))
+
+
+def test_the_baseline_draws_corpus_requests_the_model_cannot_judge(tmp_path: Path,
+                                                                   no_gin_in_the_model: None) -> None:
     baseline = BaselineOracle(reference_binary(tmp_path, 17), "none", ENTRIES)
     unsupported = {e.request for e in ENTRIES if model_unsupported(e) is not None}
-    assert unsupported
+    assert unsupported and all(e.meta.kind.startswith("Gin/") for e in ENTRIES
+                               if model_unsupported(e) is not None)
 
     def beyond_the_model(req: RedoRequest) -> bool:
-        """Cut from an entry the model cannot replay, and the model cannot replay it either."""
-        cut = any(RedoRequest.decode(raw).records[: len(req.records)] == req.records and
-                  RedoRequest.decode(raw).base_image == req.base_image for raw in unsupported)
-        if not cut:
-            return False
-        try:
-            model_page(req, 17, Flavour.NEON)
-        except (RedoError, UnsupportedRecord):
-            return True
-        return False
+        """Cut from an entry the model (pretends it) cannot replay."""
+        return any(RedoRequest.decode(raw).records[: len(req.records)] == req.records and
+                   RedoRequest.decode(raw).base_image == req.base_image for raw in unsupported)
 
     found = find(baseline.requests(17, Flavour.NEON), beyond_the_model,
                  settings=settings(max_examples=2000, database=None))
@@ -138,12 +157,14 @@ def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
                                          "--pyargs", "pytest_walredo.conformance", *args, timeout=600)
 
 
-def test_the_same_binary_as_baseline_passes_under_xdist(pytester: pytest.Pytester, tmp_path: Path) -> None:
+def test_the_same_binary_as_baseline_passes_under_xdist(pytester: pytest.Pytester, tmp_path: Path,
+                                                       no_gin_in_the_model: None) -> None:
     supported, unsupported = _small_corpus(tmp_path / "corpus")
     assert supported == 3 and unsupported == 3
     baseline = reference_wrapper(tmp_path / "baseline-walredo", 17, "neon")
-    result = _run(pytester, "-n", "2", "--walredo-baseline-bin", str(baseline), "--walredo-corpus",
-                  str(tmp_path / "corpus"))
+    pytester.makepyfile(**{PRETEND_PLUGIN: PRETEND_SOURCE})
+    result = _run(pytester, "-p", PRETEND_PLUGIN, "-n", "2", "--walredo-baseline-bin", str(baseline),
+                  "--walredo-corpus", str(tmp_path / "corpus"))
     out = result.stdout.str()
     assert result.ret == 0, out[-3000:]
     assert "failed" not in out.splitlines()[-1]
