@@ -31,6 +31,7 @@ import functools
 import os
 import select
 import threading
+import time
 from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -68,6 +69,9 @@ READ_AHEAD = 1 << 20
 """Bytes the pipe transport takes in ahead of the readers before it stops reading stdout."""
 WRITE_BACKLOG = 1 << 20
 """Queued (coalesced) request bytes beyond which a write waits for its bytes to be written."""
+
+# How long an error waits for the stderr reader to take in what the process wrote (_stderr_tail).
+_STDERR_SETTLE = 0.1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1407,7 +1411,18 @@ class WalredoClient:
         return f" {self.process.pid}" if self.process is not None else ""
 
     def _stderr_tail(self) -> str | None:
-        return self.process.stderr_tail() if self.process is not None else None
+        """The process's stderr tail, for an error being raised. A walredo writes its LOG or
+        FATAL line before it misbehaves on stdout, but our stderr reader (a thread) may not
+        have taken that line in yet: wait for it, at most ``_STDERR_SETTLE`` seconds (errors
+        only; a process that keeps writing never settles)."""
+        if self.process is None:
+            return None
+        settled = getattr(self.process, "stderr_settled", None)
+        if settled is not None:
+            deadline = time.monotonic() + _STDERR_SETTLE
+            while not settled() and time.monotonic() < deadline:
+                time.sleep(0.002)
+        return self.process.stderr_tail()
 
     def __repr__(self) -> str:
         state = f"poisoned: {self._poison.reason}" if self._poison else "ok"
