@@ -320,7 +320,7 @@ def test_the_default_model_is_the_redo_model_and_its_errors_are_fatal() -> None:
     # RECORD is an XLOG CHECKPOINT_SHUTDOWN without its checkpoint (the model decodes XLOG's
     # records since they were added to it)
     assert info.value.message.startswith("XLOG record (info 0x00) is malformed")
-    assert info.value.context is not None and info.value.context.startswith("WAL redo at 0/1 for XLOG/")
+    assert info.value.context == "WAL redo at 0/1 for XLOG/CHECKPOINT_SHUTDOWN: "
 
 
 def test_model_errors_without_a_context_attribute() -> None:

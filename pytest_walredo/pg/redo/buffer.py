@@ -26,6 +26,9 @@ from pytest_walredo.lsn import format_lsn
 from pytest_walredo.pg.constants import BLCKSZ
 from pytest_walredo.pg.page import Page
 from pytest_walredo.pg.rmgr import RmgrRecord, rmgr_name
+from pytest_walredo.pg.rmgr.ids import RM_XLOG_ID
+from pytest_walredo.pg.rmgr.names import record_name
+from pytest_walredo.pg.rmgr.xlog import xlog_record_name
 from pytest_walredo.pg.version import Flavour
 from pytest_walredo.pg.xlogrecord import BlockRef, DecodedRecord
 
@@ -89,8 +92,10 @@ def record_context(rec: DecodedRecord, body: RmgrRecord | None, end_lsn: int, pg
                    flavour: Flavour) -> str:
     """PostgreSQL's ``CONTEXT:`` line for an error while applying ``rec``."""
     name = rmgr_name(rec.rmid)
-    if body is None:
-        what = f"{name}/UNKNOWN ({rec.info & 0xF0:X}): "
+    if body is None:  # the record did not parse: name it from its info bits, as rm_identify does
+        known = record_name(rec.rmid, rec.info, pg_version) if rec.rmid != RM_XLOG_ID else \
+            xlog_record_name(rec.info)
+        what = f"{name}/{known or f'UNKNOWN ({rec.info & 0xF0:X})'}: "
     else:
         what = f"{name}/{body.identify(pg_version, flavour)}: {body.describe(pg_version, flavour)}"
     return f"WAL redo at {format_lsn(end_lsn)} for {what}"

@@ -76,6 +76,11 @@ _NAMES = {
 }
 
 
+def xlog_record_name(info: int) -> str | None:
+    """pg_waldump's name of the XLOG record with ``info`` (low nibble ignored), or None."""
+    return _NAMES.get(info & 0xF0)
+
+
 @dataclass(frozen=True)
 class XlogFpi(RmgrRecord):
     """XLOG_FPI (0xB0) or, with ``for_hint``, XLOG_FPI_FOR_HINT (0xA0). All content is in
