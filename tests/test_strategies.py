@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from hypothesis import HealthCheck, Phase, find, given, settings
+from hypothesis import find, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
@@ -43,31 +43,6 @@ def test_sequences_are_coherent_for_every_version_and_flavour(version, flavour):
         model_page(RedoRequest(TAG.rel, TAG.blknum, trace.base_image, trace.records), version, flavour)
 
     check()
-
-
-class _EveryKindSeen(Exception):
-    """Raised from inside a property to stop generating once every kind was drawn."""
-
-
-def draw_until_every_kind(strategy, kinds, *, max_examples=1500):
-    """The kinds seen in the traces ``strategy`` draws, generating until all of ``kinds``
-    were seen (or ``max_examples`` ran out). Generation only: raising to stop must not
-    start a shrink."""
-    seen: set[str] = set()
-
-    @settings(max_examples=max_examples, deadline=None, database=None, phases=[Phase.generate],
-              suppress_health_check=[HealthCheck.too_slow])
-    @given(strategy.map(lambda trace: trace.kinds))  # a short repr when generation stops
-    def collect(drawn_kinds):
-        seen.update(drawn_kinds)
-        if seen >= set(kinds):
-            raise _EveryKindSeen
-
-    try:
-        collect()
-    except _EveryKindSeen:
-        pass
-    return seen
 
 
 def test_unknown_kind_is_a_clear_error():

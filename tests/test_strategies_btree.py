@@ -29,7 +29,7 @@ from collections.abc import Callable
 import pytest
 from hypothesis import HealthCheck, Phase, find, given, settings
 from hypothesis import strategies as st
-from test_strategies_kinds import waldump_agrees
+from test_strategies_kinds import redo_at, waldump_agrees
 
 from pytest_walredo import strategies as ws
 from pytest_walredo.pg import rmgr
@@ -42,7 +42,6 @@ from pytest_walredo.pg.btree_page import (
 )
 from pytest_walredo.pg.btree_posting import heap_tids, is_posting, posting_offset, tuple_size
 from pytest_walredo.pg.page import Page
-from pytest_walredo.pg.redo import redo_record
 from pytest_walredo.pg.tuple import HeapTupleHeader
 from pytest_walredo.pg.version import SUPPORTED_VERSIONS, Flavour
 from pytest_walredo.pg.waldump import find_pg_waldump
@@ -91,12 +90,6 @@ def _body(raw: bytes, v: int, fl: Flavour) -> tuple[DecodedRecord, rmgr.RmgrReco
     return rec, rmgr.parse(rec, v, fl)
 
 
-def _redo(page: bytes | None, raw: bytes, lsn: int, tag: BufferTag, v: int, fl: Flavour) -> bytes | None:
-    r = tag.rel
-    return redo_record(page, spcnode=r.spcnode, dbnode=r.dbnode, relnode=r.relnode, forknum=r.forknum,
-                       blkno=tag.blknum, end_lsn=lsn, record=raw, pg_version=v, flavour=fl)
-
-
 def _opaque(p: Page) -> BTPageOpaque:
     return BTPageOpaque.unpack(p.data)
 
@@ -123,7 +116,7 @@ def _check_split(rec: DecodedRecord, body: rmgr.BtreeSplit, before: Page, after:
     """This page was the left half; the right half is rebuilt from the same record."""
     right_ref = rec.block(1)
     assert right_ref is not None and right_ref.will_init and right_ref.blkno != TAG.blknum
-    right = Page(_redo(None, rec.encode(), lsn, BufferTag(TAG.rel, right_ref.blkno), v, fl) or bytes(8192))
+    right = Page(redo_at(None, rec.encode(), lsn, BufferTag(TAG.rel, right_ref.blkno), v, fl) or bytes(8192))
     lop, rop = _opaque(after), _opaque(right)
     isleaf = body.level == 0
     assert lop.flags == BTP_INCOMPLETE_SPLIT | (BTP_LEAF if isleaf else 0) and lop.next == right_ref.blkno
@@ -263,7 +256,7 @@ def _replay_and_check(trace: ws.BlockTrace, tag: BufferTag, v: int, fl: Flavour)
     labels: set[str] = set()
     page = trace.base_image
     for k, (lsn, raw) in zip(trace.kinds, trace.records, strict=True):
-        after = _redo(page, raw, lsn, tag, v, fl)
+        after = redo_at(page, raw, lsn, tag, v, fl)
         assert after is not None
         if k in NEW_KINDS:
             rec, body = _body(raw, v, fl)

@@ -29,7 +29,7 @@ from collections.abc import Callable
 import pytest
 from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
-from test_strategies_kinds import generate_until, waldump_agrees
+from test_strategies_kinds import generate_until, redo_at, waldump_agrees
 
 from pytest_walredo import strategies as ws
 from pytest_walredo.pg import rmgr
@@ -47,7 +47,6 @@ from pytest_walredo.pg.hash_page import (
     tuple_hashkey,
 )
 from pytest_walredo.pg.page import Page
-from pytest_walredo.pg.redo import redo_record
 from pytest_walredo.pg.version import SUPPORTED_VERSIONS, Flavour
 from pytest_walredo.pg.waldump import find_pg_waldump
 from pytest_walredo.pg.xlogrecord import DecodedRecord, decode_record
@@ -88,12 +87,6 @@ CODES = [0, 1, 2, 3, 5, 0x7FFF, 0x12345678, 0x80000000, 0xDEADBEEF, 0xFFFFFFFE, 
 
 def _tag(kind: str) -> BufferTag:
     return METAPAGE if kind in ("hash_init_meta", "hash_meta_count", "hash_meta_layout") else TAG
-
-
-def _redo(page: bytes | None, raw: bytes, lsn: int, tag: BufferTag, v: int, fl: Flavour) -> bytes | None:
-    r = tag.rel
-    return redo_record(page, spcnode=r.spcnode, dbnode=r.dbnode, relnode=r.relnode, forknum=r.forknum,
-                       blkno=tag.blknum, end_lsn=lsn, record=raw, pg_version=v, flavour=fl)
 
 
 def _op(p: Page) -> HashOpaque:
@@ -306,7 +299,7 @@ def _replay_and_check(trace: ws.BlockTrace, tag: BufferTag, v: int, fl: Flavour)
     labels: set[str] = set()
     page = trace.base_image
     for k, (lsn, raw) in zip(trace.kinds, trace.records, strict=True):
-        after = _redo(page, raw, lsn, tag, v, fl)
+        after = redo_at(page, raw, lsn, tag, v, fl)
         assert after is not None
         if k.startswith("hash"):
             rec = decode_record(raw, v)

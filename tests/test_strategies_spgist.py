@@ -22,14 +22,13 @@ import struct
 from collections.abc import Callable
 
 import pytest
-from hypothesis import HealthCheck, Phase, find, given, settings
+from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
-from test_strategies_kinds import waldump_agrees
+from test_strategies_kinds import generate_until, redo_at, waldump_agrees
 
 from pytest_walredo import strategies as ws
 from pytest_walredo.pg import rmgr
 from pytest_walredo.pg.page import Page
-from pytest_walredo.pg.redo import redo_record
 from pytest_walredo.pg.spgist_page import (
     SPGIST_DEAD,
     SPGIST_LEAF,
@@ -67,12 +66,6 @@ SETUP: dict[str, tuple[str, ...]] = {
     "spg_downlink": INNER,
     "spg_vacuum_redirect": (*INNER, *LEAF, "spg_vacuum_redirect"),
 }
-
-
-def _redo(page: bytes | None, raw: bytes, lsn: int, tag: BufferTag, v: int, fl: Flavour) -> bytes | None:
-    r = tag.rel
-    return redo_record(page, spcnode=r.spcnode, dbnode=r.dbnode, relnode=r.relnode, forknum=r.forknum,
-                       blkno=tag.blknum, end_lsn=lsn, record=raw, pg_version=v, flavour=fl)
 
 
 def _items(p: Page) -> list[bytes]:
@@ -217,7 +210,7 @@ def _replay_and_check(trace: ws.BlockTrace, tag: BufferTag, v: int, fl: Flavour)
     page = trace.base_image
     labels: set[str] = set()
     for (lsn, raw), k in zip(trace.records, trace.kinds, strict=True):
-        after = _redo(page, raw, lsn, tag, v, fl)
+        after = redo_at(page, raw, lsn, tag, v, fl)
         rec = decode_record(raw, v)
         body = rmgr.parse(rec, v, fl)
         assert after is not None
@@ -248,24 +241,15 @@ def _sequences(kind: str, v: int, fl: Flavour, tag: BufferTag = TAG) -> st.Searc
     return ws.record_sequences(tag, pg_version=v, flavour=fl, min_records=1, max_records=8, kinds=SETUP[kind])
 
 
-class _Covered(Exception):
-    """Raised from inside a property to stop generating once everything wanted was seen."""
-
-
 def _collect(kind: str, tag: BufferTag, version: int, flavour: Flavour, seen: set[str], want: set[str]) -> None:
-    @settings(max_examples=400, deadline=None, database=None, phases=[Phase.generate],
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-    @given(_sequences(kind, version, flavour, tag).map(lambda t: _replay_and_check(t, tag, version, flavour)))
-    def collect(labels: set[str]) -> None:
-        seen.update(lab.split(":")[0] for lab in labels)
-        seen.update(labels)
-        if seen >= want:
-            raise _Covered
+    """Replay and check drawn sequences of ``kind`` for ``tag``, adding their labels (and each
+    label's kind) to ``seen`` until ``want`` are all there (or 400 examples ran out)."""
 
-    try:
-        collect()
-    except _Covered:
-        pass
+    def labels(trace: ws.BlockTrace) -> set[str]:
+        got = _replay_and_check(trace, tag, version, flavour)
+        return got | {lab.split(":")[0] for lab in got}
+
+    seen |= generate_until(_sequences(kind, version, flavour, tag), labels, want - seen, examples=400)
 
 
 @pytest.mark.parametrize(("version", "flavour"), COMBOS)
@@ -317,21 +301,9 @@ def test_properties_hold_on_many_sequences(kind: str) -> None:
 @pytest.mark.needs_postgres
 @pytest.mark.skipif(WALDUMP is None, reason="pg_waldump (PostgreSQL 15) is not installed")
 def test_pg_waldump_15_reads_drawn_spgist_sequences() -> None:
-    seen: set[str] = set()
-
-    @settings(max_examples=300, deadline=None, database=None, phases=[Phase.generate],
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-    @given(st.lists(ws.record_sequences(TAG, pg_version=15, flavour=Flavour.VANILLA, min_records=2, max_records=6,
-                                        kinds=KINDS), min_size=1, max_size=4))
-    def check(traces: list[ws.BlockTrace]) -> None:
-        seen.update(waldump_agrees(traces))
-        if seen >= set(KINDS):
-            raise _Covered
-
-    try:
-        check()
-    except _Covered:
-        pass
+    seen = generate_until(st.lists(ws.record_sequences(TAG, pg_version=15, flavour=Flavour.VANILLA, min_records=2,
+                                                       max_records=6, kinds=KINDS), min_size=1, max_size=4),
+                          lambda ts: set(waldump_agrees(ts)), set(KINDS))
     assert seen >= set(KINDS), sorted(set(KINDS) - seen)
 
 
