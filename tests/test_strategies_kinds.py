@@ -95,7 +95,7 @@ def test_every_kind_is_drawn_for_every_version_and_flavour(version: int, flavour
     kinds = sorted(own | set(INIT_KINDS))
     seen = generate_until(
         any_block_sequences(pg_version=version, flavour=flavour, min_records=3, max_records=8,
-                            kinds=kinds).map(lambda trace: trace.kinds), set, own, examples=1500)
+                            kinds=kinds).map(lambda trace: trace.kinds), set, own, examples=4000)
     assert seen >= own, f"never drawn: {sorted(own - seen)}"
 
 
