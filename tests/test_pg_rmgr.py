@@ -783,11 +783,12 @@ def test_flavour_mismatch_is_refused() -> None:
 
 
 def test_descriptions_pg16_pg17_arrays() -> None:
-    """PG16+ list formats (array_desc: `` [a, b]``, `` []`` when empty; redirects ``a->b``)."""
+    """PG16+ list formats (array_desc: `` [a, b]``, `` []`` when empty; redirects ``a->b``). PG16
+    logs isCatalogRel but prints it nowhere (its server's format strings have no isCatalogRel)."""
     b0 = [make_block(0, _RELS[0], 0)]
     prune16 = Heap2Prune(7, 1, 1, ((1, 4),), (10,), (3, 8), is_catalog_rel=True)
     assert describe_record(build(prune16, b0, pg_version=16), 16).desc == (
-        "snapshotConflictHorizon: 7, nredirected: 1, ndead: 1, isCatalogRel: T, nunused: 2, "
+        "snapshotConflictHorizon: 7, nredirected: 1, ndead: 1, nunused: 2, "
         "redirected: [1->4], dead: [10], unused: [3, 8]"
     )
     assert (
@@ -796,7 +797,7 @@ def test_descriptions_pg16_pg17_arrays() -> None:
     )
     freeze16 = Heap2FreezePage(9, 1, plans=(FreezePlan(5, 2, 0x900, 0, (1, 2)),))
     assert describe_record(build(freeze16, b0, pg_version=16), 16).desc == (
-        "snapshotConflictHorizon: 9, nplans: 1, isCatalogRel: F, plans: "
+        "snapshotConflictHorizon: 9, nplans: 1, plans: "
         "[{ xmax: 5, infomask: 2304, infomask2: 2, ntuples: 2, offsets: [1, 2] }]"
     )
     multi = Heap2MultiInsert(
@@ -891,3 +892,23 @@ def test_c_padding_bytes_survive_a_typed_rebuild() -> None:
     )
     assert root.blocks[1].data.endswith(b"xyz")
     assert build(parse(root, 15), root.blocks, pg_version=15).encode() == root.encode()
+
+
+@pytest.mark.parametrize(("v", "delete", "reuse"), [
+    (15, "latestRemovedXid 9; ndeleted 1; nupdated 0", "rel 1663/5/16384; latestRemovedXid 0:9"),
+    # 16 logs isCatalogRel but prints it nowhere: its server's format strings are
+    # "snapshotConflictHorizon: %u, ndeleted: %u, nupdated: %u" and "rel: %u/%u/%u,
+    # snapshotConflictHorizon: %u:%u"; 17 appends ", isCatalogRel: %c" to both.
+    (16, "snapshotConflictHorizon: 9, ndeleted: 1, nupdated: 0, deleted: [3], updated: []",
+     "rel: 1663/5/16384, snapshotConflictHorizon: 0:9"),
+    (17, "snapshotConflictHorizon: 9, ndeleted: 1, nupdated: 0, isCatalogRel: T, deleted: [3], updated: []",
+     "rel: 1663/5/16384, snapshotConflictHorizon: 0:9, isCatalogRel: T"),
+])
+def test_btree_delete_and_reuse_descriptions_print_is_catalog_rel_from_17(v: int, delete: str,
+                                                                          reuse: str) -> None:
+    catalog = v >= 16
+    b0 = [make_block(0, _RELS[0], 0)]
+    rec = build(BtreeDelete(9, 1, 0, (3,), is_catalog_rel=catalog), b0, pg_version=v)
+    assert describe_record(rec, v).desc == delete
+    rec = build(BtreeReusePage((1663, 5, 16384), 4, 9, is_catalog_rel=catalog), [], pg_version=v)
+    assert describe_record(rec, v).desc == reuse

@@ -193,6 +193,7 @@ def test_vacuum_one_page_layout_and_description_changed_in_16() -> None:
     new = build(HashVacuumOnePage(731, 2, (4, 9), True, b"\x7f"), _B[:2], pg_version=16)
     assert new.main_data == struct.pack("<IH?", 731, 2, True) + b"\x7f" + struct.pack("<2H", 4, 9)
     assert describe_record(new, 17).desc == "ntuples 2, snapshotConflictHorizon 731, isCatalogRel T"
+    assert describe_record(new, 16).desc == "ntuples 2, snapshotConflictHorizon 731"  # not printed in 16
     again = parse(new, 16)
     assert isinstance(again, HashVacuumOnePage) and again.pad == b"\x7f"
     assert build(again, _B[:2], pg_version=16).encode() == new.encode()

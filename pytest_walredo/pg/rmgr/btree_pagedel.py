@@ -154,10 +154,9 @@ class BtreeReusePage(BtreeRecord):
     def describe(self, pg_version: int, flavour: Flavour) -> str:
         rel = "/".join(str(x) for x in self.rel)
         if pg_version >= 16:
-            return (
-                f"rel: {rel}, snapshotConflictHorizon: {_full_xid(self.conflict_xid)}, "
-                f"isCatalogRel: {'T' if self.is_catalog_rel else 'F'}"
-            )
+            # 16 logs isCatalogRel but does not print it
+            catalog = f", isCatalogRel: {'T' if self.is_catalog_rel else 'F'}" if pg_version >= 17 else ""
+            return f"rel: {rel}, snapshotConflictHorizon: {_full_xid(self.conflict_xid)}{catalog}"
         return f"rel {rel}; latestRemovedXid {_full_xid(self.conflict_xid)}"
 
 

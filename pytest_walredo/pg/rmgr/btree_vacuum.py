@@ -154,8 +154,10 @@ class BtreeDelete(_Items):
             )
         s = (
             f"snapshotConflictHorizon: {self.conflict_xid}, ndeleted: {self.ndeleted}, "
-            f"nupdated: {self.nupdated}, isCatalogRel: {'T' if self.is_catalog_rel else 'F'}"
+            f"nupdated: {self.nupdated}"
         )
+        if pg_version >= 17:  # 16 logs the field but does not print it
+            s += f", isCatalogRel: {'T' if self.is_catalog_rel else 'F'}"
         if self._has_block_data():
             s += self._arrays_desc()
         return s

@@ -218,9 +218,11 @@ class HashVacuumOnePage(HashRecord):
         return head + pack_offsets(self.deleted)
 
     def describe(self, pg_version: int, flavour: Flavour) -> str:
-        if pg_version >= 16:
+        if pg_version >= 17:
             return (f"ntuples {self.ntuples}, snapshotConflictHorizon {self.horizon}, "
                     f"isCatalogRel {flag_char(self.is_catalog_rel)}")
+        if pg_version == 16:  # 16 logs isCatalogRel but does not print it
+            return f"ntuples {self.ntuples}, snapshotConflictHorizon {self.horizon}"
         return f"ntuples {self.ntuples}, latestRemovedXid {self.horizon}"
 
 

@@ -182,7 +182,7 @@ class Heap2Prune(RmgrRecord):
         if pg_version >= 16:
             s = (
                 f"snapshotConflictHorizon: {self.latest_removed_xid}, nredirected: {self.nredirected}, "
-                f"ndead: {self.ndead}, isCatalogRel: {bool_desc(self.is_catalog_rel)}"
+                f"ndead: {self.ndead}"
             )
             if self.offsets_logged and (self.redirected or self.dead or self.unused):
                 s += f", nunused: {len(self.unused)}"
@@ -305,8 +305,7 @@ class Heap2FreezePage(RmgrRecord):
     def describe(self, pg_version: int, flavour: Flavour) -> str:
         if pg_version >= 16:
             s = (
-                f"snapshotConflictHorizon: {self.cutoff_xid}, nplans: {self.count}, "
-                f"isCatalogRel: {bool_desc(self.is_catalog_rel)}"
+                f"snapshotConflictHorizon: {self.cutoff_xid}, nplans: {self.count}"
             )
             if self.offsets_logged and self.plans:
                 s += ", plans:" + freeze_plans_desc(self.plans)
