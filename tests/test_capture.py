@@ -5,7 +5,9 @@ shrink, the start-up probe, where dumps live and how many there are."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -350,6 +352,25 @@ def test_dumps_outlive_other_runs_and_keep_the_newest_sessions(pytester: pytest.
     kept = sorted(p.name for p in root.iterdir())
     assert kept == sorted([".gitignore", "mine", sessions[1].name, sessions[2].name])
     assert (root / ".gitignore").read_text().splitlines()[-1] == "*"
+
+
+def test_a_session_still_running_keeps_its_dumps(pytester: pytest.Pytester) -> None:
+    """Two pytest runs in one checkout: the one that finishes first prunes only sessions whose
+    pytest has ended, never the folder another run is still writing to."""
+    pytester.makepyfile(test_fails=_FAILING)
+    root = pytester.path / ".walredo-dumps"
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    running = root / f"20000101-000000-{os.getpid()}"  # this test's process: still running
+    gone = root / f"20000101-000001-{ended.pid}"
+    for folder in (running, gone):
+        (folder / "some_test").mkdir(parents=True)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--walredo-dump-keep=1")
+    result.assert_outcomes(failed=1)
+    names = {p.name for p in root.iterdir()}
+    assert running.name in names and (running / "some_test").is_dir()
+    assert gone.name not in names
+    assert len(names - {".gitignore", running.name}) == 1  # the new session's folder
 
 
 def test_a_read_only_rootdir_keeps_dumps_in_the_temporary_folder(pytester: pytest.Pytester) -> None:

@@ -89,6 +89,19 @@ def dump_root(config: pytest.Config, settings: WalredoSettings) -> Path:
     return path
 
 
+def _session_running(name: str) -> bool:
+    """Whether the pytest process that named a session folder (``...-PID``) still runs. A PID
+    reused by another process keeps the folder a little longer, which is the safe mistake."""
+    pid = int(name.rsplit("-", 1)[1])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
 def finish_dump_sessions(config: pytest.Config, settings: WalredoSettings) -> Path | None:
     """At the end of the run (controller only): when this session wrote into the default
     folder, mark the folder ignored by git and keep only its newest ``dump_keep`` sessions.
@@ -103,7 +116,9 @@ def finish_dump_sessions(config: pytest.Config, settings: WalredoSettings) -> Pa
             ignore.write_text(_GITIGNORE, encoding="utf-8")
         sessions = sorted(p for p in root.iterdir() if p.is_dir() and _SESSION_NAME.match(p.name))
         for old in sessions[:-settings.dump_keep]:
-            if old != path:
+            # Invariant: a session still running (another pytest in this checkout) keeps its
+            # folder, however many sessions came after it.
+            if old != path and not _session_running(old.name):
                 shutil.rmtree(old, ignore_errors=True)
     except OSError as exc:
         import logging
