@@ -15,7 +15,13 @@ strategies including the redo model they run to keep records coherent, and its e
 and closing processes) and ``other`` (the rest of the bodies: ``model_page``, draws made
 inside a body, the recorder, the comparisons).
 
-    python benchmarks/bench_conformance.py [--repeat 3] [--no-reference]
+A second table shows why drawing costs what it does: for ``redo_requests`` (2-5 records, each
+version, vanilla) the CPU time per example, the number of Hypothesis draws per example, and
+Hypothesis's own cost per draw on this machine (a composite drawing 200 booleans against one
+drawing 20, per extra draw), so ``draws x cost`` is the share of drawing that is Hypothesis's
+bookkeeping however fast our strategies and model are.
+
+    python benchmarks/bench_conformance.py [--repeat 3] [--no-reference] [--no-drawing]
 """
 
 from __future__ import annotations
@@ -33,7 +39,10 @@ from typing import Any
 
 import pytest
 from common import build
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+import pytest_walredo.strategies as ws
 from pytest_walredo.conformance import pool as pool_module
 from pytest_walredo.conformance import recorder as recorder_module
 
@@ -123,10 +132,83 @@ def run_suite(selection: str, extra: list[str]) -> Timing:
     return timing
 
 
+def _cpu_per_example(strategy: Any, examples: int, repeat: int) -> float:
+    """CPU seconds per example of a test that only draws from ``strategy`` (median)."""
+    @settings(max_examples=examples, database=None, derandomize=True, deadline=None,
+              suppress_health_check=list(HealthCheck))
+    @given(strategy)
+    def draw_only(value: Any) -> None:
+        pass
+
+    times = []
+    for _ in range(repeat):
+        start = time.process_time()
+        draw_only()
+        times.append((time.process_time() - start) / examples)
+    return statistics.median(times)
+
+
+def _booleans(n: int) -> Any:
+    @st.composite
+    def flips(draw: st.DrawFn) -> list[bool]:
+        return [draw(st.booleans()) for _ in range(n)]
+    return flips()
+
+
+def _draws_per_example(strategy: Any, examples: int) -> float | None:
+    """Hypothesis draws (nested ones included) per example. Counts through Hypothesis's internal
+    ``ConjectureData.draw``: None when a Hypothesis release has moved it."""
+    try:
+        from hypothesis.internal.conjecture.data import ConjectureData
+    except ImportError:
+        return None
+    inner = getattr(ConjectureData, "draw", None)
+    if inner is None:
+        return None
+    count = [0, 0]
+
+    def counting(self: Any, *a: Any, **kw: Any) -> Any:
+        count[0] += 1
+        return inner(self, *a, **kw)
+
+    @settings(max_examples=examples, database=None, derandomize=True, deadline=None,
+              suppress_health_check=list(HealthCheck))
+    @given(strategy)
+    def draw_only(value: Any) -> None:
+        count[1] += 1
+
+    ConjectureData.draw = counting  # type: ignore[method-assign]
+    try:
+        draw_only()
+    finally:
+        ConjectureData.draw = inner  # type: ignore[method-assign]
+    return count[0] / max(count[1], 1)
+
+
+def drawing_table(repeat: int) -> None:
+    examples = 200
+    per_draw = ((_cpu_per_example(_booleans(200), examples, repeat)
+                 - _cpu_per_example(_booleans(20), examples, repeat)) / 180)
+    print(f"\ndrawing redo_requests (2-5 records, vanilla), {examples} examples, CPU time; "
+          f"Hypothesis's cost per draw here: {per_draw * 1e6:.1f} us\n")
+    header = f"{'version':<8} {'ms/example':>10} {'draws/example':>13} {'draws x cost':>12}"
+    print(header)
+    print("-" * len(header))
+    for version in (14, 15, 16, 17):
+        strategy = ws.redo_requests(pg_version=version, flavour="vanilla", min_records=2,
+                                    max_records=5)
+        cpu = _cpu_per_example(strategy, examples, repeat)
+        draws = _draws_per_example(strategy, examples)
+        share = f"{draws * per_draw / cpu:>12.0%}" if draws is not None else f"{'n/a':>12}"
+        shown = f"{draws:>13.0f}" if draws is not None else f"{'n/a':>13}"
+        print(f"{version:<8} {cpu * 1000:>10.2f} {shown} {share}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs per binary (medians)")
     parser.add_argument("--no-reference", action="store_true")
+    parser.add_argument("--no-drawing", action="store_true", help="leave out the drawing table")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="walredo-bench-") as tmp:
         echo = build("stub.c", Path(tmp), defines=("ECHO_ALWAYS",), name="walredo-echo")
@@ -157,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name:<10} {test:<46} {examples:>8.0f} {secs:>7.2f} "
                       f"{examples / secs:>6.0f} {draw:>5.0%} {share['walredo']:>7.0%} "
                       f"{share['launch']:>6.0%} {other:>5.0%}", flush=True)
+    if not args.no_drawing:
+        drawing_table(args.repeat)
     return 0
 
 
