@@ -7,6 +7,7 @@ Neon's rmgr-134 records decode into the same typed records; :mod:`.neon` says wh
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -221,19 +222,25 @@ def heap_routine(change: Callable[[Apply, Any, Page], None], *, vm_clear_bits: i
     4. :meth:`Apply.done`: pd_lsn = the record's end LSN, the page is dirty.
     """
 
-    def routine(a: Apply, body: _HeapFlags) -> None:
-        if vm_clear_bits is not None:
-            b0 = a.block(0)
-            if body.flags & 0x01:
-                vm_clear(a, b0.blkno, vm_clear_bits)
-        init = _heap_page_init if heap_init and body.init_page else None
-        page = a.page_for_redo(0, init=init)
-        if page is None:
-            return
-        change(a, body, page)
-        a.done(page)
+    # a partial of a module-level function rather than a closure: the routine's body is then
+    # looked up when a record is applied, not fixed when the ROUTINES table is built at import
+    # (what lets mutation testing reach it; behaviour is the same)
+    return functools.partial(_heap_one_page, change, vm_clear_bits, heap_init)
 
-    return routine
+
+def _heap_one_page(change: Callable[[Apply, Any, Page], None], vm_clear_bits: int | None,
+                   heap_init: bool, a: Apply, body: _HeapFlags) -> None:
+    """The routine :func:`heap_routine` makes (its steps are listed there)."""
+    if vm_clear_bits is not None:
+        b0 = a.block(0)
+        if body.flags & 0x01:
+            vm_clear(a, b0.blkno, vm_clear_bits)
+    init = _heap_page_init if heap_init and body.init_page else None
+    page = a.page_for_redo(0, init=init)
+    if page is None:
+        return
+    change(a, body, page)
+    a.done(page)
 
 
 # --------------------------------------------------------------------------- heap routines
