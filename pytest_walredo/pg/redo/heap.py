@@ -291,7 +291,9 @@ def _update(a: Apply, body: HeapUpdate) -> None:
     newblk = b0.blkno
     b1 = a.rec.block(1)
     oldblk = b1.blkno if b1 is not None else newblk
-    same_page = b1 is None
+    # heap_xlog_update compares block numbers only: a block 1 that names the new tuple's block
+    # number is the same page (log_heap_update never registers one, but a record may)
+    same_page = oldblk == newblk
     if body.flags & XLH_UPDATE_OLD_ALL_VISIBLE_CLEARED:
         vm_clear(a, oldblk, VISIBILITYMAP_VALID_BITS)
     opage = a.page_for_redo(0 if same_page else 1)
