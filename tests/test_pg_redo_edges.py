@@ -11,6 +11,7 @@ model's own output.
 
 from __future__ import annotations
 
+import pytest
 from test_pg_redo import (
     LSN,
     UPDATED,
@@ -24,6 +25,8 @@ from test_pg_redo import (
 )
 
 from pytest_walredo.pg import rmgr
+from pytest_walredo.pg import xlogrecord as xr
+from pytest_walredo.pg.redo import RedoError
 
 
 def test_update_whose_block_1_names_the_new_block_is_an_update_on_one_page() -> None:
@@ -40,3 +43,19 @@ def test_update_whose_block_1_names_the_new_block_is_an_update_on_one_page() -> 
     expected.add_item(tuple_bytes(xmin=20, ctid=(0, 2), infomask=XMAX_INVALID | UPDATED, data=b"AAAAnew"))
     expected.prune_xid = 20
     assert out == expected.to_bytes()
+
+
+# --------------------------------------------------------------------------- framework: messages and CONTEXT lines
+
+
+@pytest.mark.parametrize(("rmid", "info", "context"), [
+    (11, 0xF0, "Btree/UNKNOWN (F0): "),  # xlog_outdesc's "UNKNOWN (%X)", upper case (not pg_waldump's %x)
+    (12, 0xD2, "Hash/UNKNOWN (D0): "),  # the info's low bits are not part of the opcode
+    (0, 0xC0, "XLOG/UNKNOWN (C0): "),
+    (1, 0x00, "Transaction/UNKNOWN (0): "),
+])
+def test_the_context_of_a_record_of_an_unknown_opcode(rmid: int, info: int, context: str) -> None:
+    raw = xr.make_record(rmid=rmid, info=info, main_data=b"\x01", blocks=[block(0)]).encode()
+    with pytest.raises(RedoError) as err:
+        redo(heap_page().to_bytes(), raw)
+    assert err.value.context == f"WAL redo at 1/2000 for {context}"

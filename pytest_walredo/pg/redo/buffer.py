@@ -95,6 +95,8 @@ def record_context(rec: DecodedRecord, body: RmgrRecord | None, end_lsn: int, pg
     if body is None:  # the record did not parse: name it from its info bits, as rm_identify does
         known = record_name(rec.rmid, rec.info, pg_version) if rec.rmid != RM_XLOG_ID else \
             xlog_record_name(rec.info)
+        if known is not None and known.startswith("UNKNOWN"):
+            known = None  # pg_waldump's "UNKNOWN (f0)"; xlog_outdesc prints "UNKNOWN (F0)"
         what = f"{name}/{known or f'UNKNOWN ({rec.info & 0xF0:X})'}: "
     else:
         what = f"{name}/{body.identify(pg_version, flavour)}: {body.describe(pg_version, flavour)}"
