@@ -55,6 +55,10 @@ class Module:
     timeout_multiplier: float = 15.0
 
 
+# The tests of the redo model every pg/redo row runs (in-process, about a second together).
+REDO_TESTS = ("test_pg_redo.py", "test_pg_redo_edges.py", "test_vectors_redo.py", "test_corpus_default.py",
+              "test_record_kinds.py")
+
 # Edit here when a module moves or gains a test file. Only fast, in-process tests belong here:
 # mutmut runs them once per mutant.
 MODULES: tuple[Module, ...] = (
@@ -62,7 +66,23 @@ MODULES: tuple[Module, ...] = (
     Module("pg/page", ("pg/page.py",), ("test_pg_page.py", "test_pg_page_edges.py")),
     Module("pg/xlogrecord", ("pg/xlogrecord.py",), ("test_pg_xlogrecord.py",)),
     Module("pg/compression", ("pg/compression.py",), ("test_pg_compression.py",)),
-    Module("pg/redo", ("pg/redo/*.py",), ("test_pg_redo.py", "test_vectors_redo.py")),
+    # the redo routines, one row per rmgr (or group), each with the redo tests every rmgr shares
+    # (hand-built records, the Neon vectors, the shipped corpora of real PostgreSQL WAL, every
+    # drawable kind applied once) and its own
+    Module("pg/redo/heap.py", ("pg/redo/heap.py",), REDO_TESTS),
+    Module("pg/redo/heap2.py", ("pg/redo/heap2.py",), (*REDO_TESTS, "test_pg_redo_btree.py")),  # + LOCK_UPDATED
+    Module("pg/redo/btree+btree_delete", ("pg/redo/btree.py", "pg/redo/btree_delete.py"),
+           (*REDO_TESTS, "test_pg_redo_btree.py", "test_pg_redo_btree_edges.py")),
+    Module("pg/redo/buffer+neon+__init__", ("pg/redo/buffer.py", "pg/redo/neon.py", "pg/redo/__init__.py"),
+           (*REDO_TESTS, "test_pg_redo_btree.py", "test_pg_redo_gin.py")),  # + Neon's btree and GIN rules
+    Module("pg/redo/hash+hash_vacuum", ("pg/redo/hash.py", "pg/redo/hash_vacuum.py"),
+           (*REDO_TESTS, "test_pg_redo_hash.py")),
+    Module("pg/redo/gin.py", ("pg/redo/gin.py",), (*REDO_TESTS, "test_pg_redo_gin.py", "test_pg_redo_gin_edges.py")),
+    Module("pg/redo/gist.py", ("pg/redo/gist.py",), (*REDO_TESTS, "test_pg_redo_gist.py")),
+    Module("pg/redo/spgist.py", ("pg/redo/spgist.py",), (*REDO_TESTS, "test_pg_redo_spgist.py")),
+    Module("pg/redo/brin.py", ("pg/redo/brin.py",), (*REDO_TESTS, "test_strategies_brin.py")),
+    Module("pg/redo/sequence+generic+xlog", ("pg/redo/sequence.py", "pg/redo/generic.py", "pg/redo/xlog.py"),
+           (*REDO_TESTS, "test_strategies_am_seq.py")),
     Module("process/client", ("process/client.py",),
            ("test_client.py", "test_client_edges.py", "test_pipe_transport.py",
             "test_client_reader.py"), 4.0),
