@@ -9,8 +9,9 @@ from __future__ import annotations
 import struct
 
 import pytest
-from test_pg_redo_gin import META, OLD_LSN, _entry, _internal, blk, redo, tup
+from test_pg_redo_gin import META, OLD_LSN, _entry, _internal, blk, leaf_page, redo, tup
 
+from pytest_walredo.pg import xlogrecord as xr
 from pytest_walredo.pg.gin_page import (
     GIN_LIST,
     INVALID_BLOCK,
@@ -19,10 +20,12 @@ from pytest_walredo.pg.gin_page import (
     gin_init_page,
     posting_items,
 )
+from pytest_walredo.pg.gin_posting import compress_posting_list
 from pytest_walredo.pg.page import Page
 from pytest_walredo.pg.redo import RedoError
-from pytest_walredo.pg.rmgr.gin import EntryInsert, GinInsert, GinVacuumDataLeafPage, InternalInsert
+from pytest_walredo.pg.rmgr.gin import EntryInsert, GinInsert, GinSplit, GinVacuumDataLeafPage, InternalInsert
 from pytest_walredo.pg.rmgr.gin_fast import GinInsertListPage, GinUpdateMetaPage
+from pytest_walredo.pg.rmgr.ginxlog import LeafActions
 
 REL_ = (1663, 5, 16384)
 
@@ -161,3 +164,21 @@ def test_insert_listpage_whose_tuples_do_not_fit_is_an_error() -> None:
     _fails("failed to add item to index page", redo, None, GinInsertListPage(INVALID_BLOCK, 2, big + big),
            [blk(0, will_init=True)])
 
+
+
+# --------------------------------------------------------------------------- data leaf actions, splits
+
+
+def test_a_data_leaf_insert_of_no_actions_changes_only_pd_lsn() -> None:
+    page = leaf_page([compress_posting_list([(1, 1), (1, 4)])[0]])
+    out = redo(page, GinInsert(True, True, LeafActions.decode(struct.pack("<H", 0), "test")), [blk(0)])
+    assert out.data[8:] == page.data[8:] and out.lsn != page.lsn
+
+
+def test_a_root_split_needs_the_image_of_the_root_too() -> None:
+    left = _entry([tup(b"a")])
+    image = xr.ImageRef.from_page(left.to_bytes(), 15)
+    body = GinSplit(REL_, INVALID_BLOCK, 0, 0, 2 | 4)  # ISLEAF | ISROOT
+    blocks = [blk(0, 7, image=image), blk(1, 8, image=image), blk(2, 0)]
+    _fails("GIN split record did not contain a full-page image of root page",
+           lambda: redo(_entry([tup(b"r")]), body, blocks, blkno=0))
