@@ -266,3 +266,20 @@ def test_half_dead_marking_needs_a_next_item_in_the_parent() -> None:
     raw = record(body, [block(4, block_id=0, will_init=True), block(8, block_id=1)])
     _fails(parent, raw, "half-dead marking: parent item 2 has no next item on the page", blkno=8,
            kind="MARK_PAGE_HALFDEAD")
+
+
+def test_a_metapage_record_without_its_metadata_is_an_error_naming_the_block() -> None:
+    body = rmgr.BtreeInsert(1, itup(30), 0x20, None)  # INSERT_META whose metadata an image replaced
+    raw = record(body, [block(4, block_id=0), block(3, block_id=1), block(0, block_id=2, will_init=True)])
+    _fails(None, raw, "btree metapage block 2 carries no metadata", kind="INSERT_META")
+
+
+def test_half_dead_marking_of_a_parent_item_too_short_for_a_downlink_is_an_error() -> None:
+    parent = Page.initialized(16)
+    BTPageOpaque(0, 0, 1, 0, 0).write(parent)
+    parent.add_item(itup(30, (3, 0)))
+    parent.add_item(b"\x00\x00\x04")
+    parent.lsn = OLD_LSN
+    body = rmgr.BtreeMarkPageHalfdead(poffset=1, leafblk=4, leftblk=3, rightblk=5, topparent=0xFFFFFFFF)
+    raw = record(body, [block(4, block_id=0, will_init=True), block(8, block_id=1)])
+    _fails(parent, raw, "index tuple is 3 bytes, shorter than its 8-byte header", blkno=8, kind="MARK_PAGE_HALFDEAD")
