@@ -83,7 +83,7 @@ MODULES: tuple[Module, ...] = (
            (*REDO_TESTS, "test_pg_redo_spgist.py", "test_pg_redo_spgist_edges.py")),
     Module("pg/redo/brin.py", ("pg/redo/brin.py",), (*REDO_TESTS, "test_strategies_brin.py", "test_pg_redo_brin_edges.py")),
     Module("pg/redo/sequence+generic+xlog", ("pg/redo/sequence.py", "pg/redo/generic.py", "pg/redo/xlog.py"),
-           (*REDO_TESTS, "test_strategies_am_seq.py")),
+           (*REDO_TESTS, "test_strategies_am_seq.py", "test_pg_redo_seq_generic_xlog_edges.py")),
     Module("process/client", ("process/client.py",),
            ("test_client.py", "test_client_edges.py", "test_pipe_transport.py",
             "test_client_reader.py"), 4.0),
