@@ -283,3 +283,53 @@ def test_half_dead_marking_of_a_parent_item_too_short_for_a_downlink_is_an_error
     body = rmgr.BtreeMarkPageHalfdead(poffset=1, leafblk=4, leftblk=3, rightblk=5, topparent=0xFFFFFFFF)
     raw = record(body, [block(4, block_id=0, will_init=True), block(8, block_id=1)])
     _fails(parent, raw, "index tuple is 3 bytes, shorter than its 8-byte header", blkno=8, kind="MARK_PAGE_HALFDEAD")
+
+
+def test_insert_onto_a_never_initialized_page_is_the_pages_error() -> None:
+    raw = record(rmgr.BtreeInsert(1, itup(30)), [block(0, block_id=0)])
+    _fails(None, raw, r"corrupted page pointers: lower = 0, upper = 0, special = 0", kind="INSERT_LEAF")
+
+
+def test_split_whose_right_page_data_is_not_tuples_is_an_error() -> None:
+    body = rmgr.BtreeSplit(0, 2, 2, 0, False, b"", itup(0, (0, 0)), b"\x01\x02\x03")
+    with pytest.raises(RedoError, match=r"^_bt_restore_page: .+") as err:
+        redo(None, _split_raw(body), blkno=9)
+    assert err.value.context is not None
+
+
+def test_split_resets_the_left_pages_cycle_id() -> None:
+    # btree_xlog_split: lopaque->btpo_cycleid = 0 (the right page's is 0 in vanilla too)
+    body = rmgr.BtreeSplit(0, 3, 3, 0, False, b"", itup(30, (0, 0)), right_area([itup(30)]))
+    left = redo(leaf([10, 20, 30], cycleid=7), _split_raw(body), blkno=5)
+    assert BTPageOpaque.unpack(left.data) == BTPageOpaque(0, 9, 0, BTP_INCOMPLETE_SPLIT | BTP_LEAF, 0)
+
+
+def _posting_page(keys_before: list[int]) -> Page:
+    orig = Page.initialized(16)
+    BTPageOpaque(0, 0, 0, BTP_LEAF, 0).write(orig)
+    for k in keys_before:
+        orig.add_item(itup(k))
+    orig.add_item(form_posting(itup(20), [(1, 1), (1, 5), (1, 9)]))
+    orig.lsn = OLD_LSN
+    return orig
+
+
+def test_split_with_a_posting_list_split_at_the_last_item_of_the_page() -> None:
+    # the posting list is item 2 of 2; every old item stays left and the new item follows it
+    body = rmgr.BtreeSplit(0, 3, 3, 2, True, itup(20, (1, 6)), itup(30, (0, 0)), right_area([itup(30)]))
+    got = items(redo(_posting_page([10]), _split_raw(body), blkno=5))
+    assert heap_tids(got[2]) == [(1, 1), (1, 5), (1, 6)] and got[3] == itup(20, (1, 9))
+
+
+def test_split_with_a_posting_list_split_of_an_item_that_is_no_posting_list_is_an_error() -> None:
+    body = rmgr.BtreeSplit(0, 3, 2, 2, True, itup(10, (1, 6)), itup(30, (0, 0)), right_area([itup(30)]))
+    with pytest.raises(RedoError) as err:
+        redo(leaf([10, 20, 30]), _split_raw(body), blkno=5)
+    assert "posting" in str(err.value) and " for Btree/SPLIT_L: " in (err.value.context or "")
+
+
+def test_split_whose_rewritten_posting_list_does_not_fit_is_an_error() -> None:
+    # the 8096-byte high key and item 1 fit (8120 of 8152 bytes), the 32-byte posting list does not
+    body = rmgr.BtreeSplit(0, 3, 3, 2, True, itup(20, (1, 6)), _big(30, 8096), right_area([itup(30)]))
+    _fails(_posting_page([10]), _split_raw(body), "failed to add new posting list item to left page after split",
+           blkno=5, kind="SPLIT_L")
