@@ -73,8 +73,9 @@ MODULES: tuple[Module, ...] = (
     Module("pg/redo/heap2.py", ("pg/redo/heap2.py",), (*REDO_TESTS, "test_pg_redo_btree.py")),  # + LOCK_UPDATED
     Module("pg/redo/btree+btree_delete", ("pg/redo/btree.py", "pg/redo/btree_delete.py"),
            (*REDO_TESTS, "test_pg_redo_btree.py", "test_pg_redo_btree_edges.py")),
+    # (+ the btree and GIN tests: Neon's rules for them are in neon.py)
     Module("pg/redo/buffer+neon+__init__", ("pg/redo/buffer.py", "pg/redo/neon.py", "pg/redo/__init__.py"),
-           (*REDO_TESTS, "test_pg_redo_btree.py", "test_pg_redo_gin.py")),  # + Neon's btree and GIN rules
+           (*REDO_TESTS, "test_pg_redo_btree.py", "test_pg_redo_btree_edges.py", "test_pg_redo_gin.py")),
     Module("pg/redo/hash+hash_vacuum", ("pg/redo/hash.py", "pg/redo/hash_vacuum.py"),
            (*REDO_TESTS, "test_pg_redo_hash.py")),
     Module("pg/redo/gin.py", ("pg/redo/gin.py",), (*REDO_TESTS, "test_pg_redo_gin.py", "test_pg_redo_gin_edges.py")),

@@ -10,9 +10,23 @@ from __future__ import annotations
 import struct
 
 import pytest
-from test_pg_redo_btree import LSN, OLD_LSN, block, items, itup, key_of, leaf, record, redo, right_area
+from test_pg_redo_btree import (
+    LSN,
+    OLD_LSN,
+    N,
+    _split,
+    block,
+    items,
+    itup,
+    key_of,
+    leaf,
+    record,
+    redo,
+    right_area,
+)
 
 from pytest_walredo.pg import rmgr
+from pytest_walredo.pg import xlogrecord as xr
 from pytest_walredo.pg.btree_page import BTP_INCOMPLETE_SPLIT, BTP_LEAF, BTP_META, BTP_ROOT, BTPageOpaque
 from pytest_walredo.pg.btree_posting import form_posting, heap_tids
 from pytest_walredo.pg.page import Page
@@ -333,3 +347,13 @@ def test_split_whose_rewritten_posting_list_does_not_fit_is_an_error() -> None:
     body = rmgr.BtreeSplit(0, 3, 3, 2, True, itup(20, (1, 6)), _big(30, 8096), right_area([itup(30)]))
     _fails(_posting_page([10]), _split_raw(body), "failed to add new posting list item to left page after split",
            blkno=5, kind="SPLIT_L")
+
+
+@pytest.mark.parametrize("cycleid", [0, 0xFF7F])  # MAX_BT_CYCLE_ID is 0xFF7F
+@pytest.mark.parametrize("compression", ["none", "pglz"])
+def test_neon_split_right_page_takes_any_cycle_id_of_the_left_image(cycleid: int, compression: str) -> None:
+    orig = leaf([10, 20, 30, 40, 50, 60], cycleid=cycleid)
+    image = xr.ImageRef.from_page(orig.to_bytes(), 17, compression=compression,
+                                  force_compression=compression != "none")
+    _o, raw, _right, _h = _split(False, left_image=image)
+    assert BTPageOpaque.unpack(redo(None, raw, blkno=9, fl=N).data).cycleid == cycleid

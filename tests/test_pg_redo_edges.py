@@ -585,7 +585,7 @@ def test_lock_all_frozen_cleared_clears_only_the_all_frozen_bit() -> None:
 
 @pytest.mark.parametrize(("rmid", "info", "context"), [
     (11, 0xF0, "Btree/UNKNOWN (F0): "),  # xlog_outdesc's "UNKNOWN (%X)", upper case (not pg_waldump's %x)
-    (12, 0xD2, "Hash/UNKNOWN (D0): "),  # the info's low bits are not part of the opcode
+    (12, 0xD3, "Hash/UNKNOWN (D0): "),  # the info's low bits are not part of the opcode
     (0, 0xC0, "XLOG/UNKNOWN (C0): "),
     (1, 0x00, "Transaction/UNKNOWN (0): "),
 ])
@@ -774,3 +774,15 @@ def test_visible_without_a_visibility_bit_initializes_a_new_vm_page_without_an_l
     # the PageInit'ed page keeps pd_lsn 0
     raw = record(rmgr.Heap2Visible(cutoff_xid=10, flags=0), [block(0, fork=VM_FORK), block(6, block_id=1)])
     assert redo(None, raw, fork=VM_FORK) == Page.initialized().to_bytes()
+
+
+def test_a_page_error_inside_a_routine_is_reported_with_the_pages_message_and_the_context() -> None:
+    page = heap_page(tuple_bytes(data=b"a"), tuple_bytes(data=b"b"))
+    page.upper = 20  # pd_upper below pd_lower: PageRepairFragmentation refuses the page
+    with pytest.raises(Exception) as expected:  # what the page code says (test_pg_page.py)
+        Page(page.to_bytes()).repair_fragmentation()
+    body = rmgr.Heap2Prune(latest_removed_xid=1, nredirected=0, ndead=1, dead=(1,))
+    with pytest.raises(RedoError) as err:
+        redo(page.to_bytes(), record(body, [block(0)], v=15), v=15)
+    assert str(err.value) == str(expected.value) == "corrupted page pointers: lower = 32, upper = 20, special = 8192"
+    assert err.value.context == "WAL redo at 1/2000 for Heap2/PRUNE: latestRemovedXid 1 nredirected 0 ndead 1"
