@@ -23,7 +23,14 @@ from pytest_walredo.pg.gin_page import (
 from pytest_walredo.pg.gin_posting import compress_posting_list
 from pytest_walredo.pg.page import Page
 from pytest_walredo.pg.redo import RedoError
-from pytest_walredo.pg.rmgr.gin import EntryInsert, GinInsert, GinSplit, GinVacuumDataLeafPage, InternalInsert
+from pytest_walredo.pg.rmgr.gin import (
+    EntryInsert,
+    GinInsert,
+    GinSplit,
+    GinVacuumDataLeafPage,
+    GinVacuumPage,
+    InternalInsert,
+)
 from pytest_walredo.pg.rmgr.gin_fast import GinInsertListPage, GinUpdateMetaPage
 from pytest_walredo.pg.rmgr.ginxlog import LeafActions
 
@@ -182,3 +189,14 @@ def test_a_root_split_needs_the_image_of_the_root_too() -> None:
     blocks = [blk(0, 7, image=image), blk(1, 8, image=image), blk(2, 0)]
     _fails("GIN split record did not contain a full-page image of root page",
            lambda: redo(_entry([tup(b"r")]), body, blocks, blkno=0))
+
+
+def test_vacuum_page_without_its_image_names_the_failure() -> None:
+    with pytest.raises(RedoError, match=r"^replay of gin entry tree page vacuum did not restore the page$"):
+        redo(_entry([tup(b"a")]), GinVacuumPage(), [blk(0)])
+
+
+def test_vacuum_data_leaf_with_an_unknown_action_is_postgres_error() -> None:
+    page = leaf_page([compress_posting_list([(1, 1)])[0]])
+    leaf = LeafActions.decode(struct.pack("<HBB", 2, 0, 7) + b"junk", "test")
+    _fails("unexpected GIN leaf action: 7", redo, page, GinVacuumDataLeafPage(leaf), [blk(0)])
