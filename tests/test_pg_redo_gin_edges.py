@@ -21,7 +21,7 @@ from pytest_walredo.pg.gin_page import (
     posting_items,
 )
 from pytest_walredo.pg.gin_posting import compress_posting_list
-from pytest_walredo.pg.page import Page
+from pytest_walredo.pg.page import LP_UNUSED, PD_HAS_FREE_LINES, ItemId, Page
 from pytest_walredo.pg.redo import RedoError
 from pytest_walredo.pg.rmgr.gin import (
     EntryInsert,
@@ -200,3 +200,13 @@ def test_vacuum_data_leaf_with_an_unknown_action_is_postgres_error() -> None:
     page = leaf_page([compress_posting_list([(1, 1)])[0]])
     leaf = LeafActions.decode(struct.pack("<HBB", 2, 0, 7) + b"junk", "test")
     _fails("unexpected GIN leaf action: 7", redo, page, GinVacuumDataLeafPage(leaf), [blk(0)])
+
+
+def test_update_meta_appends_after_the_last_item_even_with_a_free_line_pointer() -> None:
+    # ginRedoUpdateMetapage adds each tuple at an explicit offset (maxoff + 1)
+    tail = _entry([tup(b"a"), tup(b"b")], GIN_LIST)
+    tail.set_item_id(1, ItemId(0, LP_UNUSED, 0))
+    tail.set_flag(PD_HAS_FREE_LINES)
+    body = GinUpdateMetaPage(REL_, META, INVALID_BLOCK, INVALID_BLOCK, 1, tup(b"c"))
+    out = redo(tail, body, [blk(0, 0, will_init=True), blk(1, 7)])
+    assert out.max_offset() == 3 and out.item(3) == tup(b"c") and out.item_id(1).flags == LP_UNUSED

@@ -11,6 +11,7 @@ from test_pg_redo_gist import LSN, NSN, _split, block, items, page_of, redo, tup
 
 from pytest_walredo.pg import rmgr
 from pytest_walredo.pg.gist_page import F_LEAF, F_TUPLES_DELETED, GistOpaque
+from pytest_walredo.pg.page import LP_UNUSED, PD_HAS_FREE_LINES, ItemId
 from pytest_walredo.pg.redo import RedoError
 
 
@@ -57,3 +58,13 @@ def test_internal_split_pages_are_not_leaves() -> None:
     blocks = [block(3, 0), block(20, 1, will_init=True), block(21, 2, will_init=True)]
     last = redo(None, body, blocks, blkno=21)
     assert GistOpaque.read(last) == GistOpaque(NSN, 44, 0)
+
+
+def test_page_update_appends_after_the_last_item_even_with_a_free_line_pointer() -> None:
+    # gistRedoPageUpdateRecord adds each tuple at an explicit offset (maxoff + 1), so an unused
+    # line pointer (PD_HAS_FREE_LINES) is not reused
+    page = page_of([tup(1), tup(2)])
+    page.set_item_id(1, ItemId(0, LP_UNUSED, 0))
+    page.set_flag(PD_HAS_FREE_LINES)
+    after = redo(page, rmgr.GistPageUpdate(0, 1, (), (tup(3),)), [block(3, 0)])
+    assert after.max_offset() == 3 and after.item(3) == tup(3) and after.item_id(1).flags == LP_UNUSED
