@@ -24,7 +24,7 @@ from test_pg_redo_spgist import (
 
 from pytest_walredo.pg import rmgr
 from pytest_walredo.pg.redo import RedoError
-from pytest_walredo.pg.spgist_page import SPGIST_LEAF, SPGIST_NULLS, SpgOpaque
+from pytest_walredo.pg.spgist_page import SPGIST_DEAD, SPGIST_LEAF, SPGIST_NULLS, SpgOpaque, dead_tuple
 
 
 @pytest.mark.parametrize("nulls", [False, True])
@@ -95,3 +95,37 @@ def test_an_error_of_the_page_code_is_reported_with_its_message_and_context() ->
         redo(before, _add_leaf(2, 0, leaf(3)), [block(3, 0)])
     assert str(err.value) == "SPGiST tuple to be replaced is not a placeholder"
     assert err.value.context is not None and " for SPGist/ADD_LEAF: " in err.value.context
+
+
+def test_move_leafs_onto_an_existing_page_keeps_its_items() -> None:
+    body = rmgr.SpgMoveLeafs(1, False, False, False, 2, 1, XID, False, (2,), (2, 3), (leaf(2), leaf(7)))
+    blocks = [block(3, 0), block(9, 1), block(20, 2)]
+    dst = redo(page_of([leaf(5)]), body, blocks, blkno=9)
+    assert items(dst) == [leaf(5), leaf(2), leaf(7)]
+
+
+def test_move_leafs_onto_a_new_page_of_nulls() -> None:
+    body = rmgr.SpgMoveLeafs(1, True, False, True, 2, 1, XID, False, (2,), (1, 2), (leaf(2), leaf(7)))
+    blocks = [block(3, 0), block(9, 1, will_init=True), block(20, 2)]
+    dst = redo(None, body, blocks, blkno=9)
+    assert items(dst) == [leaf(2), leaf(7)] and SpgOpaque.read(dst).flags == SPGIST_LEAF | SPGIST_NULLS
+
+
+def test_picksplit_onto_an_existing_destination_page_keeps_its_items() -> None:
+    body = _pick(init_dest=False, toinsert=(2, 3, 2))
+    blocks = [block(3, 0), block(11, 1), block(20, 2)]
+    dest = redo(page_of([leaf(9)]), body, blocks, blkno=11)
+    assert items(dest) == [leaf(9), leaf(7)]
+
+
+def test_picksplit_onto_a_new_inner_page_of_nulls() -> None:
+    body = _pick(init_inner=True, off_inner=1, stores_nulls=True)
+    blocks = [block(3, 0), block(11, 1, will_init=True), block(20, 2, will_init=True)]
+    innerp = redo(None, body, blocks, blkno=20)
+    assert items(innerp) == [inner([(3, 1), (11, 1)])] and SpgOpaque.read(innerp).flags == SPGIST_NULLS
+
+
+def test_vacuum_leaf_kills_every_dead_item() -> None:
+    body = rmgr.SpgVacuumLeaf(XID, False, (1, 3), (), (), (), (), ())
+    got = redo(page_of([leaf(1), leaf(2), leaf(3)]), body, [block(3, 0)])
+    assert items(got) == [dead_tuple(SPGIST_DEAD), leaf(2), dead_tuple(SPGIST_DEAD)]
