@@ -56,12 +56,15 @@ def _all_visible(page: Page) -> Page:
 # --------------------------------------------------------------------------- offsets and line pointers
 
 
-def test_insert_two_past_the_last_line_pointer_panics() -> None:
-    # heap_xlog_insert: PANIC when PageGetMaxOffsetNumber(page) + 1 < offnum; one past is fine
+@pytest.mark.parametrize(("offnum", "message"), [
+    (3, "invalid max offset number"),  # PageGetMaxOffsetNumber(page) + 1 < offnum; one past is fine
+    (1, "failed to add tuple"),  # PageAddItem(..., overwrite) refuses a used ItemId (a WARNING)
+])
+def test_insert_at_an_offset_it_cannot_use_panics(offnum: int, message: str) -> None:
     page = heap_page(tuple_bytes(xmin=3, data=b"a"))
     tup = rmgr.XlTuple(2, 0, 24, b"\x00x")
-    with pytest.raises(RedoError, match=r"^invalid max offset number$") as err:
-        redo(page.to_bytes(), record(rmgr.HeapInsert(3, 0, tup), [block(0)], xid=6))
+    with pytest.raises(RedoError, match=f"^{message}$") as err:
+        redo(page.to_bytes(), record(rmgr.HeapInsert(offnum, 0, tup), [block(0)], xid=6))
     _context(err, "INSERT")
 
 
@@ -72,15 +75,6 @@ def test_update_two_past_the_last_line_pointer_panics() -> None:
     with pytest.raises(RedoError, match=r"^invalid max offset number$") as err:
         redo(page.to_bytes(), record(body, [block(0)], xid=9))
     _context(err, "UPDATE")
-
-
-def test_insert_onto_a_used_line_pointer_fails_to_add_the_tuple() -> None:
-    # PageAddItem(..., overwrite) refuses a used ItemId (a WARNING), then heap_xlog_insert PANICs
-    page = heap_page(tuple_bytes(xmin=3, data=b"a"))
-    tup = rmgr.XlTuple(2, 0, 24, b"\x00x")
-    with pytest.raises(RedoError, match=r"^failed to add tuple$") as err:
-        redo(page.to_bytes(), record(rmgr.HeapInsert(1, 0, tup), [block(0)], xid=6))
-    _context(err, "INSERT")
 
 
 def test_insert_reuses_an_unused_line_pointer_at_its_offset() -> None:
