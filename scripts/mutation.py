@@ -77,7 +77,7 @@ MODULES: tuple[Module, ...] = (
     Module("pg/redo/buffer+neon+__init__", ("pg/redo/buffer.py", "pg/redo/neon.py", "pg/redo/__init__.py"),
            (*REDO_TESTS, "test_pg_redo_btree.py", "test_pg_redo_btree_edges.py", "test_pg_redo_gin.py")),
     Module("pg/redo/hash+hash_vacuum", ("pg/redo/hash.py", "pg/redo/hash_vacuum.py"),
-           (*REDO_TESTS, "test_pg_redo_hash.py")),
+           (*REDO_TESTS, "test_pg_redo_hash.py", "test_pg_redo_hash_edges.py")),
     Module("pg/redo/gin.py", ("pg/redo/gin.py",), (*REDO_TESTS, "test_pg_redo_gin.py", "test_pg_redo_gin_edges.py")),
     Module("pg/redo/gist.py", ("pg/redo/gist.py",), (*REDO_TESTS, "test_pg_redo_gist.py", "test_pg_redo_gist_edges.py")),
     Module("pg/redo/spgist.py", ("pg/redo/spgist.py",),
