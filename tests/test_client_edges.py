@@ -19,12 +19,13 @@ from pytest_walredo.process import (
     LaunchConfig,
     MemoryTransport,
     WalredoClient,
+    WalredoHang,
     WalredoPoisoned,
     WalredoProcess,
     WalredoProcessError,
     WalredoTimeout,
 )
-from pytest_walredo.process.client import PipeTransport
+from pytest_walredo.process.client import PipeTransport, TransportClosed
 from pytest_walredo.protocol import BLCKSZ, RedoRequest, RelTag
 from pytest_walredo.testing.fake import fake_config
 
@@ -317,8 +318,12 @@ def test_crash_while_an_earlier_answer_waits_for_its_owner(launch: Callable[...,
 
 
 class _StuckWriter(MemoryTransport):
+    """A process that never reads its stdin: a write waits until the transport is aborted."""
+
     async def write_all(self, data: bytes) -> None:
-        await asyncio.sleep(3600)
+        while not self._aborted:
+            await asyncio.sleep(0.01)
+        raise TransportClosed(self.closed_message)
 
 
 @pytest.mark.asyncio
@@ -483,3 +488,281 @@ async def test_surplus_bytes_from_a_process_name_the_request_and_carry_its_stder
         assert later.value.cause is err
     finally:
         await client.aclose()
+
+
+# ---------------------------------------------------------------------------------------------
+# Deadlines: each call's own timeout, across event loops, and only on the calls still running
+# (the ``wait_for`` bounds below only keep a broken client from hanging the test)
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_a_short_timeout_fires_on_time_behind_a_call_with_a_long_one() -> None:
+    """Two calls with timeouts other than the client's: the later one's shorter deadline is
+    not held up by the earlier one's longer deadline."""
+    client = WalredoClient(_StuckWriter(), timeout=60)
+    first = asyncio.ensure_future(client.ping(timeout=3600))
+    while client.requests_sent < 1:
+        await asyncio.sleep(0)
+    with pytest.raises(WalredoTimeout, match=r"waited more than 0\.05s for its turn to write"):
+        await asyncio.wait_for(client.ping(timeout=0.05), 10)
+    assert not first.done()
+    client.close()
+    with pytest.raises((WalredoPoisoned, WalredoProcessError)):
+        await first
+
+
+def test_the_client_timeout_still_applies_after_moving_to_another_event_loop() -> None:
+    """A call on the first loop leaves the client's shared timer pending when that loop
+    closes; a call that hangs on the next loop still times out."""
+    transport = MemoryTransport()
+    client = WalredoClient(transport, timeout=0.3)
+    assert asyncio.run(client.ping()) == ZERO  # its timer is still due when the loop closes
+    transport.auto = False
+
+    async def hang() -> None:
+        with pytest.raises(WalredoTimeout, match=r"#1 \(ping\) waited more than 0.3s for its answer"):
+            await asyncio.wait_for(client.ping(), 10)
+
+    asyncio.run(hang())
+
+
+@pytest.mark.asyncio
+async def test_an_expiring_deadline_leaves_the_tasks_of_finished_calls_alone() -> None:
+    """#1 finishes while #0 still waits; when #0's deadline expires, the task that made #1
+    goes on undisturbed (it is not cancelled for a call it finished)."""
+    transport = MemoryTransport()
+    client = _HoldFirst(transport, timeout=0.1)
+    first = asyncio.ensure_future(client.ping())
+    while client.requests_sent < 1:
+        await asyncio.sleep(0)
+
+    async def second_then_more() -> str:
+        assert await client.ping() == ZERO
+        await asyncio.sleep(0.3)  # still running when #0's deadline expires
+        return "finished"
+
+    other = asyncio.ensure_future(second_then_more())
+    with pytest.raises(WalredoTimeout, match=r"#0 \(ping\) waited more than 0.1s"):
+        await asyncio.wait_for(first, 10)
+    assert await asyncio.wait_for(other, 10) == "finished"
+
+
+class _LaggingStderr:
+    """A stand-in process whose stderr reader has not yet taken in the line the process wrote
+    before it misbehaved: the line shows up once the reader is asked about it again."""
+
+    pid = 4242
+
+    def __init__(self, line: str) -> None:
+        self.line = line
+        self.tail = ""
+        self.looks = 0
+
+    def stderr_settled(self) -> bool:
+        self.looks += 1
+        if self.looks > 1:
+            self.tail = self.line  # the reader caught up
+        return self.looks > 1
+
+    def stderr_tail(self) -> str:
+        return self.tail
+
+
+@pytest.mark.asyncio
+async def test_an_error_waits_for_the_stderr_line_written_before_it() -> None:
+    process = _LaggingStderr("LOG:  about to write garbage\n")
+    transport = MemoryTransport()
+    client = WalredoClient(transport, timeout=60, process=process, owns_process=False)  # type: ignore[arg-type]
+    transport.feed(b"x")
+    with pytest.raises(WalredoProcessError) as info:
+        await client.ping()
+    assert str(info.value).startswith("walredo process 4242 wrote 1 byte(s) more than the answers")
+    assert info.value.stderr_tail == "LOG:  about to write garbage\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# The hang check's probe, driven by hand: a stand-in process and a stand-in quiescence probe
+# whose verdict the test gives, so that each case happens in a known order
+# ---------------------------------------------------------------------------------------------
+
+
+class _Idle:
+    """A stand-in for a live process that the hang check may probe and the client may kill."""
+
+    pid = 4243
+    stdin_fd = stdout_fd = stderr_fd = -1
+
+    def __init__(self) -> None:
+        self.killed = False
+        self.seccomp_modes = [2, 0]  # what /proc would say at the first look, then later
+
+    def dead(self) -> bool:
+        return False
+
+    def seccomp_mode(self) -> int:
+        return self.seccomp_modes.pop(0) if len(self.seccomp_modes) > 1 else self.seccomp_modes[0]
+
+    def kill(self) -> None:
+        self.killed = True
+
+    def stderr_tail(self) -> str:
+        return ""
+
+
+class _Probes:
+    """Replaces the quiescence probe: each probe waits until the test answers it."""
+
+    def __init__(self) -> None:
+        self.started: list[asyncio.Future[bool]] = []
+        self.tasks: list[asyncio.Task[bool]] = []  # the probes themselves
+        self.cancelled = 0
+
+    async def __call__(self, *args: object, **kw: object) -> bool:
+        verdict: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self.tasks.append(asyncio.current_task())  # type: ignore[arg-type]
+        self.started.append(verdict)
+        try:
+            return await verdict
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+
+    async def next(self, n: int) -> asyncio.Future[bool]:
+        while len(self.started) < n:
+            await asyncio.sleep(0.001)
+        return self.started[n - 1]
+
+
+@pytest.fixture
+def probes(monkeypatch: pytest.MonkeyPatch) -> _Probes:
+    from pytest_walredo.process import client as client_module
+
+    fake = _Probes()
+    monkeypatch.setattr(client_module, "wait_quiescent", fake)
+    return fake
+
+
+@pytest.mark.asyncio
+async def test_a_probe_cut_short_by_an_answer_does_not_stop_later_hang_checks(probes: _Probes) -> None:
+    """An answer arrives while the hang check probes the process: the probe is dropped, and a
+    later call that really hangs is still found (by a new probe)."""
+    transport = MemoryTransport(auto=False)
+    client = WalredoClient(transport, timeout=60, hang_check=0.01, process=_Idle(),  # type: ignore[arg-type]
+                           owns_process=False)
+    first = asyncio.ensure_future(client.ping())
+    await asyncio.wait_for(probes.next(1), 10)
+    transport.release()  # the answer comes while the probe runs
+    assert await first == ZERO
+    assert probes.cancelled == 1
+    second = asyncio.ensure_future(client.ping())
+    verdict = await asyncio.wait_for(probes.next(2), 10)
+    verdict.set_result(True)
+    with pytest.raises(WalredoHang):
+        await asyncio.wait_for(second, 10)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="Task.uncancel is Python 3.11+")
+@pytest.mark.asyncio
+async def test_a_cancellation_from_outside_stays_one_when_the_hang_check_strikes_too(
+        probes: _Probes) -> None:
+    transport = MemoryTransport(auto=False)
+    client = WalredoClient(transport, timeout=60, hang_check=0.01, process=_Idle(),  # type: ignore[arg-type]
+                           owns_process=False)
+    call = asyncio.ensure_future(client.ping())
+    verdict = await asyncio.wait_for(probes.next(1), 10)
+    # the caller's own cancellation, in the same step as the hang check's (which acts on the
+    # probe's verdict first)
+    probes.tasks[0].add_done_callback(lambda _: call.cancel())
+    verdict.set_result(True)
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    assert client.poisoned and "cancelled while reading answers" in (client.poison_reason or "")
+
+
+@pytest.mark.asyncio
+async def test_the_seccomp_mode_is_the_one_read_after_the_first_answer() -> None:
+    client = WalredoClient(MemoryTransport(), timeout=60, process=_Idle(),  # type: ignore[arg-type]
+                           owns_process=False)
+    for _ in range(3):
+        assert await client.ping() == ZERO
+    assert client.seccomp_mode_after_first_request == 2
+
+
+@pytest.mark.asyncio
+async def test_a_failed_ping_is_not_dumped(tmp_path: Path) -> None:
+    """Only redo requests are worth saving for replay; a ping that fails leaves no file."""
+    from pytest_walredo.process import FailureDumper
+
+    seen: list[bytes] = []
+    dumper = FailureDumper(tmp_path / "dumps", on_dump=lambda path, data, tail: seen.append(data))
+    client = WalredoClient(MemoryTransport(auto=False), timeout=0.05, dumper=dumper)
+    with pytest.raises(WalredoTimeout) as info:
+        await client.ping()
+    assert info.value.dump_path is None and seen == []
+    assert not (tmp_path / "dumps").exists()
+
+
+def test_a_call_right_after_the_client_went_idle_gets_its_answer(
+        launch: Callable[..., WalredoProcess]) -> None:
+    """The pipes leave the event loop once no call is in flight; a call made in the very next
+    loop pass registers them again and must not lose that registration to the leaving."""
+    async def run() -> None:
+        client = WalredoClient(launch(), timeout=10, owns_process=False)
+        for _ in range(3):
+            assert await client.ping() == ZERO
+            await asyncio.sleep(0)  # the client parks its pipes in this pass
+        await client.aclose()
+
+    asyncio.run(run())
+
+
+class _ReaderStuckInside(WalredoClient):
+    """The caller reading answers (holding the stdout lock) is stuck where neither an abort
+    nor a poison reaches it, until ``gate`` opens; nothing wakes the event loop meanwhile."""
+
+    gate: asyncio.Event
+
+    async def _read_response(self) -> bytes:
+        await self.gate.wait()
+        return await super()._read_response()
+
+
+def test_close_from_another_thread_wakes_a_caller_waiting_for_its_answer() -> None:
+    """A caller waits for its answer while another reads; the client is closed from another
+    thread: the waiting caller fails as poisoned at once, not when the event loop next wakes
+    up for some other reason (here: a watchdog opening the reader's gate after 5 s)."""
+    client = _ReaderStuckInside(MemoryTransport(auto=False), timeout=60)
+    outcome: list[object] = []
+    loop = asyncio.new_event_loop()
+    client.gate = asyncio.Event()
+    watchdog = threading.Timer(5, loop.call_soon_threadsafe, (client.gate.set,))
+
+    async def run() -> None:
+        reading = asyncio.ensure_future(client.ping())  # #0 takes the stdout lock
+        while client.requests_sent < 1:
+            await asyncio.sleep(0)
+        waiting = asyncio.ensure_future(client.ping())  # #1 waits for #0's reader
+        while client.requests_sent < 2:
+            await asyncio.sleep(0)
+        await asyncio.sleep(0.01)
+        watchdog.start()
+        # closed while this loop sleeps in select() (the original passes whatever the timing)
+        threading.Timer(0.05, client.close).start()
+        try:
+            await waiting
+        except BaseException as exc:  # (the outcome is checked below)
+            outcome.append((exc, client.gate.is_set()))
+        client.gate.set()
+        with pytest.raises((WalredoPoisoned, WalredoProcessError)):
+            await reading
+
+    try:
+        loop.run_until_complete(run())
+    finally:
+        watchdog.cancel()
+        loop.close()
+    assert len(outcome) == 1, outcome
+    err, gate_was_open = outcome[0]  # type: ignore[misc]
+    assert isinstance(err, WalredoPoisoned) and "the client was closed" in str(err)
+    assert not gate_was_open

@@ -5,8 +5,10 @@ moving between event loops, and the stdin lock's hand-over when a caller is canc
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import random
+import select
 import sys
 import threading
 import time
@@ -574,6 +576,59 @@ def test_an_abort_on_the_loop_unregisters_every_fd(death: bool) -> None:
         assert not loop.remove_reader(p.to_us_r) and not loop.remove_writer(p.from_us_w)
         if p.death_r is not None:
             assert not loop.remove_reader(p.death_r)
+
+    try:
+        asyncio.run(main())
+    finally:
+        p.close()
+
+
+def test_an_io_error_while_taking_in_reaches_the_reader_and_ends_the_watch(
+        pipes: Pipes, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The read the event loop makes on the reader's behalf fails once (EIO, as on a dying
+    terminal): the waiting reader gets that error, the bytes behind it are not passed off as
+    the answer, and the failed fd is no longer watched (it would wake the loop for nothing)."""
+    real_readv = os.readv
+    failures = [OSError(errno.EIO, "Input/output error")]
+
+    def readv(fd: int, buffers: list[memoryview]) -> int:
+        # (fails the first read that would find bytes: the one made for the waiting reader)
+        if fd == pipes.to_us_r and failures and select.select([fd], [], [], 0)[0]:
+            raise failures.pop()
+        return real_readv(fd, buffers)
+
+    monkeypatch.setattr(os, "readv", readv)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.02, pipes.feed, b"x" * BLCKSZ)  # while the reader waits
+        with pytest.raises(OSError) as info:
+            await pipes.transport.read_exactly(BLCKSZ)
+        assert info.value.errno == errno.EIO and not failures
+        assert not loop.remove_reader(pipes.to_us_r)
+        with pytest.raises(OSError):  # and so does every later read
+            await pipes.transport.read_exactly(1)
+
+    asyncio.run(main())
+
+
+def test_a_death_pipe_that_can_no_longer_be_watched_counts_as_a_death() -> None:
+    """A death fd that select() refuses (closed: the process and its fds are gone) means the
+    process is gone: an empty stdout pipe is then the end of the stream, and a write that
+    finds no room says nobody reads."""
+    p = Pipes()
+
+    async def main() -> None:
+        # (closed here, once the loop has its fds: no new fd takes the number meanwhile)
+        assert p.death_r is not None
+        os.close(p.death_r)
+        p.death_r = None
+        t = p.transport
+        with pytest.raises(asyncio.IncompleteReadError) as info:
+            await t.read_exactly(BLCKSZ)
+        assert info.value.partial == b""
+        with pytest.raises(BrokenPipeError, match="nobody reads its stdin"):
+            await t.write_all(bytes(4 * WRITE_BACKLOG))
 
     try:
         asyncio.run(main())
