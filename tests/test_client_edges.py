@@ -766,3 +766,23 @@ def test_close_from_another_thread_wakes_a_caller_waiting_for_its_answer() -> No
     err, gate_was_open = outcome[0]  # type: ignore[misc]
     assert isinstance(err, WalredoPoisoned) and "the client was closed" in str(err)
     assert not gate_was_open
+
+
+@pytest.mark.asyncio
+async def test_an_answer_read_for_a_late_caller_is_not_held_up_by_the_readers_own() -> None:
+    """#1's caller reads answer #0 on #0's behalf and waits on for its own; #0's caller, arriving
+    late, takes its answer at once instead of waiting until #1's answer comes."""
+    transport = MemoryTransport(auto=False)
+    client = _HoldFirst(transport, timeout=60)
+    first = asyncio.ensure_future(client.apply(_request(0)))
+    second = asyncio.ensure_future(client.apply(_request(1)))
+    while len(transport.held) < 2 * BLCKSZ:
+        await asyncio.sleep(0)
+    transport.release(BLCKSZ)  # answer #0 only
+    while transport.buffered():
+        await asyncio.sleep(0)  # #1's caller read it
+    client.gate.set()
+    assert await asyncio.wait_for(first, 10) == bytes([0]) * BLCKSZ
+    assert not second.done()
+    transport.release()
+    assert await second == bytes([1]) * BLCKSZ
