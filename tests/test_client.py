@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
 import random
 import signal
 import sys
@@ -44,6 +45,35 @@ from pytest_walredo.testing.fake import fake_config
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pipes and /proc")
 
 ZERO = bytes(BLCKSZ)
+
+MUTATION_TEST_LIMIT = 10.0
+"""Seconds a test of the client may take in a mutation run (see mutation_time_limit)."""
+
+
+class _MutantHangs(Exception):
+    pass
+
+
+@pytest.fixture(autouse=True)
+def mutation_time_limit() -> Iterator[None]:
+    """In a mutation run (scripts/mutation.py sets $WALREDO_MUTATION_EXAMPLES), a mutant that
+    makes a call hang (no deadline, a reader never woken) fails the test after
+    MUTATION_TEST_LIMIT seconds instead of using up mutmut's much longer time-out for the whole
+    test list. Not in ordinary runs: there no test of the client is timed."""
+    if not os.environ.get("WALREDO_MUTATION_EXAMPLES") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise _MutantHangs(f"the test took more than {MUTATION_TEST_LIMIT:g}s under a mutant")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, MUTATION_TEST_LIMIT)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def echo_requests(n: int, seed: int = 0) -> list[RedoRequest]:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from test_client import mutation_time_limit  # noqa: F401 (autouse: a mutant that hangs fails fast)
 
 from pytest_walredo.process import (
     Call,
