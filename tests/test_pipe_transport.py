@@ -634,3 +634,44 @@ def test_a_death_pipe_that_can_no_longer_be_watched_counts_as_a_death() -> None:
         asyncio.run(main())
     finally:
         p.close()
+
+
+def test_a_loop_left_with_a_stale_registration_drops_it_quietly(pipes: Pipes) -> None:
+    """The transport moves to another loop while the loop it was registered with (running in
+    another thread) has already found stdout readable: that loop's callback, finding itself
+    stale, unregisters the fd without an error, and the new loop's reader gets the bytes."""
+    t = pipes.transport
+    errors: list[dict[str, object]] = []
+    loop_a = asyncio.new_event_loop()
+    loop_a.set_exception_handler(lambda loop, context: errors.append(context))
+    thread = threading.Thread(target=loop_a.run_forever, daemon=True)
+    thread.start()
+    blocked, release = threading.Event(), threading.Event()
+    try:
+        # a read that waits for its byte: stdout is registered with loop A from here on
+        threading.Timer(0.02, pipes.feed, (b"a",)).start()
+        assert asyncio.run_coroutine_threadsafe(t.read_exactly(1), loop_a).result(10) == b"a"
+
+        def hold() -> None:  # holds loop A after its select() found stdout readable
+            blocked.set()
+            release.wait(10)
+
+        def arm() -> None:
+            pipes.feed(b"b")
+            loop_a.call_soon(hold)  # runs ahead of A's readable callback in A's next pass
+
+        loop_a.call_soon_threadsafe(arm)
+        assert blocked.wait(10)
+
+        async def read_on_b() -> bytes:
+            return await t.read_exactly(1)
+
+        assert asyncio.run(read_on_b()) == b"b"  # moves the transport to loop B
+        release.set()
+        asyncio.run_coroutine_threadsafe(asyncio.sleep(0.01), loop_a).result(10)
+    finally:
+        release.set()
+        loop_a.call_soon_threadsafe(loop_a.stop)
+        thread.join(10)
+        loop_a.close()
+    assert errors == []
