@@ -787,3 +787,42 @@ async def test_an_answer_read_for_a_late_caller_is_not_held_up_by_the_readers_ow
     assert not second.done()
     transport.release()
     assert await second == bytes([1]) * BLCKSZ
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing: what a failed write says, and ending the input behind other calls
+# ---------------------------------------------------------------------------------------------
+
+
+def test_a_request_to_a_process_that_is_gone_names_the_write(launch: Callable[..., WalredoProcess]) -> None:
+    proc = launch()
+    proc.kill()
+    proc.wait(30)
+    client = WalredoClient(proc, timeout=60, owns_process=False)
+    with pytest.raises(WalredoProcessError) as info:
+        asyncio.run(client.ping())
+    assert str(info.value).startswith(f"walredo process {proc.pid} ")
+    assert "closed its stdin while request #0 (ping) was written" in str(info.value)
+
+
+def test_input_ended_behind_a_call_still_in_flight_comes_after_its_request(
+        launch: Callable[..., WalredoProcess]) -> None:
+    """A call with ``end_input`` made while an earlier answer is still owed: its bytes reach the
+    process before the end of input does, so both calls are answered."""
+    from pytest_walredo.protocol import Ping
+
+    client = WalredoClient(launch(), timeout=60, owns_process=False)
+
+    async def run() -> list[bytes]:
+        return await asyncio.gather(client.ping(), client.apply_raw(Ping().encode(), end_input=True))
+
+    assert asyncio.run(run()) == [ZERO, ZERO]
+
+
+@pytest.mark.asyncio
+async def test_ending_the_input_of_a_transport_that_cannot_says_so() -> None:
+    client = WalredoClient(MemoryTransport(), timeout=60)
+    with pytest.raises(WalredoProcessError) as info:
+        await client.apply_raw(_request(0).encode(), end_input=True)
+    assert str(info.value) == "the walredo transport was closed under request #0 (raw request)"
+    assert str(info.value.internal_cause) == "MemoryTransport cannot end the input"  # type: ignore[attr-defined]

@@ -365,7 +365,7 @@ async def test_the_locks_say_whether_a_caller_holds_them() -> None:
     assert lock.locked()  # the waiter holds it now
     lock.release()
     assert not lock.locked()
-    with pytest.raises(RuntimeError, match="not held"):
+    with pytest.raises(RuntimeError, match=r"^the stdin lock is not held$"):
         lock.release()
 
 
