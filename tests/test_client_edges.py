@@ -826,3 +826,25 @@ async def test_ending_the_input_of_a_transport_that_cannot_says_so() -> None:
         await client.apply_raw(_request(0).encode(), end_input=True)
     assert str(info.value) == "the walredo transport was closed under request #0 (raw request)"
     assert str(info.value.internal_cause) == "MemoryTransport cannot end the input"  # type: ignore[attr-defined]
+
+
+def test_a_client_busy_on_one_event_loop_refuses_calls_from_another() -> None:
+    client = WalredoClient(MemoryTransport(auto=False), timeout=60)
+    loop_a = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop_a.run_forever, daemon=True)
+    thread.start()
+    try:
+        in_flight = asyncio.run_coroutine_threadsafe(client.ping(), loop_a)  # never answered
+        while client.requests_sent < 1:
+            time.sleep(0.001)
+        with pytest.raises(RuntimeError) as info:
+            asyncio.run(client.ping())
+        assert str(info.value) == ("WalredoClient is in use on another event loop; one client serves "
+                                   "one loop at a time")
+        loop_a.call_soon_threadsafe(client.close)
+        with pytest.raises((WalredoPoisoned, WalredoProcessError)):
+            in_flight.result(10)
+    finally:
+        loop_a.call_soon_threadsafe(loop_a.stop)
+        thread.join(10)
+        loop_a.close()
