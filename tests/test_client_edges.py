@@ -180,9 +180,9 @@ async def test_the_deadline_alone_is_a_timeout_naming_the_phase() -> None:
 def test_launch_passes_options_on(tmp_path: Path) -> None:
     from pytest_walredo.testing.fake import fake_config as cfg
 
-    client = WalredoClient.launch(cfg(tmp_path), timeout=7.5)
+    client = WalredoClient.launch(cfg(tmp_path), timeout=7.5, hang_check=2.5)
     try:
-        assert client.timeout == 7.5 and client.process is not None
+        assert client.timeout == 7.5 and client.hang_check == 2.5 and client.process is not None
         assert asyncio.run(client.ping()) == ZERO
     finally:
         client.close()
@@ -848,3 +848,4 @@ def test_a_client_busy_on_one_event_loop_refuses_calls_from_another() -> None:
         loop_a.call_soon_threadsafe(loop_a.stop)
         thread.join(10)
         loop_a.close()
+
