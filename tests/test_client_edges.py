@@ -849,3 +849,17 @@ def test_a_client_busy_on_one_event_loop_refuses_calls_from_another() -> None:
         thread.join(10)
         loop_a.close()
 
+
+
+@pytest.mark.asyncio
+async def test_an_idle_client_leaves_no_fd_with_the_event_loop(launch: Callable[..., WalredoProcess]) -> None:
+    """Once no call is in flight the pipes leave the event loop (the process may close them,
+    and a closed fd left in the selector would break whatever gets its number next)."""
+    proc = launch()
+    client = WalredoClient(proc, timeout=60, owns_process=False)
+    assert await client.ping() == ZERO
+    await asyncio.sleep(0)  # (parked in the loop pass after the last call)
+    loop = asyncio.get_running_loop()
+    assert not loop.remove_reader(proc.stdout_fd)
+    assert not loop.remove_reader(proc.death_fd)
+    assert await client.ping() == ZERO  # and the next call registers them again
