@@ -304,15 +304,19 @@ async def test_other_io_errors_are_named() -> None:
 
 def test_crash_while_an_earlier_answer_waits_for_its_owner(launch: Callable[..., WalredoProcess]) -> None:
     async def run() -> None:
-        client = _HoldFirst(launch("--crash-at", "1"), timeout=60)
+        client = _HoldFirst(launch("--crash-at", "1", "--ready"), timeout=60)
         first = asyncio.ensure_future(client.apply(_request(0)))
         while client.requests_sent < 1:
             await asyncio.sleep(0.001)
-        with pytest.raises(WalredoProcessError, match=r"closed its stdout before answering request #1"):
+        with pytest.raises(WalredoProcessError, match=r"closed its stdout before answering request #1") as crash:
             await client.apply(_request(1))
         client.gate.set()
-        with pytest.raises(WalredoPoisoned):
+        with pytest.raises(WalredoPoisoned) as poisoned:
             await first
+        # #0's caller learns what the crash said, and which of its requests went unanswered
+        assert poisoned.value.request_no == 0
+        assert poisoned.value.returncode == crash.value.returncode is not None
+        assert poisoned.value.stderr_tail is not None and "fake walredo ready" in poisoned.value.stderr_tail
         await client.aclose()
 
     asyncio.run(run())
