@@ -867,3 +867,48 @@ async def test_an_idle_client_leaves_no_fd_with_the_event_loop(launch: Callable[
     assert not loop.remove_reader(proc.stdout_fd)
     assert not loop.remove_reader(proc.death_fd)
     assert await client.ping() == ZERO  # and the next call registers them again
+
+
+def test_a_poisoned_call_carries_the_stderr_of_the_failure_not_later_lines(
+        launch: Callable[..., WalredoProcess]) -> None:
+    """Surplus bytes poison the client while the process lives on; what it writes on stderr
+    later (here: on its way out) is not passed off as the failure's stderr."""
+    proc = launch("--extra-at", "0", "--ready", "--stderr-no-newline", "goodbye")
+
+    async def run() -> None:
+        client = WalredoClient(proc, timeout=60, owns_process=False)
+        with pytest.raises(WalredoProcessError) as failure:
+            for _ in range(100):  # the 16 bytes may arrive after the first answer was read
+                await client.ping()
+        assert failure.value.stderr_tail == "fake walredo ready"
+        client.transport.end_input()  # type: ignore[attr-defined]
+        assert proc.wait(30) is not None and proc.wait_stderr(30)
+        assert "goodbye" in proc.stderr_tail()
+        with pytest.raises(WalredoPoisoned) as poisoned:
+            await client.ping()
+        assert poisoned.value.stderr_tail == "fake walredo ready"
+
+    asyncio.run(run())
+
+
+def test_a_client_poisoned_by_a_cancellation_names_the_processes_stderr(
+        launch: Callable[..., WalredoProcess]) -> None:
+    proc = launch("--hang-at", "0", "--ready")
+    for _ in range(10_000):  # (its start-up line is in before anything goes wrong)
+        if "fake walredo ready" in proc.stderr_tail():
+            break
+        time.sleep(0.001)
+
+    async def run() -> None:
+        client = WalredoClient(proc, timeout=60, owns_process=False)
+        call = asyncio.ensure_future(client.ping())
+        while client.requests_sent < 1:
+            await asyncio.sleep(0.001)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        with pytest.raises(WalredoPoisoned) as poisoned:
+            await client.ping()
+        assert poisoned.value.stderr_tail is not None and "fake walredo ready" in poisoned.value.stderr_tail
+
+    asyncio.run(run())
