@@ -242,18 +242,23 @@ async def test_poisoned_calls_carry_the_cause() -> None:
     assert str(info.value.cause) == "walredo client closed"
     assert repr(aclosed) == "<WalredoClient sent=0 poisoned: the client was closed>"
 
-    cancelled = WalredoClient(MemoryTransport(auto=False), timeout=60)
-    task = asyncio.ensure_future(cancelled.ping())
-    while cancelled.requests_sent < 1:
-        await asyncio.sleep(0)
+    poisoned = await _poisoned_by_a_cancellation(WalredoClient(MemoryTransport(auto=False), timeout=60))
+    assert isinstance(poisoned.cause, asyncio.CancelledError)
+    assert str(poisoned.cause) == "request #0 cancelled while reading answers"
+
+
+async def _poisoned_by_a_cancellation(client: WalredoClient) -> WalredoPoisoned:
+    """Cancel a ping while it waits for its answer; return what the next call raises."""
+    task = asyncio.ensure_future(client.ping())
+    while client.requests_sent < 1:
+        await asyncio.sleep(0.001)
     await asyncio.sleep(0)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     with pytest.raises(WalredoPoisoned) as info:
-        await cancelled.ping()
-    assert isinstance(info.value.cause, asyncio.CancelledError)
-    assert str(info.value.cause) == "request #0 cancelled while reading answers"
+        await client.ping()
+    return info.value
 
 
 @pytest.mark.asyncio
@@ -900,15 +905,7 @@ def test_a_client_poisoned_by_a_cancellation_names_the_processes_stderr(
         time.sleep(0.001)
 
     async def run() -> None:
-        client = WalredoClient(proc, timeout=60, owns_process=False)
-        call = asyncio.ensure_future(client.ping())
-        while client.requests_sent < 1:
-            await asyncio.sleep(0.001)
-        call.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await call
-        with pytest.raises(WalredoPoisoned) as poisoned:
-            await client.ping()
-        assert poisoned.value.stderr_tail is not None and "fake walredo ready" in poisoned.value.stderr_tail
+        poisoned = await _poisoned_by_a_cancellation(WalredoClient(proc, timeout=60, owns_process=False))
+        assert poisoned.stderr_tail is not None and "fake walredo ready" in poisoned.stderr_tail
 
     asyncio.run(run())
