@@ -888,6 +888,10 @@ class _ShimServer:
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 pass_fds=(life_r, theirs.fileno()), env=env, close_fds=True,
                 start_new_session=True)
+        except BaseException:
+            os.close(life_w)
+            ours.close()
+            raise
         finally:
             os.close(life_r)
             theirs.close()
