@@ -90,7 +90,8 @@ MODULES: tuple[Module, ...] = (
     Module("process/client", ("process/client.py",),
            ("test_client.py", "test_client_edges.py", "test_pipe_transport.py",
             "test_client_reader.py"), 4.0),
-    Module("process/sandbox", ("process/sandbox.py",), ("test_process_sandbox.py", "test_refserver_launch.py"), 4.0),
+    Module("process/sandbox", ("process/sandbox.py",),
+           ("test_process_sandbox.py", "test_refserver_launch.py", "test_sandbox_units.py"), 4.0),
     Module("process/quiescence", ("process/quiescence.py",), ("test_quiescence.py",), 4.0),
     Module("refserver/machine", ("refserver/machine.py",), ("test_refserver_machine.py",)),
 )
