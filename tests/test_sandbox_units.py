@@ -214,6 +214,9 @@ def test_a_stuck_supervisor_is_killed_on_close_and_the_binary_with_it(
     # close() waits SWEEP_SECONDS + 10 for the supervisor: make that 0.1 s
     monkeypatch.setattr(sandbox, "SWEEP_SECONDS", -9.9)
     os.kill(proc.shim_pid, signal.SIGSTOP)
+    if mode == "server":  # kill() never blocks, even when nobody reads the requests
+        for _ in range(fcntl.fcntl(proc._lifeline, _F_GETPIPE_SZ) + 1):
+            proc.kill()
     assert proc.close() == -signal.SIGKILL
     assert _wait_until(lambda: _gone(proc.pid))
     shim_status = 0 if mode == "server" else -signal.SIGKILL  # (a forked shim's is the server's)
@@ -709,6 +712,15 @@ def test_the_bulk_read_of_a_flood_keeps_exactly_the_lines_that_fit(keep: int) ->
                 assert (capture.tail(), capture.total_lines) == _line_by_line(stream, 5, keep), stream
 
 
+@pytest.mark.parametrize("stream", [b"L\nz\n\n\n\n", b"L\nz\na\n\na\n"])
+def test_the_bulk_read_keeps_empty_lines_that_just_fit(stream: bytes) -> None:
+    r, w = os.pipe()
+    os.write(w, stream)
+    capture = _reader(r, line_limit=5, keep=3)
+    _finish(capture, w)
+    assert (capture.tail(), capture.total_lines) == _line_by_line(stream, 5, 3)
+
+
 _HOLDER = """
 import os, sys
 from pytest_walredo.process.sandbox import _StderrCapture
@@ -720,7 +732,14 @@ print("reading", flush=True)
 
 
 def test_a_reader_on_a_pipe_held_open_does_not_keep_the_interpreter_alive() -> None:
-    """A descendant nobody could kill may hold stderr forever: the runner must still exit."""
+    """A descendant nobody could kill may hold stderr forever: the runner must still exit
+    (here and in a fresh interpreter)."""
+    r, w = os.pipe()
+    capture = _reader(r)
+    capture.stop()
+    assert capture.join(30)
+    capture.close_fds()
+    os.close(w)
     done = subprocess.run([sys.executable, "-c", _HOLDER], capture_output=True, text=True,
                           timeout=60, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
     assert done.returncode == 0 and done.stdout == "reading\n", done.stderr
