@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from test_process_sandbox import _expected_tail  # the tail reading line by line gives
 
 from pytest_walredo.process import LaunchConfig, WalredoLaunchError, WalredoProcess, sandbox
 from pytest_walredo.process.sandbox import (
@@ -675,25 +676,6 @@ def test_a_read_error_ends_the_reader_with_a_warning_and_keeps_the_last_line(
         "[walredo pid 4321] abc"]
 
 
-def _line_by_line(stream: bytes, line_limit: int, keep: int) -> tuple[str, int]:
-    """The tail and line count that reading ``stream`` one line at a time gives."""
-    lines = stream.split(b"\n")
-    if not lines[-1]:
-        lines.pop()  # (an unfinished last line is finished at EOF)
-    kept: list[str] = []
-    size = 0
-    for line in lines:
-        text = line[:line_limit].decode("utf-8", "replace")
-        if len(line) > line_limit:
-            text += f" [... {len(line) - line_limit} more bytes of this line dropped]"
-        text = text[-keep:]
-        kept.append(text)
-        size += len(text) + 1
-        while size > keep and len(kept) > 1:
-            size -= len(kept.pop(0)) + 1
-    return "\n".join(kept), len(lines)
-
-
 _PIECES = [b"", b"a", b"bb", b"cccc", b"dddddd", "é".encode(), "éé".encode()]
 
 
@@ -709,7 +691,7 @@ def test_the_bulk_read_of_a_flood_keeps_exactly_the_lines_that_fit(keep: int) ->
                 os.write(w, stream)
                 capture = _reader(r, line_limit=5, keep=keep)
                 _finish(capture, w)
-                assert (capture.tail(), capture.total_lines) == _line_by_line(stream, 5, keep), stream
+                assert (capture.tail(), capture.total_lines) == _expected_tail(stream, 5, keep), stream
 
 
 @pytest.mark.parametrize("stream", [b"L\nz\n\n\n\n", b"L\nz\na\n\na\n"])
@@ -718,7 +700,7 @@ def test_the_bulk_read_keeps_empty_lines_that_just_fit(stream: bytes) -> None:
     os.write(w, stream)
     capture = _reader(r, line_limit=5, keep=3)
     _finish(capture, w)
-    assert (capture.tail(), capture.total_lines) == _line_by_line(stream, 5, 3)
+    assert (capture.tail(), capture.total_lines) == _expected_tail(stream, 5, 3)
 
 
 _HOLDER = """
