@@ -374,8 +374,18 @@ def test_a_limit_the_supervisor_cannot_set_names_the_step(
     monkeypatch.setattr(LaunchConfig, "rlimits", lambda self: [("RLIMIT_NOFILE", 10, 1 << 40)])
     with pytest.raises(WalredoLaunchError) as e:
         WalredoProcess.launch(_sh("exit 0", workdir))
-    # (CPython's setrlimit raises ValueError, not OSError, so the shim has no errno to report)
-    assert str(e.value).startswith("cannot launch walredo /bin/sh: could not set its resource limits (")
+    assert str(e.value) == ("cannot launch walredo /bin/sh: could not set its resource limits "
+                            "(Operation not permitted)")
+
+
+def test_a_limit_whose_soft_value_is_above_its_hard_one_is_an_invalid_argument(
+    mode: str, workdir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(LaunchConfig, "rlimits", lambda self: [("RLIMIT_NOFILE", 20, 10)])
+    with pytest.raises(WalredoLaunchError) as e:
+        WalredoProcess.launch(_sh("exit 0", workdir))
+    assert str(e.value) == ("cannot launch walredo /bin/sh: could not set its resource limits "
+                            "(Invalid argument)")
 
 
 def test_launch_failure_stage_defaults_to_the_exec() -> None:

@@ -44,6 +44,7 @@ rlimits and ``no_new_privs`` of SPEC, and only fds 0-2.
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import resource
 import select
@@ -244,6 +245,20 @@ def _run_in_process(entry: Any, argv: list[str], env: dict[str, str]) -> None:
     os._exit(code if isinstance(code, int) else 1)
 
 
+def _set_limit(which: int, soft: int, hard: int) -> None:
+    """Set one resource limit of this process; a refusal is an OSError carrying its errno.
+    (CPython's setrlimit turns EPERM and EINVAL into a ValueError without an errno, which
+    would reach the runner as "Success"; prlimit keeps EPERM's errno, and its ValueError is
+    EINVAL.)"""
+    try:
+        if hasattr(resource, "prlimit"):
+            resource.prlimit(0, which, (soft, hard))
+        else:
+            resource.setrlimit(which, (soft, hard))
+    except ValueError as exc:
+        raise OSError(errno.EINVAL, str(exc)) from None
+
+
 class Shim:
     def __init__(self, spec: dict[str, Any]) -> None:
         self.spec = spec
@@ -354,7 +369,7 @@ class Shim:
             signal.set_wakeup_fd(-1)
             stage = "rlimit"
             for name, soft, hard in self.spec["rlimits"]:
-                resource.setrlimit(getattr(resource, name), (soft, hard))
+                _set_limit(getattr(resource, name), soft, hard)
             if self.spec["no_new_privs"]:
                 stage = "no_new_privs"
                 if prctl is None or prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
