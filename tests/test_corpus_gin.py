@@ -17,12 +17,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from test_corpus_heap_btree import replay_all_matched
 
 from pytest_walredo.corpus.builder import BuildOptions, BuildReport, build_corpus
 from pytest_walredo.corpus.folder import load_corpus
 from pytest_walredo.corpus.format import Entry
-from pytest_walredo.corpus.judge import Verdict, kind_table, model_unsupported
-from pytest_walredo.corpus.replay import reference_for, replay_entries
+from pytest_walredo.corpus.judge import model_unsupported
 from pytest_walredo.corpus.server import DEFAULT_BIN_DIR
 from pytest_walredo.pg.rmgr import build, describe_record, parse
 from pytest_walredo.pg.rmgr.ids import RM_GIN_ID
@@ -54,15 +54,6 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[BuildRepor
             shutil.rmtree(report.wal_dir.parent.parent, ignore_errors=True)
 
 
-def _replay(entries: list[Entry], tmp_path: Path) -> None:
-    results = replay_entries(entries, reference_for(entries, tmp_path), timeout=30)
-    table = kind_table(results)
-    print(table)
-    wrong = [r for r in results if r.verdict is not Verdict.MATCHED]
-    assert not wrong, f"{len(wrong)} of {len(results)} entries not matched:\n{table}" + "\n".join(
-        f"{r.name}: {r.verdict.value} {r.detail}" for r in wrong[:10])
-
-
 def test_reference_reproduces_every_gin_entry(built: tuple[BuildReport, list[Entry]], tmp_path: Path) -> None:
     _, entries = built
     kinds = Counter(e.meta.kind for e in entries)
@@ -71,14 +62,14 @@ def test_reference_reproduces_every_gin_entry(built: tuple[BuildReport, list[Ent
     # a split's pages come back from its images: later entries start with the split record
     firsts = [decode_record(e.decoded_request().records[0][1], 15) for e in entries]
     assert any(r.rmid == RM_GIN_ID and r.info & 0xF0 == 0x30 for r in firsts)
-    _replay(entries, tmp_path / "vanilla")
+    replay_all_matched(entries, tmp_path / "vanilla")
 
 
 def test_reference_reproduces_every_gin_entry_as_neon(built: tuple[BuildReport, list[Entry]],
                                                         tmp_path: Path) -> None:
     _, entries = built
     neon = [dataclasses.replace(e, meta=dataclasses.replace(e.meta, flavour=Flavour.NEON)) for e in entries]
-    _replay(neon, tmp_path / "neon")
+    replay_all_matched(neon, tmp_path / "neon")
 
 
 def test_every_real_gin_record_agrees_with_pg_waldump(built: tuple[BuildReport, list[Entry]]) -> None:

@@ -14,12 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from test_corpus_heap_btree import replay_all_matched
 
 from pytest_walredo.corpus.builder import BuildOptions, build_corpus
 from pytest_walredo.corpus.folder import load_corpus
 from pytest_walredo.corpus.format import Entry
-from pytest_walredo.corpus.judge import Verdict, kind_table
-from pytest_walredo.corpus.replay import reference_for, replay_entries
 from pytest_walredo.corpus.server import DEFAULT_BIN_DIR
 from pytest_walredo.pg.rmgr.ids import RM_HASH_ID
 from pytest_walredo.pg.rmgr.names import record_name
@@ -60,9 +59,4 @@ def test_the_workload_reaches_every_hash_record(corpus: tuple[Path, list[Entry]]
 
 def test_reference_reproduces_every_hash_entry(corpus: tuple[Path, list[Entry]]) -> None:
     tmp, entries = corpus
-    results = replay_entries(entries, reference_for(entries, tmp), timeout=30)
-    table = kind_table(results)
-    print(table)
-    wrong = [r for r in results if r.verdict is not Verdict.MATCHED]
-    assert not wrong, f"{len(wrong)} of {len(results)} entries not matched:\n{table}" + "\n".join(
-        f"{r.name}: {r.verdict.value} {r.detail}" for r in wrong[:10])
+    replay_all_matched(entries, tmp)
