@@ -132,14 +132,22 @@ def run_suite(selection: str, extra: list[str]) -> Timing:
     return timing
 
 
-def _cpu_per_example(strategy: Any, examples: int, repeat: int) -> float:
-    """CPU seconds per example of a test that only draws from ``strategy`` (median)."""
+def _draw_only(strategy: Any, examples: int, counter: list[int] | None = None) -> Any:
+    """A test that only draws ``examples`` values from ``strategy`` (derandomized), counting
+    the examples run in ``counter[1]`` when given."""
     @settings(max_examples=examples, database=None, derandomize=True, deadline=None,
               suppress_health_check=list(HealthCheck))
     @given(strategy)
     def draw_only(value: Any) -> None:
-        pass
+        if counter is not None:
+            counter[1] += 1
 
+    return draw_only
+
+
+def _cpu_per_example(strategy: Any, examples: int, repeat: int) -> float:
+    """CPU seconds per example of a test that only draws from ``strategy`` (median)."""
+    draw_only = _draw_only(strategy, examples)
     times = []
     for _ in range(repeat):
         start = time.process_time()
@@ -171,12 +179,7 @@ def _draws_per_example(strategy: Any, examples: int) -> float | None:
         count[0] += 1
         return inner(self, *a, **kw)
 
-    @settings(max_examples=examples, database=None, derandomize=True, deadline=None,
-              suppress_health_check=list(HealthCheck))
-    @given(strategy)
-    def draw_only(value: Any) -> None:
-        count[1] += 1
-
+    draw_only = _draw_only(strategy, examples, count)
     ConjectureData.draw = counting  # type: ignore[method-assign]
     try:
         draw_only()
