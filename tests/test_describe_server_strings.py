@@ -19,11 +19,10 @@ from hypothesis import strategies as st
 from test_corpus_versions import server_bin
 
 import pytest_walredo.strategies as ws
+from pytest_walredo.corpus.server import DEFAULT_BIN_DIR
 from pytest_walredo.pg.rmgr import describe_record
 from pytest_walredo.pg.version import Flavour
 from pytest_walredo.pg.xlogrecord import decode_record
-
-PG15_BIN = Path("/usr/lib/postgresql/15/bin")
 
 # What separates the literal parts of a description: numbers, list and plan brackets,
 # redirects, the T/F of flags and ", " between flag names (PostgreSQL appends each flag's name
@@ -47,7 +46,7 @@ def _flag_words(piece: str) -> list[str]:
 
 @pytest.mark.parametrize("version", [14, 15, 16, 17])
 def test_descriptions_use_only_the_servers_format_strings(version: int) -> None:
-    bin_dir = PG15_BIN if version == 15 else server_bin(version)
+    bin_dir = DEFAULT_BIN_DIR if version == 15 else server_bin(version)
     if not (bin_dir / "postgres").exists():
         pytest.skip(f"no PostgreSQL {version} server at {bin_dir}")
     text = _strings(bin_dir / "postgres")
