@@ -28,6 +28,7 @@ __all__ = [
     "build",
     "fmt_infobits_15",
     "fmt_infobits_16",
+    "is_catalog_rel_desc",
     "offsets_desc",
 ]
 
@@ -152,6 +153,13 @@ def fmt_infobits_15(infobits: int) -> str:
 def fmt_infobits_16(infobits: int, key: str) -> str:
     """PG16+ style: ``key: [A, B]``."""
     return f"{key}: [" + ", ".join(name for bit, name in _INFOBITS if infobits & bit) + "]"
+
+
+def is_catalog_rel_desc(flag: bool, pg_version: int, sep: str = ": ") -> str:
+    """``, isCatalogRel<sep>T`` (or ``F``) as 17's descriptions append it (``sep`` is ``" "``
+    in gistdesc and hashdesc); nothing before 17. PostgreSQL 16 logs the field but prints it
+    nowhere: its server has no such format string (tests/test_describe_server_strings.py)."""
+    return f", isCatalogRel{sep}{'T' if flag else 'F'}" if pg_version >= 17 else ""
 
 
 def offsets_desc(items: Sequence[int]) -> str:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
-from pytest_walredo.pg.rmgr._base import RmgrDecodeError, RmgrRecord
+from pytest_walredo.pg.rmgr._base import RmgrDecodeError, RmgrRecord, is_catalog_rel_desc
 from pytest_walredo.pg.rmgr.nbtxlog import (
     XLOG_BTREE_MARK_PAGE_HALFDEAD,
     XLOG_BTREE_META_CLEANUP,
@@ -154,9 +154,8 @@ class BtreeReusePage(BtreeRecord):
     def describe(self, pg_version: int, flavour: Flavour) -> str:
         rel = "/".join(str(x) for x in self.rel)
         if pg_version >= 16:
-            # 16 logs isCatalogRel but does not print it
-            catalog = f", isCatalogRel: {'T' if self.is_catalog_rel else 'F'}" if pg_version >= 17 else ""
-            return f"rel: {rel}, snapshotConflictHorizon: {_full_xid(self.conflict_xid)}{catalog}"
+            return (f"rel: {rel}, snapshotConflictHorizon: {_full_xid(self.conflict_xid)}"
+                    + is_catalog_rel_desc(self.is_catalog_rel, pg_version))
         return f"rel {rel}; latestRemovedXid {_full_xid(self.conflict_xid)}"
 
 

@@ -12,7 +12,14 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from pytest_walredo.pg.rmgr._base import RmgrDecodeError, RmgrRecord, offsets, offsets_desc, unpack
+from pytest_walredo.pg.rmgr._base import (
+    RmgrDecodeError,
+    RmgrRecord,
+    is_catalog_rel_desc,
+    offsets,
+    offsets_desc,
+    unpack,
+)
 from pytest_walredo.pg.rmgr.nbtxlog import XLOG_BTREE_DELETE, XLOG_BTREE_VACUUM, BtreeRecord, kv, new_style
 from pytest_walredo.pg.version import Flavour
 
@@ -155,9 +162,7 @@ class BtreeDelete(_Items):
         s = (
             f"snapshotConflictHorizon: {self.conflict_xid}, ndeleted: {self.ndeleted}, "
             f"nupdated: {self.nupdated}"
-        )
-        if pg_version >= 17:  # 16 logs the field but does not print it
-            s += f", isCatalogRel: {'T' if self.is_catalog_rel else 'F'}"
+        ) + is_catalog_rel_desc(self.is_catalog_rel, pg_version)
         if self._has_block_data():
             s += self._arrays_desc()
         return s

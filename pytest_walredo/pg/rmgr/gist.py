@@ -36,7 +36,13 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from pytest_walredo.pg.gist_page import split_packed_tuples
-from pytest_walredo.pg.rmgr._base import RmgrDecodeError, RmgrRecord, UnsupportedRecord, offsets
+from pytest_walredo.pg.rmgr._base import (
+    RmgrDecodeError,
+    RmgrRecord,
+    UnsupportedRecord,
+    is_catalog_rel_desc,
+    offsets,
+)
 from pytest_walredo.pg.rmgr.ids import RM_GIST_ID
 from pytest_walredo.pg.version import Flavour
 
@@ -84,11 +90,6 @@ assert _SPLIT.size == 24 and _REUSE.size == 24 and _PAGE_DELETE.size == 10
 def _full_xid(value: int) -> str:
     """A FullTransactionId as gistdesc prints it: ``epoch:xid``."""
     return f"{value >> 32}:{value & 0xFFFFFFFF}"
-
-
-def _catalog(flag: bool, pg_version: int) -> str:
-    """PG17's ``, isCatalogRel T/F``: 16 has the field but does not print it."""
-    return f", isCatalogRel {'T' if flag else 'F'}" if pg_version >= 17 else ""
 
 
 class GistRecord(RmgrRecord):
@@ -150,8 +151,8 @@ class GistDelete(GistRecord):
 
     def describe(self, pg_version: int, flavour: Flavour) -> str:
         if pg_version >= 16:
-            return f"delete: snapshotConflictHorizon {self.conflict_xid}, nitems: {self.ntodelete}" + _catalog(
-                self.is_catalog_rel, pg_version)
+            return (f"delete: snapshotConflictHorizon {self.conflict_xid}, nitems: {self.ntodelete}"
+                    + is_catalog_rel_desc(self.is_catalog_rel, pg_version, sep=" "))
         return f"delete: latestRemovedXid {self.conflict_xid}, nitems: {self.ntodelete}"
 
 
@@ -174,8 +175,8 @@ class GistPageReuse(GistRecord):
     def describe(self, pg_version: int, flavour: Flavour) -> str:
         rel = "/".join(str(x) for x in self.rel)
         if pg_version >= 16:
-            return f"rel {rel}; blk {self.block}; snapshotConflictHorizon {_full_xid(self.conflict_xid)}" + _catalog(
-                self.is_catalog_rel, pg_version)
+            return (f"rel {rel}; blk {self.block}; snapshotConflictHorizon {_full_xid(self.conflict_xid)}"
+                    + is_catalog_rel_desc(self.is_catalog_rel, pg_version, sep=" "))
         return f"rel {rel}; blk {self.block}; latestRemovedXid {_full_xid(self.conflict_xid)}"
 
 

@@ -27,7 +27,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from pytest_walredo.pg.rmgr._base import RmgrDecodeError, RmgrRecord, offsets, unpack
+from pytest_walredo.pg.rmgr._base import RmgrDecodeError, RmgrRecord, is_catalog_rel_desc, offsets, unpack
 from pytest_walredo.pg.rmgr.hash_xlog import (
     XLOG_HASH_DELETE,
     XLOG_HASH_MOVE_PAGE_CONTENTS,
@@ -218,11 +218,9 @@ class HashVacuumOnePage(HashRecord):
         return head + pack_offsets(self.deleted)
 
     def describe(self, pg_version: int, flavour: Flavour) -> str:
-        if pg_version >= 17:
-            return (f"ntuples {self.ntuples}, snapshotConflictHorizon {self.horizon}, "
-                    f"isCatalogRel {flag_char(self.is_catalog_rel)}")
-        if pg_version == 16:  # 16 logs isCatalogRel but does not print it
-            return f"ntuples {self.ntuples}, snapshotConflictHorizon {self.horizon}"
+        if pg_version >= 16:
+            return (f"ntuples {self.ntuples}, snapshotConflictHorizon {self.horizon}"
+                    + is_catalog_rel_desc(self.is_catalog_rel, pg_version, sep=" "))
         return f"ntuples {self.ntuples}, latestRemovedXid {self.horizon}"
 
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from pytest_walredo.pg.rmgr._base import RmgrDecodeError, RmgrRecord
+from pytest_walredo.pg.rmgr._base import RmgrDecodeError, RmgrRecord, is_catalog_rel_desc
 from pytest_walredo.pg.rmgr.spgxlog import (
     XLOG_SPGIST_VACUUM_LEAF,
     XLOG_SPGIST_VACUUM_REDIRECT,
@@ -96,7 +96,7 @@ class SpgVacuumRedirect(SpgRecord):
         if pg_version <= 15:
             return f"ntoplaceholder: {n}, firstplaceholder: {first}, newestredirectxid: {self.conflict_xid}"
         s = f"ntoplaceholder: {n}, firstplaceholder: {first}, snapshotConflictHorizon: {self.conflict_xid}"
-        return s + (f", isCatalogRel: {'T' if self.is_catalog_rel else 'F'}" if pg_version >= 17 else "")
+        return s + is_catalog_rel_desc(self.is_catalog_rel, pg_version)
 
 
 def _decode_vacuum_leaf(main: bytes, v: int) -> RmgrRecord:
